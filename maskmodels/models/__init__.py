@@ -1,0 +1,4 @@
+"""Encoders and models; each is registered by name."""
+
+from maskmodels.models.classifier import SequenceClassifier
+from maskmodels.models.encoders import ConvGRUEncoder, Encoder

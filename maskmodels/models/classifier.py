@@ -1,0 +1,101 @@
+"""SequenceClassifier: token ids -> mask -> embed -> encoder -> pool -> head."""
+
+import keras
+import tensorflow as tf
+
+from maskmodels import masking
+from maskmodels.layers.pooling import MaskedPooling
+from maskmodels.registry import ENCODERS, POOLINGS, register_model
+
+
+def _component(spec, config, registry):
+  """A layer from a registered name (+ config), a serialized dict, or itself."""
+  if isinstance(spec, str):
+    return registry.get(spec)(**(config or {}))
+  if isinstance(spec, dict):
+    return keras.saving.deserialize_keras_object(spec)
+  if isinstance(spec, keras.layers.Layer):
+    return spec
+  raise TypeError(f"A {registry.kind} must be a registered name "
+                  f"({', '.join(registry.names())}), a Keras layer or a "
+                  f"serialized layer dict; got {type(spec).__name__}.")
+
+
+@register_model("classifier")
+class SequenceClassifier(keras.Model):
+  """Text classifier over token ids with an explicit, threaded mask.
+
+  The mask is computed inside ``call`` from the ids (``ids != pad_id``), the
+  ids are packed to the right-padded layout once, and every later layer gets
+  the mask explicitly.
+
+  Args:
+    vocab_size: embedding rows, including the pad id.
+    num_classes: number of classes (>= 2); binary tasks use 2 logits.
+    embedding_dim: embedding width.
+    encoder: a registered encoder name, a Keras layer, or a serialized dict.
+    encoder_config: keyword arguments for a named encoder.
+    pooling: a registered pooling name, a Keras layer, or a serialized dict.
+    head_units: widths of hidden ReLU layers before the logits.
+    dropout: dropout before each head layer.
+    pad_id: the id that marks padding.
+
+  Call args:
+    ids: int ``[batch, time]``, ``pad_id`` at pad steps (either side).
+
+  Returns:
+    float32 logits ``[batch, num_classes]``.
+  """
+
+  def __init__(self, vocab_size, num_classes=2, embedding_dim=128,
+               encoder="conv_gru", encoder_config=None, pooling="max",
+               head_units=(), dropout=0.0, pad_id=0, **kwargs):
+    super().__init__(**kwargs)
+    if not isinstance(vocab_size, int) or vocab_size < 2:
+      raise ValueError(f"vocab_size must be an int >= 2, got {vocab_size!r}.")
+    if not isinstance(num_classes, int) or num_classes < 2:
+      raise ValueError(f"num_classes must be an int >= 2, got "
+                       f"{num_classes!r}.")
+    self.vocab_size = vocab_size
+    self.num_classes = num_classes
+    self.embedding_dim = embedding_dim
+    self.head_units = list(head_units)
+    self.dropout = dropout
+    self.pad_id = pad_id
+    policy = self.dtype_policy
+    self.embedding = keras.layers.Embedding(vocab_size, embedding_dim,
+                                            dtype=policy, name="embedding")
+    self.encoder = _component(encoder, encoder_config, ENCODERS)
+    self.pooling = _component(pooling, None, POOLINGS)
+    self.head = [keras.layers.Dense(units, activation="relu", dtype=policy,
+                                    name=f"head_{i}")
+                 for i, units in enumerate(self.head_units)]
+    self.head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
+    self.logits = keras.layers.Dense(num_classes, dtype="float32",
+                                     name="logits")
+
+  def build(self, input_shape=None):
+    # Runs one symbolic-free pass so every sublayer creates its weights.
+    if not self.built:
+      self.call(tf.zeros([1, 1], tf.int32), training=False)
+      self.built = True
+
+  def call(self, ids, training=None):
+    ids = tf.convert_to_tensor(ids)
+    mask = masking.mask_from_ids(ids, self.pad_id)
+    ids, mask, _ = masking.to_right_padded(ids, mask)
+    x = self.embedding(ids)
+    x, mask = self.encoder(x, mask=mask, training=training)
+    x = self.pooling(x, mask=mask, training=training)
+    for layer in self.head:
+      x = layer(self.head_dropout(x, training=training))
+    return self.logits(self.head_dropout(x, training=training))
+
+  def get_config(self):
+    return {
+        "name": self.name, "vocab_size": self.vocab_size,
+        "num_classes": self.num_classes, "embedding_dim": self.embedding_dim,
+        "encoder": keras.saving.serialize_keras_object(self.encoder),
+        "pooling": keras.saving.serialize_keras_object(self.pooling),
+        "head_units": self.head_units, "dropout": self.dropout,
+        "pad_id": self.pad_id}

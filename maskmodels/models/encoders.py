@@ -1,0 +1,111 @@
+"""Sequence encoders: ``(inputs, mask) -> (outputs, mask)``."""
+
+import keras
+
+from maskmodels.layers.base import ExplicitMask
+from maskmodels.layers.conv_block import MaskedConvBlock
+from maskmodels.layers.recurrent import MaskedGRU
+from maskmodels.registry import register_encoder
+
+
+class Encoder(ExplicitMask, keras.Model):
+  """Base class of encoders: subclass it, override ``call``, register a name.
+
+  Contract: ``call(inputs, mask=None, training=None)`` takes float
+  ``[batch, time, dim]`` and bool ``[batch, time]`` (True = real step) and
+  returns ``(outputs, mask)``: ``[batch, time', dim']`` and bool
+  ``[batch, time']``, where real outputs depend on real inputs only.
+  """
+
+
+def _per_block(value, count, name):
+  """Expands an int to ``count`` copies, or checks a list has ``count`` items."""
+  if isinstance(value, int):
+    return [value] * count
+  value = list(value)
+  if len(value) != count:
+    raise ValueError(f"{name} must be an int or a list of {count} ints (one "
+                     f"per conv block), got {value!r}.")
+  return value
+
+
+@register_encoder("conv_gru")
+class ConvGRUEncoder(Encoder):
+  """N masked conv blocks, then M masked GRU layers, the mask threaded through.
+
+  Args:
+    conv_filters: filters of each conv block; ``[]`` for no conv block.
+    kernel_size, strides, dilation_rate, pool_size: an int for every block or
+      a list with one value per block.
+    padding: conv padding mode, ``"same"``, ``"valid"`` or ``"causal"``.
+    normalization: ``"batch"``, ``"layer"`` or None, in each conv block.
+    activation: conv block activation.
+    gru_units: units of each GRU layer; ``[]`` for none.
+    bidirectional: whether the GRU layers read both directions.
+    dropout: dropout in conv blocks and on GRU inputs.
+
+  Call args:
+    inputs: float ``[batch, time, dim]``; mask: bool ``[batch, time]``.
+
+  Returns:
+    ``(outputs, mask)``: ``[batch, time', channels]`` and bool
+    ``[batch, time']``, time' shrunk by conv strides and pooling.
+  """
+
+  def __init__(self, conv_filters=(128,), kernel_size=5, strides=1,
+               dilation_rate=1, pool_size=1, padding="same",
+               normalization="batch", activation="relu", gru_units=(128,),
+               bidirectional=True, dropout=0.0, **kwargs):
+    super().__init__(**kwargs)
+    self.conv_filters = list(conv_filters)
+    self.kernel_size = kernel_size
+    self.strides = strides
+    self.dilation_rate = dilation_rate
+    self.pool_size = pool_size
+    self.padding = padding
+    self.normalization = normalization
+    self.activation = activation
+    self.gru_units = list(gru_units)
+    self.bidirectional = bidirectional
+    self.dropout = dropout
+    count = len(self.conv_filters)
+    geometry = zip(self.conv_filters,
+                   _per_block(kernel_size, count, "kernel_size"),
+                   _per_block(strides, count, "strides"),
+                   _per_block(dilation_rate, count, "dilation_rate"),
+                   _per_block(pool_size, count, "pool_size"))
+    policy = self.dtype_policy
+    self.blocks = [
+        MaskedConvBlock(f, k, strides=s, dilation_rate=d, padding=padding,
+                        normalization=normalization, activation=activation,
+                        dropout=dropout, pool_size=p, dtype=policy,
+                        name=f"conv_block_{i}")
+        for i, (f, k, s, d, p) in enumerate(geometry)]
+    self.grus = [
+        MaskedGRU(units, bidirectional=bidirectional, return_sequences=True,
+                  dropout=dropout, dtype=policy, name=f"gru_{i}")
+        for i, units in enumerate(self.gru_units)]
+
+  def build(self, input_shape):
+    channels = input_shape[-1]
+    for block in self.blocks:
+      block.build((None, None, channels))
+      channels = block.filters
+    for gru in self.grus:
+      gru.build((None, None, channels))
+      channels = gru.output_dim
+
+  def call(self, inputs, mask=None, training=None):
+    x = inputs
+    for layer in self.blocks + self.grus:
+      x, mask = layer(x, mask=mask, training=training)
+    return x, mask
+
+  def get_config(self):
+    return {
+        "name": self.name, "conv_filters": self.conv_filters,
+        "kernel_size": self.kernel_size, "strides": self.strides,
+        "dilation_rate": self.dilation_rate, "pool_size": self.pool_size,
+        "padding": self.padding, "normalization": self.normalization,
+        "activation": self.activation, "gru_units": self.gru_units,
+        "bidirectional": self.bidirectional, "dropout": self.dropout}

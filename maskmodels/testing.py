@@ -1,0 +1,259 @@
+"""Padding-invariance checker for maskmodels layers, models and research code.
+
+Usage::
+
+    from maskmodels import testing
+    seqs = testing.random_sequences(8, max_len=20, dim=16)   # float features
+    testing.assert_padding_invariant(my_layer, seqs)          # or ids + model
+
+Two input kinds are understood:
+
+* token ids: each sequence is int ``[length]``; the model is called as
+  ``model(ids, training=False)`` and must derive its mask from ``pad_id``.
+* features: each sequence is float ``[length, dim]``; the layer is called as
+  ``layer(x, mask=mask, training=False)``. Pad steps are filled with large
+  random values, so a layer that reads them is caught.
+
+The output may be ``[batch, dim]`` (pooled), ``(sequence, mask)``, or a
+sequence ``[batch, time, dim]`` on the input's time axis.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from maskmodels import masking
+
+
+class PaddingInvarianceError(AssertionError):
+  """Raised by :func:`assert_padding_invariant`; lists every failed check."""
+
+
+@dataclasses.dataclass
+class Failure:
+  """One failed check: its name, the sequence, and by how much."""
+  check: str
+  detail: str
+  sequence: int | None = None
+  length: int | None = None
+
+  def __str__(self):
+    where = ("" if self.sequence is None else
+             f" sequence {self.sequence} (length {self.length})")
+    return f"[{self.check}]{where}: {self.detail}"
+
+
+def random_sequences(count, max_len, *, vocab_size=None, dim=None, seed=0,
+                     pad_id=0):
+  """Random test sequences with lengths spread over ``0..max_len``.
+
+  Lengths always include 0 and ``max_len`` (when ``count >= 2``).
+
+  Args:
+    count: number of sequences.
+    max_len: the longest length.
+    vocab_size: give this for token ids in ``[0, vocab_size)`` minus pad_id.
+    dim: give this instead for float features ``[length, dim]``.
+    seed: numpy seed.
+    pad_id: the id never drawn for a real step.
+
+  Returns:
+    A list of numpy arrays, int32 ``[length]`` or float32 ``[length, dim]``.
+  """
+  if (vocab_size is None) == (dim is None):
+    raise ValueError("Give exactly one of vocab_size (ids) or dim (features).")
+  rng = np.random.default_rng(seed)
+  lengths = list(rng.integers(0, max_len + 1, size=count))
+  if count >= 2:
+    lengths[0], lengths[1] = 0, max_len
+  sequences = []
+  for length in lengths:
+    if vocab_size is not None:
+      ids = rng.integers(1, vocab_size, size=length)
+      ids = np.where(ids == pad_id, 0 if pad_id else 1, ids)
+      sequences.append(ids.astype(np.int32))
+    else:
+      sequences.append(rng.normal(size=(length, dim)).astype(np.float32))
+  return sequences
+
+
+def _is_ids(sequences):
+  first = np.asarray(sequences[0])
+  return first.ndim == 1 and np.issubdtype(first.dtype, np.integer)
+
+
+def _pad_batch(sequences, width, left, fill, rng):
+  """Stacks sequences into ``[batch, width, ...]`` plus a bool mask."""
+  first = np.asarray(sequences[0])
+  batch = np.empty((len(sequences), width) + first.shape[1:], first.dtype)
+  mask = np.zeros((len(sequences), width), bool)
+  for row, seq in enumerate(sequences):
+    if fill is None:  # features: garbage the layer must not read
+      batch[row] = rng.normal(scale=1e3, size=batch.shape[1:])
+    else:
+      batch[row] = fill
+    start = width - len(seq) if left else 0
+    batch[row, start:start + len(seq)] = seq
+    mask[row, start:start + len(seq)] = True
+  return batch, mask
+
+
+def _call(model, batch, mask, ids):
+  if ids:
+    return model(tf.constant(batch), training=False)
+  return model(tf.constant(batch), mask=tf.constant(mask), training=False)
+
+
+def _real_outputs(outputs, in_mask, ids, pad_id, batch):
+  """Per-sequence outputs restricted to real steps, as numpy arrays."""
+  if isinstance(outputs, (tuple, list)):
+    values, out_mask = outputs
+  else:
+    values, out_mask = outputs, None
+  values = np.asarray(tf.cast(values, tf.float32))
+  if values.ndim == 2:
+    return list(values)
+  if out_mask is None:
+    if values.shape[1] != batch.shape[1]:
+      raise ValueError(
+          "The output changes the time axis but returns no mask; return "
+          "(outputs, mask) so the checker can find the real steps.")
+    out_mask = batch != pad_id if ids else in_mask
+  out_mask = np.asarray(out_mask).astype(bool)
+  return [values[row][out_mask[row]] for row in range(len(values))]
+
+
+def _compare(check, reference, candidate, lengths, atol, rtol):
+  failures = []
+  for i, (ref, got) in enumerate(zip(reference, candidate)):
+    if ref.shape != got.shape:
+      failures.append(Failure(
+          check, f"output shape {got.shape} != {ref.shape} alone", i,
+          lengths[i]))
+      continue
+    if not np.all(np.isfinite(got)):
+      failures.append(Failure(check, "non-finite output", i, lengths[i]))
+      continue
+    if ref.size:
+      diff = np.abs(got - ref)
+      excess = diff - (atol + rtol * np.abs(ref))
+      if np.max(excess) > 0:
+        failures.append(Failure(
+            check, f"max |diff| = {np.max(diff):.3g} exceeds atol {atol:g}"
+            f" (+ rtol {rtol:g})", i, lengths[i]))
+  return failures
+
+
+def _pad_gradient(model, batch, mask, ids, pad_id, seed):
+  """Largest |d loss / d input| over pad positions (embedding rows for ids)."""
+  x = tf.constant(batch)
+  with tf.GradientTape() as tape:
+    if not ids:
+      tape.watch(x)
+    outputs = _call(model, x, mask, ids)
+    if isinstance(outputs, (tuple, list)):
+      values, out_mask = outputs
+      values = masking.apply_mask(values, out_mask)
+    else:
+      values = outputs
+    values = tf.cast(values, tf.float32)
+    weights = tf.random.stateless_normal(tf.shape(values), seed=[seed, 1])
+    loss = tf.reduce_sum(values * weights)
+  if not ids:
+    grad = tape.gradient(loss, x)
+    if grad is None:
+      return 0.0, True
+    grad = np.asarray(grad)
+    return float(np.max(np.abs(grad[~mask]), initial=0.0)), bool(
+        np.all(np.isfinite(grad)))
+  worst, finite, found = 0.0, True, False
+  variables = model.trainable_variables
+  for grad in tape.gradient(loss, variables):
+    if isinstance(grad, tf.IndexedSlices):
+      found = True
+      rows = np.asarray(grad.values)
+      finite &= bool(np.all(np.isfinite(rows)))
+      at_pad = np.asarray(grad.indices) == pad_id
+      worst = max(worst, float(np.max(np.abs(rows[at_pad]), initial=0.0)))
+  if not found:
+    raise ValueError(
+        "No embedding-lookup gradient found (tf.IndexedSlices); cannot locate "
+        "pad-position embeddings. Pass check_gradients=False, or check the "
+        "encoder on float features instead.")
+  return worst, finite
+
+
+def check_padding_invariance(model, sequences, *, pad_id=0, extra_padding=3,
+                             atol=1e-5, rtol=0.0, check_gradients=True,
+                             seed=0):
+  """Runs every padding-invariance check and returns the failures.
+
+  Each sequence's output alone, padded to its own length, is the reference.
+  The checks compare it with: the sequence alone with ``extra_padding`` more
+  pad steps on the right, alone left-padded, in one batch with all the others
+  right-padded, and the same batch left-padded. With ``check_gradients`` the
+  gradient of a random projection of the outputs with respect to pad-position
+  inputs (embedding rows looked up at pad ids, for id models) must be exactly
+  zero, and all gradients finite.
+
+  Args:
+    model: a callable Keras layer or model.
+    sequences: list of int ``[length]`` ids or float ``[length, dim]`` features.
+    pad_id: pad id for id sequences.
+    extra_padding: extra pad steps added beyond the needed width.
+    atol, rtol: tolerances of the value comparisons.
+    check_gradients: whether to run the gradient check.
+    seed: seed for pad garbage and gradient projections.
+
+  Returns:
+    A list of :class:`Failure`; empty when the model is padding invariant.
+  """
+  if not sequences:
+    raise ValueError("sequences is empty; give at least one sequence.")
+  if extra_padding < 1:
+    raise ValueError(f"extra_padding must be >= 1, got {extra_padding!r}.")
+  ids = _is_ids(sequences)
+  fill = pad_id if ids else None
+  rng = np.random.default_rng(seed)
+  lengths = [len(s) for s in sequences]
+
+  def outputs_of(seqs, width, left):
+    batch, mask = _pad_batch(seqs, width, left, fill, rng)
+    return _real_outputs(_call(model, batch, mask, ids), mask, ids, pad_id,
+                         batch)
+
+  reference = [outputs_of([s], max(len(s), 1), False)[0] for s in sequences]
+  failures = []
+  width = max(lengths) + extra_padding
+  for check, left in (("extra right padding", False), ("left padding", True)):
+    alone = [outputs_of([s], len(s) + extra_padding, left)[0]
+             for s in sequences]
+    failures += _compare(f"alone, {check}", reference, alone, lengths, atol,
+                         rtol)
+  for check, left in (("batched, right padding", False),
+                      ("batched, left padding", True)):
+    failures += _compare(check, reference, outputs_of(sequences, width, left),
+                         lengths, atol, rtol)
+  if check_gradients:
+    batch, mask = _pad_batch(sequences, width, True, fill, rng)
+    worst, finite = _pad_gradient(model, batch, mask, ids, pad_id, seed)
+    if worst != 0.0:
+      failures.append(Failure("gradient at pad steps",
+                              f"max |grad| = {worst:.3g}, expected exactly 0"))
+    if not finite:
+      failures.append(Failure("gradient finite", "non-finite gradient"))
+  return failures
+
+
+def assert_padding_invariant(model, sequences, **kwargs):
+  """Raises :class:`PaddingInvarianceError` naming every failed check.
+
+  Takes the same arguments as :func:`check_padding_invariance`.
+  """
+  failures = check_padding_invariance(model, sequences, **kwargs)
+  if failures:
+    name = getattr(model, "name", type(model).__name__)
+    raise PaddingInvarianceError(
+        f"{name} is not padding invariant; {len(failures)} check(s) failed:\n"
+        + "\n".join(f"  {failure}" for failure in failures))
