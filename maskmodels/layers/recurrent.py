@@ -1,6 +1,7 @@
 """Masked GRU, uni- or bidirectional, over a right-padded layout."""
 
 import keras
+import tensorflow as tf
 
 from maskmodels import masking
 from maskmodels.layers.base import ExplicitMask
@@ -56,10 +57,16 @@ class MaskedGRU(ExplicitMask, keras.layers.Layer):
   def call(self, inputs, mask=None, training=None):
     mask = masking.ensure_mask(inputs, mask)
     inputs, mask, _ = masking.to_right_padded(inputs, mask)
-    outputs = self.rnn(masking.apply_mask(inputs, mask), mask=mask,
-                       training=training)
+    # Keras's GRU needs at least one step; an empty time axis (a short batch
+    # after a "valid" conv) gets one pad step, sliced off again below.
+    time = tf.shape(inputs)[1]
+    extra = tf.maximum(0, 1 - time)
+    padded_mask = tf.pad(mask, [[0, 0], [0, extra]])
+    outputs = self.rnn(
+        tf.pad(masking.apply_mask(inputs, mask), [[0, 0], [0, extra], [0, 0]]),
+        mask=padded_mask, training=training)
     if self.return_sequences:
-      return masking.apply_mask(outputs, mask), mask
+      return masking.apply_mask(outputs[:, :time], mask), mask
     return outputs
 
   def get_config(self):

@@ -1,0 +1,21 @@
+"""Shared test setup: quiet TensorFlow logs, fixed seeds, logical CPUs."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPU devices, so MirroredStrategy can run 2 replicas in tests.
+# This must happen before TensorFlow initializes its devices.
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+  keras.utils.set_random_seed(0)
+  yield

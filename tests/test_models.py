@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+import maskmodels as mm
+from maskmodels import testing
+
+VOCAB = 40
+WIDTH = 14
+
+SMALL_ENCODER = dict(conv_filters=[6, 6], kernel_size=[3, 5], strides=[1, 2],
+                     pool_size=[2, 1], gru_units=[5, 4], dropout=0.3)
+
+
+@pytest.fixture(scope="module")
+def ids():
+  return testing.random_sequences(7, WIDTH, vocab_size=VOCAB, seed=11)
+
+
+@pytest.mark.parametrize("pooling", mm.MaskedPooling.MODES)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_classifier_is_padding_invariant(ids, pooling, bidirectional):
+  model = mm.SequenceClassifier(
+      VOCAB, num_classes=3, embedding_dim=8, pooling=pooling,
+      encoder_config=dict(SMALL_ENCODER, bidirectional=bidirectional),
+      head_units=[6], dropout=0.2)
+  testing.assert_padding_invariant(model, ids, atol=1e-5)
+
+
+@pytest.mark.parametrize("config", [
+    dict(conv_filters=[], gru_units=[4]),            # GRU only
+    dict(conv_filters=[4], gru_units=[]),            # conv only
+    dict(conv_filters=[4, 4], kernel_size=3, strides=2, dilation_rate=1,
+         padding="valid", normalization="layer", gru_units=[3]),
+    dict(conv_filters=[4], dilation_rate=2, padding="causal", gru_units=[3]),
+])
+def test_encoder_variants_are_padding_invariant(config):
+  encoder = mm.ConvGRUEncoder(**config)
+  testing.assert_padding_invariant(
+      encoder, testing.random_sequences(6, WIDTH, dim=5, seed=12))
+
+
+def test_binary_classifier_with_nonzero_pad_id(ids):
+  shifted = [np.where(s == 7, 1, s) for s in ids]  # 7 is now the pad id
+  model = mm.SequenceClassifier(VOCAB, num_classes=2, embedding_dim=8,
+                                encoder_config=SMALL_ENCODER, pad_id=7)
+  assert model(tf.constant([[1, 2, 7]])).shape == (1, 2)
+  testing.assert_padding_invariant(model, shifted, pad_id=7)
+
+
+def test_classifier_empty_texts_have_finite_outputs_and_gradients():
+  model = mm.SequenceClassifier(VOCAB, 2, 8, encoder_config=SMALL_ENCODER,
+                                pooling="attention")
+  ids = tf.zeros([3, 9], tf.int32)
+  with tf.GradientTape() as tape:
+    logits = model(ids, training=True)
+    loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+        tf.constant([0, 1, 1]), logits, from_logits=True))
+  grads = tape.gradient(loss, model.trainable_variables)
+  assert np.all(np.isfinite(logits.numpy()))
+  for grad in grads:
+    assert np.all(np.isfinite(tf.convert_to_tensor(grad).numpy()))
+
+
+def _trained_classifier():
+  model = mm.SequenceClassifier(VOCAB, 3, 8, encoder_config=SMALL_ENCODER,
+                                pooling="attention", head_units=[4])
+  model(tf.ones([1, 3], tf.int32))
+  # Move the batch-norm moving statistics away from their initial values so
+  # the round trip is shown to keep non-trainable state too.
+  model(tf.constant([[1, 2, 3, 0], [4, 5, 0, 0]]), training=True)
+  return model
+
+
+def test_keras_file_round_trip_gives_identical_outputs(tmp_path, ids):
+  model = _trained_classifier()
+  batch = tf.keras.preprocessing.sequence.pad_sequences(ids, padding="post")
+  expected = model(batch).numpy()
+  path = str(tmp_path / "model.keras")
+  model.save(path)
+  loaded = keras.models.load_model(path)  # safe_mode stays on
+  assert isinstance(loaded, mm.SequenceClassifier)
+  np.testing.assert_array_equal(loaded(batch), expected)
+
+
+def test_get_config_round_trip_gives_identical_outputs(ids):
+  model = _trained_classifier()
+  batch = tf.keras.preprocessing.sequence.pad_sequences(ids, padding="pre")
+  clone = mm.SequenceClassifier.from_config(model.get_config())
+  clone.build()
+  clone.set_weights(model.get_weights())
+  np.testing.assert_array_equal(clone(batch), model(batch))
+
+
+def test_registry_finds_builtins_and_reports_unknown_names():
+  assert mm.ENCODERS.get("conv_gru") is mm.ConvGRUEncoder
+  assert mm.MODELS.get("classifier") is mm.SequenceClassifier
+  assert set(mm.MaskedPooling.MODES) <= set(mm.POOLINGS.names())
+  with pytest.raises(ValueError, match="Unknown encoder 'transformer'.*conv_gru"):
+    mm.SequenceClassifier(VOCAB, encoder="transformer")
+  with pytest.raises(ValueError, match="already registered"):
+    mm.register_encoder("conv_gru")(type("Other", (mm.Encoder,), {}))
+
+
+def test_classifier_argument_errors_name_the_value():
+  with pytest.raises(ValueError, match="num_classes must be an int >= 2.*1"):
+    mm.SequenceClassifier(VOCAB, num_classes=1)
+  with pytest.raises(ValueError, match="kernel_size must be an int or a list "
+                     "of 2 ints"):
+    mm.ConvGRUEncoder(conv_filters=[4, 4], kernel_size=[3])
