@@ -1,0 +1,14 @@
+"""Text data: readers, in-graph tokenization, batching, distributed input."""
+
+from maskmodels.data.pipeline import (PipelineConfig, dataset_fn,
+                                      length_boundaries, make_dataset,
+                                      padded_step_fraction, padding_stats,
+                                      token_lengths)
+from maskmodels.data.readers import (FORMATS, Examples, read_aclimdb,
+                                     read_default, read_delimited,
+                                     read_examples, read_jsonl,
+                                     split_validation)
+from maskmodels.data.text import (TOKENIZERS, Tokenizer, WordPieceTokenizer,
+                                  WordTokenizer, build_tokenizer,
+                                  learn_vocabulary, read_vocabulary,
+                                  write_vocabulary)

@@ -1,0 +1,223 @@
+"""Dataset readers: aclImdb folders, CSV/TSV and JSON Lines -> ``Examples``.
+
+Readers load texts into memory as Python strings (bytes that are not UTF-8
+are replaced, counted, and reported once); tokenization happens later, in the
+graph. Every error names the path, column or value at fault.
+"""
+
+import csv
+import dataclasses
+import gzip
+import importlib.resources
+import json
+import os
+
+import numpy as np
+from absl import logging
+
+FORMATS = ("aclimdb", "csv", "tsv", "jsonl")
+
+
+@dataclasses.dataclass
+class Examples:
+  """Texts with integer labels.
+
+  Attributes:
+    texts: list of ``str``.
+    labels: int32 array ``[n]``, indices into ``class_names``.
+    class_names: class names in label order.
+    source: where the examples came from, for messages.
+  """
+  texts: list
+  labels: np.ndarray
+  class_names: list
+  source: str = ""
+
+  def __len__(self):
+    return len(self.texts)
+
+  def subset(self, indices, source=None):
+    """The examples at ``indices``, same classes."""
+    return Examples([self.texts[i] for i in indices],
+                    self.labels[np.asarray(indices, dtype=np.int64)],
+                    self.class_names, source or self.source)
+
+
+class _Decoder:
+  """Decodes bytes to text, replacing and counting invalid UTF-8."""
+
+  def __init__(self, source):
+    self.source = source
+    self.replaced = 0
+
+  def __call__(self, raw):
+    try:
+      return raw.decode("utf-8")
+    except UnicodeDecodeError:
+      self.replaced += 1
+      return raw.decode("utf-8", errors="replace")
+
+  def report(self):
+    if self.replaced:
+      logging.warning(
+          "%d text(s) in %s had bytes that are not UTF-8; they were replaced "
+          "by U+FFFD.", self.replaced, self.source)
+
+
+def _labels(raw_labels, class_names, source):
+  """Maps raw label strings to indices, with sorted names unless given."""
+  raw_labels = [str(label) for label in raw_labels]
+  names = list(class_names) if class_names else sorted(set(raw_labels))
+  index = {name: i for i, name in enumerate(names)}
+  labels = np.empty(len(raw_labels), np.int32)
+  for i, label in enumerate(raw_labels):
+    if label not in index:
+      raise ValueError(f"Unknown label {label!r} in {source} (example {i}); "
+                       f"expected one of {names}.")
+    labels[i] = index[label]
+  return labels, names
+
+
+def _finish(texts, raw_labels, class_names, source, decoder):
+  if not texts:
+    raise ValueError(f"No examples found in {source}.")
+  decoder.report()
+  labels, names = _labels(raw_labels, class_names, source)
+  if len(names) < 2:
+    raise ValueError(f"{source} has a single class {names}; a classifier "
+                     f"needs at least 2.")
+  return Examples(texts, labels, names, source)
+
+
+def read_aclimdb(root, split, class_names=None):
+  """Reads ``<root>/<split>/<class>/*.txt``.
+
+  Args:
+    root: dataset folder (e.g. ``aclImdb``).
+    split: subfolder, e.g. ``"train"`` or ``"test"``.
+    class_names: classes to read, in label order; default every subfolder
+      holding ``.txt`` files, sorted by name.
+  """
+  folder = os.path.join(root, split)
+  if not os.path.isdir(folder):
+    raise FileNotFoundError(f"Data folder not found: {folder} (expected "
+                            f"<root>/<split>/<class>/*.txt).")
+  if class_names is None:
+    class_names = sorted(
+        name for name in os.listdir(folder)
+        if os.path.isdir(os.path.join(folder, name)) and any(
+            f.endswith(".txt") for f in os.listdir(os.path.join(folder, name))))
+  decoder = _Decoder(folder)
+  texts, raw_labels = [], []
+  for name in class_names:
+    class_folder = os.path.join(folder, name)
+    if not os.path.isdir(class_folder):
+      raise FileNotFoundError(f"Class folder not found: {class_folder}")
+    for file_name in sorted(os.listdir(class_folder)):
+      if file_name.endswith(".txt"):
+        with open(os.path.join(class_folder, file_name), "rb") as f:
+          texts.append(decoder(f.read()))
+        raw_labels.append(name)
+  return _finish(texts, raw_labels, class_names, folder, decoder)
+
+
+def _open_binary(path):
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"Data file not found: {path}")
+  return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+def read_delimited(path, text_column="text", label_column="label",
+                   delimiter=",", class_names=None):
+  """Reads a CSV (or, with ``delimiter="\\t"``, TSV) file with a header row."""
+  decoder = _Decoder(path)
+  with _open_binary(path) as f:
+    lines = (decoder(line) for line in f)
+    reader = csv.reader(lines, delimiter=delimiter)
+    header = next(reader, None)
+    if header is None:
+      raise ValueError(f"No examples found in {path}: the file is empty.")
+    for column in (text_column, label_column):
+      if column not in header:
+        raise ValueError(f"Column {column!r} not found in {path}; columns "
+                         f"are {header}.")
+    text_at, label_at = header.index(text_column), header.index(label_column)
+    texts, raw_labels = [], []
+    for row in reader:
+      if not row:
+        continue
+      if len(row) != len(header):
+        raise ValueError(f"Ragged row in {path} at line {reader.line_num}: "
+                         f"{len(row)} fields, the header has {len(header)}.")
+      texts.append(row[text_at])
+      raw_labels.append(row[label_at])
+  return _finish(texts, raw_labels, class_names, path, decoder)
+
+
+def read_jsonl(path, text_key="text", label_key="label", class_names=None):
+  """Reads JSON Lines: one object a line with a text and a label field."""
+  decoder = _Decoder(path)
+  texts, raw_labels = [], []
+  with _open_binary(path) as f:
+    for number, raw in enumerate(f, 1):
+      line = decoder(raw).strip()
+      if not line:
+        continue
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError as error:
+        raise ValueError(f"Invalid JSON in {path} at line {number}: {error}"
+                         ) from None
+      for key in (text_key, label_key):
+        if not isinstance(record, dict) or key not in record:
+          raise ValueError(f"Field {key!r} missing in {path} at line "
+                           f"{number}.")
+      texts.append(str(record[text_key]))
+      raw_labels.append(record[label_key])
+  return _finish(texts, raw_labels, class_names, path, decoder)
+
+
+def read_examples(data_format, path, split="train", text_column="text",
+                  label_column="label", class_names=None):
+  """Reads ``path`` in ``data_format`` (one of ``FORMATS``)."""
+  if data_format == "aclimdb":
+    return read_aclimdb(path, split, class_names)
+  if data_format in ("csv", "tsv"):
+    return read_delimited(path, text_column, label_column,
+                          "," if data_format == "csv" else "\t", class_names)
+  if data_format == "jsonl":
+    return read_jsonl(path, text_column, label_column, class_names)
+  raise ValueError(f"data_format must be one of {FORMATS}, got "
+                   f"{data_format!r}.")
+
+
+DEFAULT_SPLITS = ("train", "test")
+
+
+def read_default(split="train"):
+  """The embedded default dataset (synthetic reviews), ``"train"``/``"test"``."""
+  if split not in DEFAULT_SPLITS:
+    raise ValueError(f"split must be one of {DEFAULT_SPLITS}, got {split!r}.")
+  resource = importlib.resources.files("maskmodels.data").joinpath(
+      f"default_{split}.jsonl.gz")
+  with importlib.resources.as_file(resource) as path:
+    return read_jsonl(str(path), class_names=["neg", "pos"])
+
+
+def split_validation(examples, fraction, seed=0):
+  """Carves a validation split from ``examples`` by ``fraction``, seeded.
+
+  Returns:
+    ``(train, validation)``, disjoint, together all of ``examples``.
+  """
+  if not 0.0 < fraction < 1.0:
+    raise ValueError(f"validation fraction must be in (0, 1), got "
+                     f"{fraction!r}.")
+  order = np.random.default_rng(seed).permutation(len(examples))
+  count = int(round(len(examples) * fraction))
+  if count == 0 or count == len(examples):
+    raise ValueError(f"validation fraction {fraction} of {len(examples)} "
+                     f"examples leaves an empty split.")
+  return (examples.subset(np.sort(order[count:]), examples.source + " [train]"),
+          examples.subset(np.sort(order[:count]),
+                          examples.source + " [validation]"))

@@ -1,0 +1,277 @@
+"""In-graph text processing with tensorflow-text: strings -> token ids.
+
+Every op here is a TensorFlow op, so tokenization runs inside ``tf.data`` and
+inside an exported SavedModel. Id 0 is reserved for padding: line 0 of every
+vocabulary file is ``[PAD]``.
+"""
+
+import collections
+import os
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
+
+PAD_TOKEN = "[PAD]"
+UNK_TOKEN = "[UNK]"
+TRUNCATIONS = ("head", "tail", "both")
+# Characters kept per token of max_len before tokenizing, so a huge text is
+# cut before it is split; generous for natural language (words + spaces).
+CHARS_PER_TOKEN = 16
+
+
+def standardize(texts):
+  """Unicode NFKC, case folding, and ``<br />`` tags to spaces.
+
+  Invalid UTF-8 is replaced by U+FFFD first, so any bytes are accepted.
+
+  Args:
+    texts: string tensor ``[batch]``.
+
+  Returns:
+    string tensor ``[batch]``.
+  """
+  texts = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8",
+                                       errors="replace")
+  texts = tf_text.case_fold_utf8(tf_text.normalize_utf8(texts, "NFKC"))
+  return tf.strings.regex_replace(texts, r"<br\s*/?>", " ")
+
+
+def clip_characters(texts, max_chars, truncation="head"):
+  """Keeps at most ``max_chars`` characters (head, tail, or half of each).
+
+  Cuts huge texts before tokenization so they are never split whole.
+
+  Args:
+    texts: valid UTF-8 string tensor ``[batch]``.
+    max_chars: character budget, an int >= 1.
+    truncation: ``"head"``, ``"tail"`` or ``"both"``.
+  """
+  length = tf.strings.length(texts, unit="UTF8_CHAR")
+  if truncation == "head":
+    return tf.strings.substr(texts, 0, max_chars, unit="UTF8_CHAR")
+  tail_chars = max_chars if truncation == "tail" else max_chars // 2
+  tail = tf.strings.substr(texts, tf.maximum(length - tail_chars, 0),
+                           tf.fill(tf.shape(length), tail_chars),
+                           unit="UTF8_CHAR")
+  if truncation == "tail":
+    return tail
+  head = tf.strings.substr(texts, 0, max_chars - tail_chars, unit="UTF8_CHAR")
+  return tf.where(length <= max_chars, texts,
+                  tf.strings.join([head, tail], separator=" "))
+
+
+def truncate_tokens(tokens, max_len, truncation="head"):
+  """Keeps at most ``max_len`` tokens per row of a ragged ``[batch, (len)]``.
+
+  ``"head"`` keeps the first tokens, ``"tail"`` the last, ``"both"`` the first
+  ``max_len // 2`` and the last ``max_len - max_len // 2``.
+  """
+  lengths = tokens.row_lengths()
+  kept = tf.minimum(lengths, max_len)
+  head_budget = {"head": max_len, "tail": 0, "both": max_len // 2}[truncation]
+  head = tf.where(lengths <= max_len, lengths,
+                  tf.cast(head_budget, lengths.dtype))
+  tail = kept - head
+  starts = tokens.row_starts()
+  head_idx = tf.ragged.range(starts, starts + head)
+  tail_idx = tf.ragged.range(starts + lengths - tail, starts + lengths)
+  index = tf.concat([head_idx, tail_idx], axis=1)
+  return index.with_values(tf.gather(tokens.values, index.values))
+
+
+def split_words(texts):
+  """Standardized text -> words, with each punctuation mark its own token."""
+  return tf_text.regex_split(texts, r"\s+|(\pP)", r"\pP")
+
+
+def read_vocabulary(path):
+  """Reads a vocabulary file (one token a line, ``[PAD]`` first).
+
+  Raises:
+    FileNotFoundError: the file does not exist.
+    ValueError: the file is empty, does not start with ``[PAD]``, or repeats a
+      token; the message names the path and the line.
+  """
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f"Vocabulary file not found: {path}")
+  with tf.io.gfile.GFile(path, "rb") as f:
+    raw = f.read()
+  try:
+    tokens = raw.decode("utf-8").split("\n")
+  except UnicodeDecodeError as error:
+    raise ValueError(f"Vocabulary file {path} is not UTF-8 text: {error}"
+                     ) from None
+  if tokens and tokens[-1] == "":
+    tokens.pop()
+  if not tokens or tokens[0] != PAD_TOKEN:
+    raise ValueError(f"Vocabulary file {path} is corrupt: line 1 must be "
+                     f"{PAD_TOKEN!r} (the reserved pad id 0), got "
+                     f"{tokens[0] if tokens else 'an empty file'!r}.")
+  seen = {}
+  for line, token in enumerate(tokens, 1):
+    if token in seen or not token or "\n" in token:
+      raise ValueError(f"Vocabulary file {path} is corrupt: line {line} "
+                       f"({token!r}) is empty or repeats line "
+                       f"{seen.get(token, '?')}.")
+    seen[token] = line
+  return tokens
+
+
+def write_vocabulary(tokens, path):
+  """Writes ``tokens`` one a line; the file reloads to the same ids."""
+  tokens = list(tokens)
+  if not tokens or tokens[0] != PAD_TOKEN:
+    raise ValueError(f"A vocabulary must start with {PAD_TOKEN!r}.")
+  directory = os.path.dirname(path)
+  if directory:
+    tf.io.gfile.makedirs(directory)
+  with tf.io.gfile.GFile(path, "w") as f:
+    f.write("".join(token + "\n" for token in tokens))
+
+
+class Tokenizer(tf.Module):
+  """Base class: strings ``[batch]`` -> ragged int32 ids ``[batch, (len)]``.
+
+  Subclasses implement ``_tokenize`` on standardized text. ``encode`` adds
+  standardization and truncation; all of it runs in the TensorFlow graph.
+  """
+
+  kind = None
+
+  def __init__(self, vocab_path, name=None):
+    super().__init__(name=name)
+    self.vocab_path = vocab_path
+    self.vocab = read_vocabulary(vocab_path)
+
+  @property
+  def vocab_size(self):
+    """Number of ids the tokenizer can emit (embedding rows needed)."""
+    return len(self.vocab)
+
+  def _tokenize(self, texts):
+    raise NotImplementedError
+
+  def encode(self, texts, max_len=None, truncation="head"):
+    """Strings ``[batch]`` -> ragged int32 ids ``[batch, (<= max_len)]``.
+
+    Args:
+      texts: string tensor ``[batch]``; any bytes, empty texts allowed.
+      max_len: keep at most this many tokens (None keeps all).
+      truncation: ``"head"``, ``"tail"`` or ``"both"``.
+    """
+    if truncation not in TRUNCATIONS:
+      raise ValueError(f"truncation must be one of {TRUNCATIONS}, got "
+                       f"{truncation!r}.")
+    texts = standardize(tf.convert_to_tensor(texts, tf.string))
+    if max_len is not None:
+      texts = clip_characters(texts, max_len * CHARS_PER_TOKEN, truncation)
+    ids = tf.cast(self._tokenize(texts), tf.int32)
+    if max_len is not None:
+      ids = truncate_tokens(ids, max_len, truncation)
+    return ids
+
+  def save_vocabulary(self, path):
+    """Writes the vocabulary file to ``path``."""
+    write_vocabulary(self.vocab, path)
+
+
+class WordTokenizer(Tokenizer):
+  """Word-level tokenizer: vocabulary lookup plus out-of-vocabulary buckets.
+
+  Ids: 0 pad, ``1..V-1`` vocabulary words, ``V..V+num_oov_buckets-1`` hashed
+  unknown words.
+  """
+
+  kind = "word"
+
+  def __init__(self, vocab_path, num_oov_buckets=1, name=None):
+    super().__init__(vocab_path, name=name)
+    if num_oov_buckets < 1:
+      raise ValueError(f"num_oov_buckets must be >= 1, got {num_oov_buckets}.")
+    self.num_oov_buckets = num_oov_buckets
+    initializer = tf.lookup.TextFileInitializer(
+        vocab_path, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
+        tf.lookup.TextFileIndex.LINE_NUMBER)
+    self.table = tf.lookup.StaticVocabularyTable(initializer, num_oov_buckets)
+
+  @property
+  def vocab_size(self):
+    return len(self.vocab) + self.num_oov_buckets
+
+  def _tokenize(self, texts):
+    return tf.ragged.map_flat_values(self.table.lookup, split_words(texts))
+
+
+class WordPieceTokenizer(Tokenizer):
+  """Subword tokenizer (tensorflow-text's FastWordpieceTokenizer)."""
+
+  kind = "wordpiece"
+
+  def __init__(self, vocab_path, name=None):
+    super().__init__(vocab_path, name=name)
+    if UNK_TOKEN not in self.vocab:
+      raise ValueError(f"WordPiece vocabulary {vocab_path} has no "
+                       f"{UNK_TOKEN!r} token.")
+    self.wordpiece = tf_text.FastWordpieceTokenizer(
+        self.vocab, token_out_type=tf.int64, unknown_token=UNK_TOKEN)
+
+  def _tokenize(self, texts):
+    # FastWordpieceTokenizer's pre-tokenizer splits words and punctuation.
+    return self.wordpiece.tokenize(texts)
+
+
+TOKENIZERS = {"word": WordTokenizer, "wordpiece": WordPieceTokenizer}
+
+
+def _check_kind(kind):
+  if kind not in TOKENIZERS:
+    raise ValueError(f"tokenizer must be one of {sorted(TOKENIZERS)}, got "
+                     f"{kind!r}.")
+
+
+def _standardized_batches(texts, batch_size=1024):
+  return (tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string))
+          .batch(batch_size)
+          .map(standardize, num_parallel_calls=tf.data.AUTOTUNE))
+
+
+def learn_vocabulary(texts, kind, vocab_size):
+  """Learns a vocabulary from training texts.
+
+  ``"word"`` keeps the most frequent words (ties broken alphabetically);
+  ``"wordpiece"`` uses tensorflow-text's ``bert_vocab_from_dataset``.
+
+  Args:
+    texts: a list of strings (the training split).
+    kind: ``"word"`` or ``"wordpiece"``.
+    vocab_size: size of the vocabulary including reserved tokens.
+
+  Returns:
+    A list of tokens starting with ``[PAD]``.
+  """
+  _check_kind(kind)
+  if vocab_size < 3:
+    raise ValueError(f"vocab_size must be >= 3, got {vocab_size}.")
+  batches = _standardized_batches(texts)
+  if kind == "wordpiece":
+    reserved = [PAD_TOKEN, UNK_TOKEN]
+    vocab = bert_vocab_from_dataset.bert_vocab_from_dataset(
+        batches, vocab_size=vocab_size, reserved_tokens=reserved,
+        bert_tokenizer_params=dict(lower_case=False))
+    return reserved + [t for t in vocab if t not in reserved]
+  counts = collections.Counter()
+  for words in batches.map(split_words):
+    counts.update(words.flat_values.numpy().tolist())
+  ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+  words = [w.decode("utf-8") for w, _ in ranked if w.decode("utf-8").strip()]
+  words = [w for w in words if w not in (PAD_TOKEN, UNK_TOKEN)]
+  return [PAD_TOKEN] + words[:vocab_size - 1]
+
+
+def build_tokenizer(kind, vocab_path, num_oov_buckets=1):
+  """A tokenizer of ``kind`` over the vocabulary file at ``vocab_path``."""
+  _check_kind(kind)
+  if kind == "word":
+    return WordTokenizer(vocab_path, num_oov_buckets=num_oov_buckets)
+  return WordPieceTokenizer(vocab_path)
