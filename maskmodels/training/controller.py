@@ -1,0 +1,242 @@
+"""The Controller owns the step counter, checkpoints, summaries and progress.
+
+It drives a :class:`~maskmodels.training.trainer.Trainer`: ``steps_per_loop``
+train steps per call, a checkpoint every ``checkpoint_every_steps`` (through
+``tf.train.CheckpointManager``), an evaluation at each epoch's end with the
+best checkpoint kept under ``best/``, TensorBoard scalars under ``train/`` and
+``eval/``, and a Keras ``Progbar`` on the console. Under multi-worker
+training only the chief writes into the model directory; the other workers
+write to temporary directories that are removed after each save, as
+TensorFlow's multi-worker guide prescribes.
+"""
+
+import json
+import math
+import os
+import shutil
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from maskmodels.training import curves
+from maskmodels.training.strategy import is_chief
+from maskmodels.training.trainer import NonFiniteLossError
+
+BEST_DIR = "best"
+HISTORY_FILE = "history.json"
+
+
+def weights_checkpoint(model, optimizer=None, **extra):
+  """A ``tf.train.Checkpoint`` of a model's (and optimizer's) variables.
+
+  Variables are checkpointed as ordered lists, not through attribute
+  tracking: Keras 3 keeps sublayers held in Python lists (an encoder's
+  blocks, a head) out of TensorFlow's object graph, so attribute tracking
+  would silently skip their weights.
+  """
+  if optimizer is not None:
+    extra["optimizer"] = list(optimizer.variables)
+  return tf.train.Checkpoint(model=list(model.weights), **extra)
+
+
+def best_or_latest_checkpoint(model_dir):
+  """Path of the best checkpoint in ``model_dir``, else the latest, else None."""
+  return (tf.train.latest_checkpoint(os.path.join(model_dir, BEST_DIR)) or
+          tf.train.latest_checkpoint(model_dir))
+
+
+class Controller:
+  """Training orchestration around a Trainer; see the module docstring.
+
+  Args:
+    trainer: the Trainer (its model and optimizer are checkpointed).
+    model_dir: where checkpoints, summaries and history go.
+    checkpoint_every_steps: checkpoint interval in steps.
+    keep_checkpoints: how many recent checkpoints to keep.
+    steps_per_loop: train steps per ``tf.function`` call.
+    check_gradients: stop on a non-finite gradient norm (off under float16
+      loss scaling, which skips such steps itself).
+  """
+
+  def __init__(self, trainer, model_dir, checkpoint_every_steps=200,
+               keep_checkpoints=3, steps_per_loop=20, check_gradients=True):
+    if steps_per_loop < 1:
+      raise ValueError(f"steps_per_loop must be >= 1, got {steps_per_loop}.")
+    self.trainer = trainer
+    self.model_dir = model_dir
+    self.steps_per_loop = steps_per_loop
+    self.check_gradients = check_gradients
+    strategy = trainer.strategy
+    self.chief = is_chief(strategy)
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_id = getattr(resolver, "task_id", 0) or 0
+    self.write_dir = (model_dir if self.chief else
+                      os.path.join(model_dir, f".worker_tmp_{task_id}"))
+    with strategy.scope():
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False,
+                              name="global_step")
+      self.best = tf.Variable(-np.inf, dtype=tf.float64, trainable=False,
+                              name="best_validation_accuracy")
+    self.checkpoint = weights_checkpoint(trainer.model, trainer.optimizer,
+                                         step=self.step, best=self.best)
+    self.manager = tf.train.CheckpointManager(
+        self.checkpoint, self.write_dir, max_to_keep=keep_checkpoints,
+        step_counter=self.step, checkpoint_interval=checkpoint_every_steps)
+    self.best_manager = tf.train.CheckpointManager(
+        weights_checkpoint(trainer.model),
+        os.path.join(self.write_dir, BEST_DIR), max_to_keep=1)
+    self._restore()
+    if self.chief:
+      self.writers = {
+          name: tf.summary.create_file_writer(os.path.join(model_dir, name))
+          for name in ("train", "eval")}
+    else:
+      self.writers = {name: tf.summary.create_noop_writer()
+                      for name in ("train", "eval")}
+    self.examples_per_second = None
+
+  # ---- checkpoints ----------------------------------------------------------
+
+  def _restore(self):
+    latest = tf.train.latest_checkpoint(self.model_dir)
+    if latest is None:
+      return
+    try:
+      self.checkpoint.restore(latest).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+      raise ValueError(
+          f"Cannot restore {latest}: it does not match this model "
+          f"({str(error).splitlines()[0]}). Use a new --model_dir or the "
+          f"settings the checkpoint was trained with.") from None
+    logging.info("Resumed from %s at step %d.", latest, self.step_value)
+
+  def _cleanup(self):
+    if not self.chief:
+      shutil.rmtree(self.write_dir, ignore_errors=True)
+
+  def save(self, force=False):
+    """Saves a checkpoint if the interval has passed (or ``force``)."""
+    path = self.manager.save(checkpoint_number=self.step, check_interval=not
+                             force)
+    self._cleanup()
+    return path
+
+  def restore_best(self):
+    """Loads the best checkpoint's weights into the model, if there is one."""
+    path = tf.train.latest_checkpoint(os.path.join(self.model_dir, BEST_DIR))
+    if path:
+      weights_checkpoint(self.trainer.model).restore(
+          path).assert_existing_objects_matched()
+
+  @property
+  def step_value(self):
+    return int(self.step.numpy())
+
+  @property
+  def best_value(self):
+    value = float(self.best.numpy())
+    return value if math.isfinite(value) else None
+
+  # ---- the loop -------------------------------------------------------------
+
+  def _history(self):
+    path = os.path.join(self.model_dir, HISTORY_FILE)
+    if os.path.exists(path):
+      with open(path) as f:
+        return json.load(f)
+    return {"train": [], "validation": []}
+
+  def _write_scalars(self, writer, values, step):
+    with self.writers[writer].as_default(step=step):
+      for name, value in values.items():
+        tf.summary.scalar(name, value)
+
+  def _learning_rate(self):
+    optimizer = self.trainer.optimizer
+    return float(getattr(optimizer, "inner_optimizer", optimizer).learning_rate)
+
+  def fit(self, train_dataset, eval_dataset, total_steps, steps_per_epoch,
+          examples_per_step):
+    """Trains to ``total_steps``, evaluating after every epoch.
+
+    Args:
+      train_dataset: a distributed, repeating training dataset.
+      eval_dataset: a distributed validation dataset.
+      total_steps: the step to stop at (a resumed run continues to it).
+      steps_per_epoch: steps between evaluations.
+      examples_per_step: the global batch size, for examples/s.
+
+    Returns:
+      The history ``{"train": [(step, metrics)], "validation": [...]}``.
+    """
+    history = self._history()
+    iterator = iter(train_dataset)
+    progress = keras.utils.Progbar(
+        total_steps, verbose=1 if self.chief else 0,
+        stateful_metrics=["loss", "accuracy", "ex/s", "lr"])
+    progress.update(self.step_value)
+    examples, seconds = 0, 0.0
+    while self.step_value < total_steps:
+      step = self.step_value
+      steps = min(self.steps_per_loop, total_steps - step,
+                  steps_per_epoch - step % steps_per_epoch)
+      start = time.perf_counter()
+      metrics = self.trainer.train(iterator, steps)
+      elapsed = time.perf_counter() - start
+      self._check_finite(metrics, step, steps)
+      self.step.assign_add(steps)
+      step += steps
+      examples += steps * examples_per_step
+      seconds += elapsed
+      speed = steps * examples_per_step / elapsed
+      scalars = dict(metrics, learning_rate=self._learning_rate(),
+                     examples_per_second=speed)
+      self._write_scalars("train", scalars, step)
+      progress.update(step, [("loss", metrics["loss"]),
+                             ("accuracy", metrics["accuracy"]),
+                             ("ex/s", speed), ("lr", scalars["learning_rate"])])
+      if step % steps_per_epoch == 0 or step == total_steps:
+        history["train"].append((step, metrics))
+        self._end_epoch(eval_dataset, step, history)
+        self.trainer.reset_train_metrics()
+      self.save()
+    self.save(force=True)
+    self.examples_per_second = examples / seconds if seconds else None
+    if self.chief and history["train"]:
+      curves.write_curves_png(os.path.join(self.model_dir, "curves.png"),
+                              history)
+    return history
+
+  def _end_epoch(self, eval_dataset, step, history):
+    results = self.trainer.evaluate(eval_dataset)
+    self._write_scalars("eval", results, step)
+    history["validation"].append((step, results))
+    improved = results["accuracy"] > float(self.best.numpy())
+    if improved:
+      self.best.assign(results["accuracy"])
+      self.best_manager.save(checkpoint_number=step)
+      self._cleanup()
+    if self.chief:
+      logging.info(
+          "step %d: validation loss %.4f accuracy %.4f on %d examples%s", step,
+          results["loss"], results["accuracy"], results["examples"],
+          " (best)" if improved else "")
+      with open(os.path.join(self.model_dir, HISTORY_FILE), "w") as f:
+        json.dump(history, f)
+
+  def _check_finite(self, metrics, step, steps):
+    names = ["loss"] + (["grad_norm"] if self.check_gradients else [])
+    bad = [name for name in names if not math.isfinite(metrics[name])]
+    if bad:
+      raise NonFiniteLossError(
+          f"Non-finite {' and '.join(bad)} in steps {step + 1}-{step + steps}: "
+          f"training stopped. The last good checkpoint "
+          f"({tf.train.latest_checkpoint(self.model_dir)}) is kept; lower the "
+          f"learning rate or enable --clip_norm.")
+
+  def close(self):
+    for writer in self.writers.values():
+      writer.flush()

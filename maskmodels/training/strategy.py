@@ -1,0 +1,88 @@
+"""One function from a strategy name to a ``tf.distribute.Strategy``."""
+
+import json
+import os
+
+import tensorflow as tf
+
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored",
+              "tpu")
+
+
+def split_cpu(num_devices):
+  """Splits the first CPU into ``num_devices`` logical devices.
+
+  Must run before TensorFlow initializes its devices (before any op runs);
+  lets ``MirroredStrategy`` run ``num_devices`` replicas on a CPU-only host.
+  """
+  cpu = tf.config.list_physical_devices("CPU")[0]
+  current = tf.config.get_logical_device_configuration(cpu)
+  if current and len(current) == num_devices:
+    return
+  try:
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
+  except RuntimeError as error:
+    raise RuntimeError(
+        f"Cannot split the CPU into {num_devices} devices: TensorFlow has "
+        f"already initialized its devices ({error}). Choose the device count "
+        f"before running any TensorFlow op.") from None
+
+
+def get_strategy(name, num_cpu_devices=0, tpu=""):
+  """The ``tf.distribute.Strategy`` named ``name``.
+
+  Args:
+    name: one of ``STRATEGIES``.
+    num_cpu_devices: for ``mirrored`` on a host without GPUs, the number of
+      logical CPU devices (replicas); 0 means 2 on such a host.
+    tpu: TPU name or address for ``tpu`` ("" = the local TPU / environment).
+
+  Raises:
+    ValueError: unknown name, or a missing accelerator; the message lists
+      what is available.
+  """
+  if name not in STRATEGIES:
+    raise ValueError(f"Unknown strategy {name!r}; available: "
+                     f"{', '.join(STRATEGIES)}.")
+  if name == "default":
+    return tf.distribute.get_strategy()
+  gpus = tf.config.list_physical_devices("GPU")
+  if name == "one_device":
+    return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
+  if name == "mirrored":
+    if gpus and not num_cpu_devices:
+      return tf.distribute.MirroredStrategy()
+    split_cpu(num_cpu_devices or 2)
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices)
+  if name == "multi_worker_mirrored":
+    if "TF_CONFIG" not in os.environ:
+      raise ValueError("Strategy 'multi_worker_mirrored' needs the cluster in "
+                       "the TF_CONFIG environment variable; none is set.")
+    cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
+    if not cluster:
+      raise ValueError("TF_CONFIG has no 'cluster' entry.")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  try:
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+  except (ValueError, tf.errors.NotFoundError, RuntimeError) as error:
+    devices = sorted({d.device_type for d in tf.config.list_logical_devices()})
+    raise ValueError(f"No TPU found (tpu={tpu!r}): {error}. Devices here: "
+                     f"{', '.join(devices)}; choose one of "
+                     f"{', '.join(s for s in STRATEGIES if s != 'tpu')}."
+                     ) from None
+  return tf.distribute.TPUStrategy(resolver)
+
+
+def is_chief(strategy):
+  """Whether this task writes checkpoints and summaries."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.cluster_spec().as_dict():
+    return True
+  task_type, task_id = resolver.task_type, resolver.task_id
+  return task_type is None or task_type == "chief" or (
+      task_type == "worker" and task_id == 0 and
+      "chief" not in resolver.cluster_spec().as_dict())

@@ -1,0 +1,45 @@
+"""Trains a masked sequence classifier and reports held-out accuracy.
+
+    python scripts/train.py --strategy=mirrored            # embedded data
+    python scripts/train.py --data_format=aclimdb --data_path=aclImdb \
+        --model_dir=runs/imdb --flagfile=configs/imdb.flags
+
+A rerun with the same --model_dir resumes from its last checkpoint.
+"""
+
+import json
+
+from absl import app, flags, logging
+
+from maskmodels import cli
+from maskmodels import flags as mm_flags
+from maskmodels import training
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", "runs/default",
+                    "Model directory: checkpoints, vocabulary, config and "
+                    "summaries. A rerun with the same directory resumes.")
+mm_flags.define_strategy_flags()
+mm_flags.define_train_flags()
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  cli.quiet_tensorflow()
+  config = mm_flags.run_config_from_flags()
+  strategy = training.get_strategy(FLAGS.strategy, FLAGS.num_cpu_devices,
+                                   FLAGS.tpu)
+  logging.info("Strategy %s with %d replica(s).", FLAGS.strategy,
+               strategy.num_replicas_in_sync)
+  summary = training.train_and_evaluate(config, FLAGS.model_dir, strategy)
+  print(json.dumps(summary, indent=2))
+  if summary.get("test_accuracy") is not None:
+    print(f"Held-out test accuracy {summary['test_accuracy']:.4f} on "
+          f"{summary['test_examples']} examples; {summary['wall_seconds']:.0f}"
+          f" s; {summary['train_examples_per_second']:.0f} train examples/s. "
+          f"Model in {FLAGS.model_dir}.")
+
+
+if __name__ == "__main__":
+  app.run(main)
