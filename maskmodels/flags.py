@@ -3,7 +3,7 @@
 import dataclasses
 import json
 
-from absl import flags
+from absl import app, flags
 
 from maskmodels.data import readers, text
 from maskmodels.layers.conv_block import NORMALIZATIONS
@@ -125,7 +125,7 @@ def _ints(name):
   try:
     return [int(v) for v in FLAGS[name].value]
   except ValueError:
-    raise flags.ValidationError(
+    raise app.UsageError(
         f"--{name}={','.join(FLAGS[name].value)}: expected comma-separated "
         f"integers.") from None
 
@@ -135,7 +135,7 @@ def run_config_from_flags():
   for name, registry in (("model", MODELS), ("encoder", ENCODERS),
                          ("pooling", POOLINGS)):
     if FLAGS[name].value not in registry:
-      raise flags.ValidationError(
+      raise app.UsageError(
           f"--{name}={FLAGS[name].value!r} is not registered; choose one of "
           f"{', '.join(registry.names())}.")
   encoder_config = None
@@ -143,7 +143,7 @@ def run_config_from_flags():
     try:
       encoder_config = json.loads(FLAGS.encoder_config)
     except json.JSONDecodeError as error:
-      raise flags.ValidationError(
+      raise app.UsageError(
           f"--encoder_config is not valid JSON: {error}") from None
   values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(RunConfig)
             if f.name in FLAGS and f.name not in ("class_names",)}
@@ -153,7 +153,7 @@ def run_config_from_flags():
       normalization=None if FLAGS.normalization == "none" else
       FLAGS.normalization, clip_norm=FLAGS.clip_norm or None)
   if not 0.0 < values["validation_fraction"] < 1.0:
-    raise flags.ValidationError(
+    raise app.UsageError(
         f"--validation_fraction={values['validation_fraction']}: must be "
         f"strictly between 0 and 1.")
   return RunConfig(**values)

@@ -34,11 +34,17 @@ def main(argv):
                strategy.num_replicas_in_sync)
   summary = training.train_and_evaluate(config, FLAGS.model_dir, strategy)
   print(json.dumps(summary, indent=2))
+  parts = [f"{summary['steps']} steps in {summary['wall_seconds']:.0f} s"]
+  if summary["train_examples_per_second"]:
+    parts.append(f"{summary['train_examples_per_second']:.0f} train "
+                 f"examples/s")
+  if summary["best_validation_accuracy"] is not None:
+    parts.append(f"best validation accuracy "
+                 f"{summary['best_validation_accuracy']:.4f}")
   if summary.get("test_accuracy") is not None:
-    print(f"Held-out test accuracy {summary['test_accuracy']:.4f} on "
-          f"{summary['test_examples']} examples; {summary['wall_seconds']:.0f}"
-          f" s; {summary['train_examples_per_second']:.0f} train examples/s. "
-          f"Model in {FLAGS.model_dir}.")
+    parts.append(f"held-out test accuracy {summary['test_accuracy']:.4f} on "
+                 f"{summary['test_examples']} examples")
+  print(f"Done: {'; '.join(parts)}. Model in {FLAGS.model_dir}.")
 
 
 if __name__ == "__main__":

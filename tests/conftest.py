@@ -19,3 +19,13 @@ tf.config.set_logical_device_configuration(
 def _seed():
   keras.utils.set_random_seed(0)
   yield
+
+
+@pytest.fixture(scope="session")
+def mirrored():
+  """One 2-replica MirroredStrategy for the whole session.
+
+  Strategies created one after another in a process can reuse collective
+  instance keys and abort each other's all-reduces; a run has one strategy.
+  """
+  return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

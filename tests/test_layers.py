@@ -136,8 +136,8 @@ def test_masked_batch_norm_keeps_moving_stats_on_an_empty_batch():
   np.testing.assert_array_equal(layer.moving_variance, 1.0)
 
 
-def test_masked_batch_norm_statistics_are_global_across_replicas():
-  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+def test_masked_batch_norm_statistics_are_global_across_replicas(mirrored):
+  strategy = mirrored
   rng = np.random.default_rng(9)
   x = rng.normal(size=(4, 6, DIM)).astype(np.float32)
   mask = np.arange(6)[None] < np.array([[6], [2], [5], [0]])

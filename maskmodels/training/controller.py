@@ -35,11 +35,19 @@ def weights_checkpoint(model, optimizer=None, **extra):
   Variables are checkpointed as ordered lists, not through attribute
   tracking: Keras 3 keeps sublayers held in Python lists (an encoder's
   blocks, a head) out of TensorFlow's object graph, so attribute tracking
-  would silently skip their weights.
+  would silently skip their weights. ``model.variables`` also holds the
+  dropout seed states, so a resumed run draws the same dropout masks.
   """
   if optimizer is not None:
     extra["optimizer"] = list(optimizer.variables)
-  return tf.train.Checkpoint(model=list(model.weights), **extra)
+  return tf.train.Checkpoint(model=list(model.variables), **extra)
+
+
+def worker_temp_dir(model_dir, strategy):
+  """Where a non-chief worker writes: a temporary folder it removes again."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  return os.path.join(model_dir,
+                      f".worker_tmp_{getattr(resolver, 'task_id', 0) or 0}")
 
 
 def best_or_latest_checkpoint(model_dir):
@@ -71,10 +79,8 @@ class Controller:
     self.check_gradients = check_gradients
     strategy = trainer.strategy
     self.chief = is_chief(strategy)
-    resolver = getattr(strategy, "cluster_resolver", None)
-    task_id = getattr(resolver, "task_id", 0) or 0
     self.write_dir = (model_dir if self.chief else
-                      os.path.join(model_dir, f".worker_tmp_{task_id}"))
+                      worker_temp_dir(model_dir, strategy))
     with strategy.scope():
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False,
                               name="global_step")
@@ -240,3 +246,4 @@ class Controller:
   def close(self):
     for writer in self.writers.values():
       writer.flush()
+    self._cleanup()

@@ -56,10 +56,16 @@ def read_splits(config):
   return Splits(train, validation, test)
 
 
-def prepare_tokenizer(config, examples, model_dir):
-  """The run's tokenizer: the model directory's vocabulary, or a new one."""
+def prepare_tokenizer(config, examples, model_dir, write_dir=None):
+  """The run's tokenizer: the model directory's vocabulary, or a new one.
+
+  A new vocabulary is written to ``write_dir`` (default ``model_dir``); a
+  non-chief worker passes its temporary directory, as every worker learns the
+  same vocabulary from the same data.
+  """
   path = os.path.join(model_dir, VOCAB_FILE)
   if not os.path.exists(path):
+    path = os.path.join(write_dir or model_dir, VOCAB_FILE)
     start = time.perf_counter()
     vocab = text.learn_vocabulary(examples.texts, config.tokenizer,
                                   config.vocab_size)
@@ -106,7 +112,9 @@ def train_and_evaluate(config, model_dir, strategy):
   config = dataclasses.replace(config, class_names=splits.train.class_names)
   _check_resumable(config, model_dir)
   chief = is_chief(strategy)
-  tokenizer = prepare_tokenizer(config, splits.train, model_dir)
+  write_dir = model_dir if chief else controller_lib.worker_temp_dir(
+      model_dir, strategy)
+  tokenizer = prepare_tokenizer(config, splits.train, model_dir, write_dir)
   if chief:
     config.save(model_dir)
   boundaries = None

@@ -102,10 +102,11 @@ class Trainer(tf.Module):
                                                         global_weight)
     variables = self.model.trainable_variables
     replicas = context.num_replicas_in_sync
-    if replicas > 1:
-      # Replicas' batches differ in length (buckets), so sparse embedding
-      # gradients differ in size, which collective gathers refuse.
-      grads = [tf.convert_to_tensor(g) for g in grads]
+    # Dense gradients always: sparse embedding gradients repeat a row once per
+    # occurrence of its id, and Keras's Adam squares each repeat separately
+    # (sum of squares, not square of the sum); their sizes also differ across
+    # replicas, which collective gathers refuse.
+    grads = [tf.convert_to_tensor(g) for g in grads]
     # Aggregate here (not in the optimizer) so the norm is the global one.
     grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
     scale = tf.cast(self.optimizer.scale_loss(1.0), tf.float32)

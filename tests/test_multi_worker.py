@@ -1,0 +1,51 @@
+"""MultiWorkerMirroredStrategy with 2 local worker processes (TF_CONFIG)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_ports(count):
+  sockets = [socket.socket() for _ in range(count)]
+  for s in sockets:
+    s.bind(("localhost", 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+@pytest.mark.slow
+def test_two_workers_train_and_only_the_chief_checkpoints(tmp_path):
+  model_dir = str(tmp_path / "run")
+  cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+  workers = []
+  for index in range(2):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+               TF_CONFIG=json.dumps({"cluster": cluster,
+                                     "task": {"type": "worker",
+                                              "index": index}}))
+    workers.append(subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "scripts", "train.py"),
+         "--strategy=multi_worker_mirrored", f"--model_dir={model_dir}",
+         "--embedding_dim=16", "--conv_filters=16", "--gru_units=8",
+         "--vocab_size=400", "--max_len=96", "--batch_size=32",
+         "--train_steps=8", "--steps_per_loop=4", "--checkpoint_every_steps=4"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT))
+  outputs = [w.communicate(timeout=900) for w in workers]
+  for worker, (_, err) in zip(workers, outputs):
+    assert worker.returncode == 0, err[-3000:]
+  latest = tf.train.latest_checkpoint(model_dir)
+  assert latest and latest.endswith("ckpt-8")
+  reader = tf.train.load_checkpoint(latest)
+  assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 8
+  assert not [n for n in os.listdir(model_dir) if n.startswith(".worker_tmp")]
+  assert "held-out test accuracy" in outputs[0][0]
