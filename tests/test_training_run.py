@@ -99,3 +99,25 @@ def test_resuming_with_another_architecture_is_a_clear_error(jsonl, tmp_path):
                      "\\[8\\] in the model directory, \\[12\\] now"):
     training.train_and_evaluate(changed, model_dir,
                                 tf.distribute.get_strategy())
+
+
+@pytest.fixture
+def restore_float32():
+  yield
+  training.set_precision("float32")
+
+
+@pytest.mark.parametrize("options", [
+    dict(precision="mixed_float16"), dict(precision="mixed_bfloat16"),
+    dict(jit_compile=True), dict(optimizer="adamw", lr_schedule="linear"),
+    dict(optimizer="sgd", lr_schedule="constant", clip_norm=None)])
+def test_precisions_xla_and_optimizers_train(jsonl, tmp_path, options,
+                                             restore_float32):
+  config = tiny_config(jsonl, deterministic=False, train_steps=6, **options)
+  summary = training.train_and_evaluate(config, str(tmp_path / "run"),
+                                        tf.distribute.get_strategy())
+  assert summary["steps"] == 6
+  assert np.isfinite(summary["best_validation_accuracy"])
+  if "precision" in options:
+    _, _, model = training.load_trained(str(tmp_path / "run"))
+    assert model.dtype_policy.name == options["precision"]

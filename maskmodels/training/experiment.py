@@ -110,6 +110,11 @@ def train_and_evaluate(config, model_dir, strategy):
   os.makedirs(model_dir, exist_ok=True)
   splits = read_splits(config)
   config = dataclasses.replace(config, class_names=splits.train.class_names)
+  if isinstance(strategy, tf.distribute.TPUStrategy) and not (
+      config.static_shapes):
+    logging.info("TPU: padding every batch to its bucket's edge "
+                 "(static shapes).")
+    config = dataclasses.replace(config, static_shapes=True)
   _check_resumable(config, model_dir)
   chief = is_chief(strategy)
   write_dir = model_dir if chief else controller_lib.worker_temp_dir(
