@@ -181,8 +181,7 @@ def padding_stats(ids):
 def padded_step_fraction(dataset):
   """Fraction of padded steps over one pass of a dataset of batches."""
   real = total = 0
-  for ids, _, weights in dataset:
-    # Zero-weight filler rows are padding too.
+  for ids, _, _ in dataset:  # zero-weight filler rows count as padding
     batch_real, batch_total = padding_stats(ids)
     real += int(batch_real)
     total += int(batch_total)

@@ -75,7 +75,11 @@ class SequenceClassifier(keras.Model):
                                      name="logits")
 
   def build(self, input_shape=None):
-    # Runs one symbolic-free pass so every sublayer creates its weights.
+    """Creates every weight by running ``call`` once on a ``[1, 1]`` batch.
+
+    Loading from a ``.keras`` file or ``get_config`` calls this; the weights'
+    shapes do not depend on ``input_shape``.
+    """
     if not self.built:
       self.call(tf.zeros([1, 1], tf.int32), training=False)
       self.built = True
