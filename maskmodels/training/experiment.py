@@ -103,6 +103,10 @@ def train_and_evaluate(config, model_dir, strategy):
     The run summary (also written to ``summary.json``).
   """
   start = time.perf_counter()
+  if config.deterministic and config.jit_compile:
+    raise ValueError("--deterministic and --jit_compile cannot be combined: "
+                     "XLA has no deterministic gradient for max-pooling. "
+                     "Choose one.")
   keras.utils.set_random_seed(config.seed)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
