@@ -4,10 +4,14 @@
     python scripts/train.py --data_format=aclimdb --data_path=aclImdb \
         --model_dir=runs/imdb --flagfile=configs/imdb.flags
 
-A rerun with the same --model_dir resumes from its last checkpoint.
+A rerun with the same --model_dir resumes from its last checkpoint. On
+SIGTERM or Ctrl-C the run finishes its current loop of steps, saves a
+checkpoint at that step and exits with status 75; a second signal stops it
+at once.
 """
 
 import json
+import sys
 
 from absl import app, flags, logging
 
@@ -32,7 +36,11 @@ def main(argv):
                                    FLAGS.tpu)
   logging.info("Strategy %s with %d replica(s).", FLAGS.strategy,
                strategy.num_replicas_in_sync)
-  summary = training.train_and_evaluate(config, FLAGS.model_dir, strategy)
+  try:
+    summary = training.train_and_evaluate(config, FLAGS.model_dir, strategy)
+  except training.TrainingInterrupted as stopped:
+    logging.warning("%s", stopped)
+    sys.exit(training.PREEMPTED_EXIT_CODE)
   print(json.dumps(summary, indent=2))
   parts = [f"{summary['steps']} steps in {summary['wall_seconds']:.0f} s"]
   if summary["train_examples_per_second"]:

@@ -77,3 +77,33 @@ def test_evaluate_on_a_missing_model_directory_is_a_clear_error(tmp_path):
   result = run("evaluate.py", f"--model_dir={tmp_path / 'nothing'}")
   assert result.returncode != 0
   assert "is not a maskmodels model directory" in result.stderr
+
+
+def test_sigterm_saves_the_current_step_and_the_rerun_resumes_there(tmp_path):
+  import signal
+  import time
+  model_dir = str(tmp_path / "run")
+  args = [sys.executable, os.path.join(ROOT, "scripts", "train.py"),
+          f"--model_dir={model_dir}", "--checkpoint_every_steps=1000",
+          "--steps_per_loop=2", "--train_steps=400",
+          *[a for a in TINY if not a.startswith(("--train_steps",
+                                                  "--steps_per_loop",
+                                                  "--checkpoint_every"))]]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+  process = subprocess.Popen(args, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env,
+                             cwd=ROOT)
+  deadline = time.time() + 300
+  while not os.path.exists(os.path.join(model_dir, "train")):
+    assert time.time() < deadline and process.poll() is None
+    time.sleep(0.5)
+  time.sleep(3)  # a few loops of steps, well before any interval checkpoint
+  process.send_signal(signal.SIGTERM)
+  _, err = process.communicate(timeout=300)
+  assert process.returncode == 75, err[-3000:]
+  assert "Stopped by SIGTERM at step" in err
+  stopped_at = int(err.split("Stopped by SIGTERM at step ")[1].split(";")[0])
+  assert 0 < stopped_at < 400
+  resumed = run("train.py", *args[2:])
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert f"at step {stopped_at}." in resumed.stderr  # "Resumed from ..."

@@ -1,6 +1,7 @@
 """Training: strategies, the custom loop, checkpoints and the end-to-end run."""
 
-from maskmodels.training.controller import Controller
+from maskmodels.training.controller import (PREEMPTED_EXIT_CODE, Controller,
+                                             TrainingInterrupted)
 from maskmodels.training.experiment import (evaluate, load_trained, predict,
                                             read_splits, train_and_evaluate)
 from maskmodels.training.optimization import (OPTIMIZERS, PRECISIONS,

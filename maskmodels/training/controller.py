@@ -10,10 +10,13 @@ write to temporary directories that are removed after each save, as
 TensorFlow's multi-worker guide prescribes.
 """
 
+import contextlib
 import json
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 
 import keras
@@ -27,6 +30,42 @@ from maskmodels.training.trainer import NonFiniteLossError
 
 BEST_DIR = "best"
 HISTORY_FILE = "history.json"
+# Exit status of a run stopped by SIGTERM/SIGINT after saving (EX_TEMPFAIL:
+# rerun the same command to resume).
+PREEMPTED_EXIT_CODE = 75
+
+
+class TrainingInterrupted(Exception):
+  """Training stopped on a signal after checkpointing the current step."""
+
+  def __init__(self, signal_number, step, path):
+    super().__init__(
+        f"Stopped by {signal.Signals(signal_number).name} at step {step}; "
+        f"saved {path}. Rerun the same command to resume.")
+    self.step = step
+
+
+@contextlib.contextmanager
+def _stop_requests():
+  """Records SIGTERM / SIGINT in a list instead of dying mid-step."""
+  received = []
+  if threading.current_thread() is not threading.main_thread():
+    yield received
+    return
+  previous = {}
+
+  def request_stop(number, _):
+    received.append(number)
+    for sig, handler in previous.items():  # a second signal acts at once
+      signal.signal(sig, handler)
+
+  for sig in (signal.SIGTERM, signal.SIGINT):
+    previous[sig] = signal.signal(sig, request_stop)
+  try:
+    yield received
+  finally:
+    for sig, handler in previous.items():
+      signal.signal(sig, handler)
 
 
 def weights_checkpoint(model, optimizer=None, **extra):
@@ -184,6 +223,18 @@ class Controller:
         total_steps, verbose=1 if self.chief else 0,
         stateful_metrics=["loss", "accuracy", "ex/s", "lr"])
     progress.update(self.step_value)
+    with _stop_requests() as stop:
+      self._loop(iterator, eval_dataset, total_steps, steps_per_epoch,
+                 examples_per_step, history, progress, stop)
+    self.save(force=True)
+    if self.chief and history["train"]:
+      curves.write_curves_png(os.path.join(self.model_dir, "curves.png"),
+                              history)
+    return history
+
+  def _loop(self, iterator, eval_dataset, total_steps, steps_per_epoch,
+            examples_per_step, history, progress, stop):
+    """The body of :meth:`fit`; a signal in ``stop`` ends it after a save."""
     examples, seconds = 0, 0.0
     while self.step_value < total_steps:
       step = self.step_value
@@ -208,13 +259,10 @@ class Controller:
         history["train"].append((step, metrics))
         self._end_epoch(eval_dataset, step, history)
         self.trainer.reset_train_metrics()
+      self.examples_per_second = examples / seconds
+      if stop:
+        raise TrainingInterrupted(stop[0], step, self.save(force=True))
       self.save()
-    self.save(force=True)
-    self.examples_per_second = examples / seconds if seconds else None
-    if self.chief and history["train"]:
-      curves.write_curves_png(os.path.join(self.model_dir, "curves.png"),
-                              history)
-    return history
 
   def _end_epoch(self, eval_dataset, step, history):
     results = self.trainer.evaluate(eval_dataset)
