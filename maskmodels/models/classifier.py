@@ -4,7 +4,8 @@ import keras
 import tensorflow as tf
 
 from maskmodels import masking
-from maskmodels.layers.pooling import MaskedPooling
+# Imported for its side effect: it registers the built-in poolings by name.
+from maskmodels.layers import pooling as _builtin_poolings  # noqa: F401
 from maskmodels.registry import ENCODERS, POOLINGS, register_model
 
 
