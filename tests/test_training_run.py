@@ -132,3 +132,25 @@ def test_deterministic_xla_is_a_clear_error(jsonl, tmp_path):
     training.train_and_evaluate(tiny_config(jsonl, jit_compile=True),
                                 str(tmp_path / "run"),
                                 tf.distribute.get_strategy())
+
+
+def test_divergence_stops_with_the_step_and_keeps_finite_checkpoints(
+    jsonl, tmp_path):
+  model_dir = str(tmp_path / "run")
+  strategy = tf.distribute.get_strategy()
+  good = tiny_config(jsonl, deterministic=False, optimizer="sgd",
+                     lr_schedule="constant", warmup_steps=0, train_steps=3,
+                     checkpoint_every_steps=1)
+  training.train_and_evaluate(good, model_dir, strategy)
+  diverging = dataclasses.replace(good, learning_rate=1e30, clip_norm=None,
+                                  train_steps=60)
+  with pytest.raises(training.NonFiniteLossError,
+                     match=r"Non-finite .* in steps \d+-\d+: training stopped"):
+    training.train_and_evaluate(diverging, model_dir, strategy)
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(model_dir))
+  assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") >= 3
+  names = [n for n in reader.get_variable_to_shape_map()
+           if n.startswith("model/")]
+  assert names
+  for name in names:
+    assert np.all(np.isfinite(reader.get_tensor(name))), name
