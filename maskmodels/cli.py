@@ -1,6 +1,7 @@
 """Helpers shared by the command-line scripts."""
 
 import logging
+import sys
 import os
 import warnings
 
@@ -19,3 +20,20 @@ def quiet_tensorflow():
       f"{os.sep}tensorflow{os.sep}" not in record.pathname)
   warnings.filterwarnings("ignore", message="To make it possible to preserve "
                           "tf.data options")
+
+
+def run(main):
+  """``absl.app.run(main)``, with bad input reported as one line, not a
+  traceback: a missing path (FileNotFoundError), an invalid value
+  (ValueError) or a diverged run (FloatingPointError) ends the program with
+  its message and exit status 1."""
+  from absl import app  # pylint: disable=import-outside-toplevel
+
+  def guarded(argv):
+    try:
+      return main(argv)
+    except (FileNotFoundError, ValueError, FloatingPointError) as error:
+      sys.stderr.write(f"error: {error}\n")
+      sys.exit(1)
+
+  app.run(guarded)

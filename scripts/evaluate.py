@@ -1,4 +1,4 @@
-"""Evaluates a trained model directory on a data split; prints JSON metrics.
+r"""Evaluates a trained model directory on a data split; prints JSON metrics.
 
     python scripts/evaluate.py --model_dir=runs/default               # test
     python scripts/evaluate.py --model_dir=runs/imdb --data_format=aclimdb \
@@ -41,4 +41,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

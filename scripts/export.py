@@ -1,4 +1,4 @@
-"""Exports a trained model directory as a SavedModel that takes raw strings.
+r"""Exports a trained model directory as a SavedModel that takes raw strings.
 
     python scripts/export.py --model_dir=runs/default --export_dir=exported
     saved_model_cli show --dir exported --tag_set serve --signature_def \
@@ -26,4 +26,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -1,4 +1,4 @@
-"""Predicts labels for texts given as arguments, or one per line on stdin.
+r"""Predicts labels for texts given as arguments, or one per line on stdin.
 
     python scripts/predict.py --model_dir=runs/default "A superb film." "Dull."
     cat reviews.txt | python scripts/predict.py --model_dir=runs/default
@@ -41,4 +41,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -1,4 +1,4 @@
-"""Trains a masked sequence classifier and reports held-out accuracy.
+r"""Trains a masked sequence classifier and reports held-out accuracy.
 
     python scripts/train.py --strategy=mirrored            # embedded data
     python scripts/train.py --data_format=aclimdb --data_path=aclImdb \
@@ -56,4 +56,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

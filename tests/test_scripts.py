@@ -73,10 +73,17 @@ def test_bad_flags_name_the_flag_and_value(flag, message, tmp_path):
   assert "Traceback" not in result.stderr
 
 
-def test_evaluate_on_a_missing_model_directory_is_a_clear_error(tmp_path):
-  result = run("evaluate.py", f"--model_dir={tmp_path / 'nothing'}")
-  assert result.returncode != 0
-  assert "is not a maskmodels model directory" in result.stderr
+@pytest.mark.parametrize("script,args,message", [
+    ("evaluate.py", [], "is not a maskmodels model directory"),
+    ("predict.py", ["some text"], "is not a maskmodels model directory"),
+    ("train.py", ["--data_format=aclimdb", "--data_path=/no/such/folder"],
+     "Data folder not found: /no/such/folder"),
+])
+def test_bad_paths_are_one_line_errors(tmp_path, script, args, message):
+  result = run(script, f"--model_dir={tmp_path / 'nothing'}", *args)
+  assert result.returncode == 1
+  assert "error: " in result.stderr and message in result.stderr
+  assert "Traceback" not in result.stderr
 
 
 def test_sigterm_saves_the_current_step_and_the_rerun_resumes_there(tmp_path):
