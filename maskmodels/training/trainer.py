@@ -14,13 +14,6 @@ class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN or Inf loss or gradient."""
 
 
-def _divide(gradient, divisor):
-  if isinstance(gradient, tf.IndexedSlices):
-    return tf.IndexedSlices(gradient.values / divisor, gradient.indices,
-                            gradient.dense_shape)
-  return gradient / divisor
-
-
 class Trainer(tf.Module):
   """Runs training and evaluation steps of a classifier under a strategy.
 
@@ -115,7 +108,7 @@ class Trainer(tf.Module):
       grads, _ = tf.clip_by_global_norm(grads, self.clip_norm * scale,
                                         use_norm=norm * scale)
     # The optimizer sums over replicas again: hand each its share.
-    grads = [_divide(g, replicas) for g in grads] if replicas > 1 else grads
+    grads = [g / replicas for g in grads] if replicas > 1 else grads
     self.optimizer.apply_gradients(zip(grads, variables))
     self.train_metrics["loss"].update_state(per_example, sample_weight=weights)
     self.train_metrics["accuracy"].update_state(labels, logits,
