@@ -10,6 +10,7 @@ sequence.
 
 import json
 import os
+import tempfile
 import time
 
 from absl import app, flags, logging
@@ -24,7 +25,9 @@ flags.DEFINE_integer("vocab_size", 20000, "Vocabulary size.", lower_bound=3)
 flags.DEFINE_integer("max_len", 400, "Tokens kept per review.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 32, "Batch size.", lower_bound=1)
 flags.DEFINE_integer("num_buckets", 8, "Length buckets.", lower_bound=1)
-flags.DEFINE_string("work_dir", "/tmp/maskmodels_bench", "Vocabulary output.")
+flags.DEFINE_string("work_dir", None,
+                    "Where the vocabulary is written (default: a new "
+                    "temporary folder).")
 
 
 def timed_pass(dataset):
@@ -41,7 +44,8 @@ def main(argv):
   examples = data.read_aclimdb(FLAGS.data_dir, FLAGS.split)
   read_seconds = time.perf_counter() - start
   logging.info("Read %d reviews in %.1f s.", len(examples), read_seconds)
-  vocab_path = os.path.join(FLAGS.work_dir, "vocab.txt")
+  work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="maskmodels_bench_")
+  vocab_path = os.path.join(work_dir, "vocab.txt")
   start = time.perf_counter()
   data.write_vocabulary(data.learn_vocabulary(
       examples.texts, FLAGS.tokenizer, FLAGS.vocab_size), vocab_path)

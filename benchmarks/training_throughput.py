@@ -12,8 +12,10 @@ memory.
 """
 
 import json
+import os
 import resource
 import statistics
+import tempfile
 import time
 
 import keras
@@ -112,9 +114,10 @@ def main(argv):
     examples = data.read_default("train")
   order = np.random.default_rng(0).permutation(len(examples))[:FLAGS.examples]
   examples = examples.subset(order)
+  work_dir = tempfile.mkdtemp(prefix="maskmodels_bench_")
   vocab = data.learn_vocabulary(examples.texts, "word", 20000)
-  data.write_vocabulary(vocab, "/tmp/maskmodels_bench_vocab.txt")
-  tokenizer = data.build_tokenizer("word", "/tmp/maskmodels_bench_vocab.txt")
+  data.write_vocabulary(vocab, os.path.join(work_dir, "vocab.txt"))
+  tokenizer = data.build_tokenizer("word", os.path.join(work_dir, "vocab.txt"))
   lengths = data.token_lengths(examples.texts, tokenizer, FLAGS.max_len)
   edges = data.length_boundaries(lengths, 8)
   batch = FLAGS.batch_size
@@ -127,9 +130,9 @@ def main(argv):
 
   textbook_tokenizer_vocab = vocab[:999]  # + 1 OOV bucket = 1000 ids
   data.write_vocabulary(textbook_tokenizer_vocab,
-                        "/tmp/maskmodels_bench_vocab1000.txt")
+                        os.path.join(work_dir, "vocab1000.txt"))
   textbook_tokenizer = data.build_tokenizer(
-      "word", "/tmp/maskmodels_bench_vocab1000.txt", num_oov_buckets=1)
+      "word", os.path.join(work_dir, "vocab1000.txt"), num_oov_buckets=1)
   textbook_data = data.make_dataset(
       examples, textbook_tokenizer, data.PipelineConfig(100000, 32),
       training=True).map(lambda i, l, w: (i, l))

@@ -23,7 +23,7 @@ def _seed():
 
 @pytest.fixture(scope="session")
 def mirrored():
-  """One 2-replica MirroredStrategy for the whole session.
+  """One 2-replica MirroredStrategy for the whole test run.
 
   Strategies created one after another in a process can reuse collective
   instance keys and abort each other's all-reduces; a run has one strategy.
