@@ -52,10 +52,7 @@ def apply_mask(inputs, mask):
   """
   if mask is None:
     return inputs
-  mask = tf.cast(mask, tf.bool)
-  while mask.shape.rank < inputs.shape.rank:
-    mask = mask[..., tf.newaxis]
-  return tf.where(mask, inputs, tf.zeros((), inputs.dtype))
+  return tf.where(_expanded(mask, inputs), inputs, tf.zeros((), inputs.dtype))
 
 
 def right_padding_permutation(mask):

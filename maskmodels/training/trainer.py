@@ -9,6 +9,8 @@ replicas.
 import keras
 import tensorflow as tf
 
+from maskmodels.data import pipeline
+
 
 class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN or Inf loss or gradient."""
@@ -116,8 +118,7 @@ class Trainer(tf.Module):
     self.train_metrics["grad_norm"].update_state(
         norm, sample_weight=1.0 / replicas)
     # Padded steps over all steps, filler rows included.
-    total = tf.cast(tf.size(ids), tf.float32)
-    real = tf.reduce_sum(tf.cast(tf.not_equal(ids, 0), tf.float32))
+    real, total = (tf.cast(n, tf.float32) for n in pipeline.padding_stats(ids))
     self.train_metrics["padded_fraction"].update_state(
         1.0 - real / tf.maximum(total, 1.0), sample_weight=total)
 
