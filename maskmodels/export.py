@@ -45,7 +45,7 @@ def export_saved_model(model_dir, export_dir):
   from maskmodels.training import experiment  # pylint: disable=import-outside-toplevel
   config, tokenizer, model = experiment.load_trained(model_dir)
   module = TextClassifierModule(model, tokenizer, config.class_names,
-                                config.max_len, config.truncation)
+                                config.inference_max_len, config.truncation)
   tf.saved_model.save(module, export_dir,
                       signatures={SIGNATURE: module.serve})
   return export_dir

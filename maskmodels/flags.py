@@ -56,6 +56,11 @@ def define_train_flags():
                        "Hash buckets for unknown words.", lower_bound=1)
   flags.DEFINE_integer("max_len", d.max_len, "Tokens kept per text.",
                        lower_bound=1)
+  flags.DEFINE_integer("eval_max_len", d.eval_max_len,
+                       "Tokens kept per text in evaluation, prediction and "
+                       "export (0: --max_len). A masked model reads any "
+                       "length, so it may see whole texts at test time.",
+                       lower_bound=0)
   flags.DEFINE_enum("truncation", d.truncation, text.TRUNCATIONS,
                     "Which tokens to keep of a long text.")
   flags.DEFINE_integer("num_buckets", d.num_buckets,
@@ -88,6 +93,9 @@ def define_train_flags():
                     "Conv block normalization.")
   flags.DEFINE_float("dropout", d.dropout, "Dropout rate.", lower_bound=0.0,
                      upper_bound=0.99)
+  flags.DEFINE_float("token_dropout", d.token_dropout,
+                     "Rate of zeroing whole token embeddings in training.",
+                     lower_bound=0.0, upper_bound=0.99)
   flags.DEFINE_list("head_units", [], "Hidden layers of the head.")
   flags.DEFINE_integer("batch_size", d.batch_size, "Global batch size.",
                        lower_bound=1)

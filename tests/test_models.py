@@ -79,7 +79,7 @@ def test_keras_file_round_trip_gives_identical_outputs(tmp_path, ids):
   expected = model(batch).numpy()
   path = str(tmp_path / "model.keras")
   model.save(path)
-  loaded = keras.models.load_model(path)  # safe_mode stays on
+  loaded = keras.models.load_model(path, safe_mode=True)
   assert isinstance(loaded, mm.SequenceClassifier)
   np.testing.assert_array_equal(loaded(batch), expected)
 

@@ -89,6 +89,18 @@ def test_model_directory_holds_what_later_steps_need(jsonl, tmp_path):
   probs = training.predict(config, tokenizer, model, ["", "a superb film"])
   np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
 
+  # --eval_max_len: evaluation and prediction read more of a long text.
+  long_text = " ".join(["the plot was dull"] * 20 + ["superb"] * 60)
+  for eval_max_len, width in ((0, 96), (400, 400)):
+    config = dataclasses.replace(config, eval_max_len=eval_max_len)
+    assert config.pipeline_config(evaluation=True).max_len == width
+    assert config.pipeline_config().max_len == 96
+    ids = tokenizer.encode([long_text], width, config.truncation).to_tensor()
+    want = tf.nn.softmax(model(ids, training=False)).numpy()
+    np.testing.assert_allclose(
+        training.predict(config, tokenizer, model, [long_text]), want,
+        atol=1e-6)
+
 
 def test_resuming_with_another_architecture_is_a_clear_error(jsonl, tmp_path):
   model_dir = str(tmp_path / "run")

@@ -89,30 +89,44 @@ def _finish(texts, raw_labels, class_names, source, decoder):
   return Examples(texts, labels, names, source)
 
 
+# aclImdb's folder of unlabelled reviews, never a class.
+UNLABELLED_FOLDER = "unsup"
+
+
 def read_aclimdb(root, split, class_names=None):
   """Reads ``<root>/<split>/<class>/*.txt``.
 
   Args:
     root: dataset folder (e.g. ``aclImdb``).
     split: subfolder, e.g. ``"train"`` or ``"test"``.
-    class_names: classes to read, in label order; default every subfolder
-      holding ``.txt`` files, sorted by name.
+    class_names: classes in label order; default every subfolder holding
+      ``.txt`` files, sorted by name. Either way a class folder outside
+      the list is an error, never skipped silently; aclImdb's unlabelled
+      ``unsup`` folder is the one exception.
   """
   folder = os.path.join(root, split)
   if not os.path.isdir(folder):
     raise FileNotFoundError(f"Data folder not found: {folder} (expected "
                             f"<root>/<split>/<class>/*.txt).")
+  found = sorted(
+      name for name in os.listdir(folder)
+      if name != UNLABELLED_FOLDER and os.path.isdir(os.path.join(
+          folder, name)) and any(f.endswith(".txt") for f in os.listdir(
+              os.path.join(folder, name))))
   if class_names is None:
-    class_names = sorted(
-        name for name in os.listdir(folder)
-        if os.path.isdir(os.path.join(folder, name)) and any(
-            f.endswith(".txt") for f in os.listdir(os.path.join(folder, name))))
+    class_names = found
+  for name in class_names:
+    if not os.path.isdir(os.path.join(folder, name)):
+      raise FileNotFoundError(
+          f"Class folder not found: {os.path.join(folder, name)}")
+  unknown = [name for name in found if name not in class_names]
+  if unknown:
+    raise ValueError(f"Unknown label {unknown[0]!r} in {folder}: its class "
+                     f"folders must be among {list(class_names)}.")
   decoder = _Decoder(folder)
   texts, raw_labels = [], []
   for name in class_names:
     class_folder = os.path.join(folder, name)
-    if not os.path.isdir(class_folder):
-      raise FileNotFoundError(f"Class folder not found: {class_folder}")
     for file_name in sorted(os.listdir(class_folder)):
       if file_name.endswith(".txt"):
         with open(os.path.join(class_folder, file_name), "rb") as f:

@@ -6,11 +6,12 @@ vocabulary file is ``[PAD]``.
 """
 
 import collections
-import os
 
 import tensorflow as tf
 import tensorflow_text as tf_text
 from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
+
+from maskmodels import atomic_files
 
 PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
@@ -123,11 +124,7 @@ def write_vocabulary(tokens, path):
   tokens = list(tokens)
   if not tokens or tokens[0] != PAD_TOKEN:
     raise ValueError(f"A vocabulary must start with {PAD_TOKEN!r}.")
-  directory = os.path.dirname(path)
-  if directory:
-    tf.io.gfile.makedirs(directory)
-  with tf.io.gfile.GFile(path, "w") as f:
-    f.write("".join(token + "\n" for token in tokens))
+  atomic_files.write_text(path, "".join(token + "\n" for token in tokens))
 
 
 class Tokenizer(tf.Module):

@@ -39,6 +39,8 @@ class SequenceClassifier(keras.Model):
     pooling: a registered pooling name, a Keras layer, or a serialized dict.
     head_units: widths of hidden ReLU layers before the logits.
     dropout: dropout before each head layer.
+    token_dropout: rate at which whole token embeddings are zeroed in
+      training (a regularizer for small data; the mask is unchanged).
     pad_id: the id that marks padding.
 
   Call args:
@@ -50,7 +52,8 @@ class SequenceClassifier(keras.Model):
 
   def __init__(self, vocab_size, num_classes=2, embedding_dim=128,
                encoder="conv_gru", encoder_config=None, pooling="max",
-               head_units=(), dropout=0.0, pad_id=0, **kwargs):
+               head_units=(), dropout=0.0, token_dropout=0.0, pad_id=0,
+               **kwargs):
     super().__init__(**kwargs)
     if not isinstance(vocab_size, int) or vocab_size < 2:
       raise ValueError(f"vocab_size must be an int >= 2, got {vocab_size!r}.")
@@ -62,10 +65,14 @@ class SequenceClassifier(keras.Model):
     self.embedding_dim = embedding_dim
     self.head_units = list(head_units)
     self.dropout = dropout
+    self.token_dropout = token_dropout
     self.pad_id = pad_id
     policy = self.dtype_policy
     self.embedding = keras.layers.Embedding(vocab_size, embedding_dim,
                                             dtype=policy, name="embedding")
+    # noise_shape [batch, time, 1]: a dropped token loses its whole vector.
+    self.embedding_dropout = keras.layers.Dropout(
+        token_dropout, noise_shape=(None, None, 1), name="token_dropout")
     self.encoder = _component(encoder, encoder_config, ENCODERS)
     self.pooling = _component(pooling, None, POOLINGS)
     self.head = [keras.layers.Dense(units, activation="relu", dtype=policy,
@@ -89,7 +96,7 @@ class SequenceClassifier(keras.Model):
     ids = tf.convert_to_tensor(ids)
     mask = masking.mask_from_ids(ids, self.pad_id)
     ids, mask, _ = masking.to_right_padded(ids, mask)
-    x = self.embedding(ids)
+    x = self.embedding_dropout(self.embedding(ids), training=training)
     x, mask = self.encoder(x, mask=mask, training=training)
     x = self.pooling(x, mask=mask, training=training)
     for layer in self.head:
@@ -103,4 +110,4 @@ class SequenceClassifier(keras.Model):
         "encoder": keras.saving.serialize_keras_object(self.encoder),
         "pooling": keras.saving.serialize_keras_object(self.pooling),
         "head_units": self.head_units, "dropout": self.dropout,
-        "pad_id": self.pad_id}
+        "token_dropout": self.token_dropout, "pad_id": self.pad_id}

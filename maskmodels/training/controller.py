@@ -24,7 +24,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from maskmodels.training import curves
+from maskmodels import atomic_files
+from maskmodels.training import curves, memory
 from maskmodels.training.strategy import is_chief
 from maskmodels.training.trainer import NonFiniteLossError
 
@@ -146,17 +147,34 @@ class Controller:
   # ---- checkpoints ----------------------------------------------------------
 
   def _restore(self):
-    latest = tf.train.latest_checkpoint(self.model_dir)
-    if latest is None:
+    """Resumes from the newest readable checkpoint in the model directory.
+
+    A checkpoint whose files cannot be read (a kill while it was written
+    to a disk that does not rename atomically, a truncated copy) is skipped
+    with a warning in favour of the one before it; a checkpoint of another
+    architecture is an error.
+    """
+    candidates = list(reversed(self.manager.checkpoints))
+    if not candidates and tf.train.latest_checkpoint(self.model_dir):
+      candidates = [tf.train.latest_checkpoint(self.model_dir)]
+    for path in candidates:
+      try:
+        self.checkpoint.restore(path).assert_existing_objects_matched()
+      except (tf.errors.OpError, IndexError) as error:  # a short read
+        logging.warning("Skipping unreadable checkpoint %s: %s", path,
+                        str(error).splitlines()[0])
+        continue
+      except (AssertionError, ValueError) as error:
+        raise ValueError(
+            f"Cannot restore {path}: it does not match this model "
+            f"({str(error).splitlines()[0]}). Use a new --model_dir or the "
+            f"settings the checkpoint was trained with.") from None
+      logging.info("Resumed from %s at step %d.", path, self.step_value)
       return
-    try:
-      self.checkpoint.restore(latest).assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as error:
+    if candidates:
       raise ValueError(
-          f"Cannot restore {latest}: it does not match this model "
-          f"({str(error).splitlines()[0]}). Use a new --model_dir or the "
-          f"settings the checkpoint was trained with.") from None
-    logging.info("Resumed from %s at step %d.", latest, self.step_value)
+          f"No checkpoint in {self.model_dir} can be read (tried "
+          f"{', '.join(candidates)}). Use a new --model_dir.")
 
   def _cleanup(self):
     if not self.chief:
@@ -188,11 +206,15 @@ class Controller:
   # ---- the loop -------------------------------------------------------------
 
   def _history(self):
+    """The saved history up to the restored step (a kill may leave more)."""
     path = os.path.join(self.model_dir, HISTORY_FILE)
+    history = {"train": [], "validation": []}
     if os.path.exists(path):
       with open(path) as f:
-        return json.load(f)
-    return {"train": [], "validation": []}
+        history.update(json.load(f))
+    step = self.step_value
+    return {name: [entry for entry in entries if entry[0] <= step]
+            for name, entries in history.items()}
 
   def _write_scalars(self, writer, values, step):
     with self.writers[writer].as_default(step=step):
@@ -256,16 +278,25 @@ class Controller:
                              ("accuracy", metrics["accuracy"]),
                              ("ex/s", speed), ("lr", scalars["learning_rate"])])
       if step % steps_per_epoch == 0 or step == total_steps:
-        history["train"].append((step, metrics))
-        self._end_epoch(eval_dataset, step, history)
+        self._end_epoch(eval_dataset, step, history, metrics)
         self.trainer.reset_train_metrics()
       self.examples_per_second = examples / seconds
       if stop:
         raise TrainingInterrupted(stop[0], step, self.save(force=True))
       self.save()
 
-  def _end_epoch(self, eval_dataset, step, history):
+  def _end_epoch(self, eval_dataset, step, history, train_metrics):
+    """Evaluates, keeps the best checkpoint, and records the epoch.
+
+    The training record also holds the epoch's peak resident memory and
+    the ``tf.function`` trace count so far (evaluation included).
+    """
     results = self.trainer.evaluate(eval_dataset)
+    usage = {"peak_memory_mb": memory.peak_resident_mb(),
+             "traces": sum(self.trainer.trace_counts.values())}
+    memory.reset_peak()
+    self._write_scalars("train", usage, step)
+    history["train"].append((step, dict(train_metrics, **usage)))
     self._write_scalars("eval", results, step)
     history["validation"].append((step, results))
     improved = results["accuracy"] > float(self.best.numpy())
@@ -278,8 +309,8 @@ class Controller:
           "step %d: validation loss %.4f accuracy %.4f on %d examples%s", step,
           results["loss"], results["accuracy"], results["examples"],
           " (best)" if improved else "")
-      with open(os.path.join(self.model_dir, HISTORY_FILE), "w") as f:
-        json.dump(history, f)
+      atomic_files.write_json(os.path.join(self.model_dir, HISTORY_FILE),
+                              history)
 
   def _check_finite(self, metrics, step, steps):
     names = ["loss"] + (["grad_norm"] if self.check_gradients else [])

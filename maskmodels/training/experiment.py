@@ -9,7 +9,6 @@ A model directory holds everything needed afterwards::
 """
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -19,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from maskmodels import atomic_files
 from maskmodels.data import pipeline, readers, text
 from maskmodels.training import controller as controller_lib
 from maskmodels.training import optimization
@@ -132,6 +132,7 @@ def train_and_evaluate(config, model_dir, strategy):
                                      config.max_len, config.truncation)
     boundaries = pipeline.length_boundaries(lengths, config.num_buckets)
   pipeline_config = config.pipeline_config(boundaries)
+  eval_pipeline_config = config.pipeline_config(boundaries, evaluation=True)
   full_batches = len(splits.train) // config.batch_size
   steps_per_epoch = max(1, full_batches if config.static_shapes else
                         math.ceil(len(splits.train) / config.batch_size))
@@ -159,8 +160,8 @@ def train_and_evaluate(config, model_dir, strategy):
     return dataset.skip(controller.step_value * per_step)
 
   def eval_input(examples):
-    dataset = pipeline.make_dataset(examples, tokenizer, pipeline_config,
-                                    False)
+    dataset = pipeline.make_dataset(examples, tokenizer,
+                                    eval_pipeline_config, False)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = (
         tf.data.experimental.AutoShardPolicy.DATA)
@@ -187,8 +188,8 @@ def train_and_evaluate(config, model_dir, strategy):
                    test_examples=int(test["examples"]))
   summary["wall_seconds"] = time.perf_counter() - start
   if chief:
-    with open(os.path.join(model_dir, "summary.json"), "w") as f:
-      json.dump(summary, f, indent=2)
+    atomic_files.write_json(os.path.join(model_dir, "summary.json"), summary,
+                            indent=2)
   controller.close()
   return summary
 
@@ -219,7 +220,8 @@ def evaluate(model_dir, examples):
     raise ValueError(f"The data's classes {examples.class_names} differ from "
                      f"the model's {config.class_names}.")
   dataset = pipeline.make_dataset(examples, tokenizer,
-                                  config.pipeline_config(), False)
+                                  config.pipeline_config(evaluation=True),
+                                  False)
   trainer = Trainer(model, None, tf.distribute.get_strategy())
   return trainer.evaluate(dataset)
 
@@ -228,7 +230,8 @@ def predict(config, tokenizer, model, texts, batch_size=64):
   """Class probabilities ``[len(texts), classes]`` for raw strings."""
   probabilities = []
   for start in range(0, len(texts), batch_size):
-    ids = tokenizer.encode(texts[start:start + batch_size], config.max_len,
+    ids = tokenizer.encode(texts[start:start + batch_size],
+                           config.inference_max_len,
                            config.truncation).to_tensor()
     logits = model(ids, training=False)
     probabilities.append(tf.nn.softmax(tf.cast(logits, tf.float32)).numpy())

@@ -5,6 +5,7 @@ import inspect
 import json
 import os
 
+from maskmodels import atomic_files
 from maskmodels.data import pipeline
 from maskmodels.registry import ENCODERS, MODELS
 
@@ -16,7 +17,9 @@ ARCHITECTURE_FIELDS = (
     "tokenizer", "vocab_size", "num_oov_buckets", "model", "encoder",
     "encoder_config", "embedding_dim", "conv_filters", "kernel_size",
     "strides", "dilation_rate", "pool_size", "gru_units", "bidirectional",
-    "pooling", "normalization", "head_units", "class_names")
+    "pooling", "normalization", "head_units", "class_names",
+    # A zero rate creates no seed variable, a positive one does.
+    "dropout", "token_dropout")
 
 
 @dataclasses.dataclass
@@ -36,6 +39,7 @@ class RunConfig:
   vocab_size: int = 8000
   num_oov_buckets: int = 1
   max_len: int = 256
+  eval_max_len: int = 0
   truncation: str = "head"
   num_buckets: int = 8
   static_shapes: bool = False
@@ -54,6 +58,7 @@ class RunConfig:
   pooling: str = "max"
   normalization: str = "batch"
   dropout: float = 0.1
+  token_dropout: float = 0.0
   head_units: list = dataclasses.field(default_factory=list)
   # Optimization.
   batch_size: int = 64
@@ -74,10 +79,16 @@ class RunConfig:
   checkpoint_every_steps: int = 200
   keep_checkpoints: int = 3
 
-  def pipeline_config(self, bucket_boundaries=None):
-    """The input-pipeline settings of this run."""
+  @property
+  def inference_max_len(self):
+    """Tokens kept per text in evaluation, prediction and export."""
+    return self.eval_max_len or self.max_len
+
+  def pipeline_config(self, bucket_boundaries=None, evaluation=False):
+    """The input-pipeline settings of this run (training or evaluation)."""
     return pipeline.PipelineConfig(
-        max_len=self.max_len, batch_size=self.batch_size,
+        max_len=self.inference_max_len if evaluation else self.max_len,
+        batch_size=self.batch_size,
         truncation=self.truncation, bucket_boundaries=bucket_boundaries,
         static_shapes=self.static_shapes, seed=self.seed)
 
@@ -97,15 +108,16 @@ class RunConfig:
     return dict(num_classes=len(self.class_names),
                 embedding_dim=self.embedding_dim, encoder=self.encoder,
                 encoder_config=encoder_config, pooling=self.pooling,
-                head_units=self.head_units, dropout=self.dropout)
+                head_units=self.head_units, dropout=self.dropout,
+                token_dropout=self.token_dropout)
 
   def build_model(self, vocab_size):
     """A new (unbuilt) model for a tokenizer emitting ``vocab_size`` ids."""
     return MODELS.get(self.model)(vocab_size=vocab_size, **self.model_kwargs())
 
   def save(self, model_dir):
-    with open(os.path.join(model_dir, CONFIG_FILE), "w") as f:
-      json.dump(dataclasses.asdict(self), f, indent=2, sort_keys=True)
+    atomic_files.write_json(os.path.join(model_dir, CONFIG_FILE),
+                            dataclasses.asdict(self), indent=2, sort_keys=True)
 
   @classmethod
   def load(cls, model_dir):
