@@ -2,9 +2,12 @@
 
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import tensorflow as tf
@@ -22,12 +25,10 @@ def free_ports(count):
   return ports
 
 
-@pytest.mark.slow
-def test_two_workers_train_and_only_the_chief_checkpoints(tmp_path):
-  model_dir = str(tmp_path / "run")
-  cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+def start_workers(model_dir, cluster, *extra):
+  """Starts one train.py process per worker of ``cluster``."""
   workers = []
-  for index in range(2):
+  for index in range(len(cluster["worker"])):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
                TF_CONFIG=json.dumps({"cluster": cluster,
                                      "task": {"type": "worker",
@@ -36,10 +37,18 @@ def test_two_workers_train_and_only_the_chief_checkpoints(tmp_path):
         [sys.executable, os.path.join(ROOT, "scripts", "train.py"),
          "--strategy=multi_worker_mirrored", f"--model_dir={model_dir}",
          "--embedding_dim=16", "--conv_filters=16", "--gru_units=8",
-         "--vocab_size=400", "--max_len=96", "--batch_size=32",
-         "--train_steps=8", "--steps_per_loop=4", "--checkpoint_every_steps=4"],
+         "--vocab_size=400", "--max_len=96", "--batch_size=32", *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         cwd=ROOT))
+  return workers
+
+
+@pytest.mark.slow
+def test_two_workers_train_and_only_the_chief_checkpoints(tmp_path):
+  model_dir = str(tmp_path / "run")
+  cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+  workers = start_workers(model_dir, cluster, "--train_steps=8",
+                          "--steps_per_loop=4", "--checkpoint_every_steps=4")
   outputs = [w.communicate(timeout=900) for w in workers]
   for worker, (_, err) in zip(workers, outputs):
     assert worker.returncode == 0, err[-3000:]
@@ -49,3 +58,36 @@ def test_two_workers_train_and_only_the_chief_checkpoints(tmp_path):
   assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 8
   assert not [n for n in os.listdir(model_dir) if n.startswith(".worker_tmp")]
   assert "held-out test accuracy" in outputs[0][0]
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_worker_checkpoints_all_and_the_rerun_resumes(
+    tmp_path):
+  model_dir = str(tmp_path / "run")
+  cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+  args = ("--train_steps=400", "--steps_per_loop=2",
+          "--checkpoint_every_steps=1000")
+  workers = start_workers(model_dir, cluster, *args)
+  deadline = time.time() + 600
+  while not os.path.exists(os.path.join(model_dir, "train")):
+    assert time.time() < deadline and all(w.poll() is None for w in workers)
+    time.sleep(0.5)
+  time.sleep(5)  # some loops of steps, before any interval checkpoint
+  workers[1].send_signal(signal.SIGTERM)  # a non-chief worker is preempted
+  outputs = [w.communicate(timeout=600) for w in workers]
+  for worker, (_, err) in zip(workers, outputs):
+    assert worker.returncode == 75, err[-3000:]
+  chief_err = outputs[0][1]
+  stopped_at = int(re.search(r"Stopped by SIGTERM at step (\d+)",
+                             chief_err).group(1))
+  assert 0 < stopped_at < 400
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(model_dir))
+  assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == stopped_at
+
+  cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+  workers = start_workers(model_dir, cluster, *args)
+  outputs = [w.communicate(timeout=900) for w in workers]
+  for worker, (_, err) in zip(workers, outputs):
+    assert worker.returncode == 0, err[-3000:]
+  assert f"at step {stopped_at}." in outputs[0][1]  # "Resumed from ..."
+  assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-400")

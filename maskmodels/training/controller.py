@@ -47,8 +47,8 @@ class TrainingInterrupted(Exception):
 
 
 @contextlib.contextmanager
-def _stop_requests():
-  """Records SIGTERM / SIGINT in a list instead of dying mid-step."""
+def _stop_requests(signals=(signal.SIGTERM, signal.SIGINT)):
+  """Records ``signals`` in a list instead of dying mid-step."""
   received = []
   if threading.current_thread() is not threading.main_thread():
     yield received
@@ -60,7 +60,7 @@ def _stop_requests():
     for sig, handler in previous.items():  # a second signal acts at once
       signal.signal(sig, handler)
 
-  for sig in (signal.SIGTERM, signal.SIGINT):
+  for sig in signals:
     previous[sig] = signal.signal(sig, request_stop)
   try:
     yield received
@@ -135,6 +135,7 @@ class Controller:
         weights_checkpoint(trainer.model),
         os.path.join(self.write_dir, BEST_DIR), max_to_keep=1)
     self._restore()
+    self.preemption = self._preemption_handler(strategy)
     if self.chief:
       self.writers = {
           name: tf.summary.create_file_writer(os.path.join(model_dir, name))
@@ -175,6 +176,30 @@ class Controller:
       raise ValueError(
           f"No checkpoint in {self.model_dir} can be read (tried "
           f"{', '.join(candidates)}). Use a new --model_dir.")
+
+  def _preemption_handler(self, strategy):
+    """TensorFlow's preemption handler for a multi-worker cluster, or None.
+
+    On SIGTERM to any worker, ``tf.distribute``'s
+    ``PreemptionCheckpointHandler`` agrees with every worker on a step,
+    each saves there (the chief for real), and all stop; a lone worker's
+    own save would leave its peers waiting in an all-reduce. Single-host
+    strategies handle the signal in :meth:`fit` instead.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or (
+        resolver is None or not resolver.cluster_spec().as_dict()):
+      return None
+
+    def stop():
+      self._cleanup()
+      raise TrainingInterrupted(signal.SIGTERM, self.step_value,
+                                self.manager.latest_checkpoint)
+
+    return tf.distribute.experimental.PreemptionCheckpointHandler(
+        resolver, self.manager,
+        termination_config=tf.distribute.experimental.TerminationConfig(
+            exit_fn=stop))
 
   def _cleanup(self):
     if not self.chief:
@@ -245,7 +270,8 @@ class Controller:
         total_steps, verbose=1 if self.chief else 0,
         stateful_metrics=["loss", "accuracy", "ex/s", "lr"])
     progress.update(self.step_value)
-    with _stop_requests() as stop:
+    with _stop_requests((signal.SIGINT,) if self.preemption else
+                        (signal.SIGTERM, signal.SIGINT)) as stop:
       self._loop(iterator, eval_dataset, total_steps, steps_per_epoch,
                  examples_per_step, history, progress, stop)
     self.save(force=True)
@@ -283,6 +309,9 @@ class Controller:
       self.examples_per_second = examples / seconds
       if stop:
         raise TrainingInterrupted(stop[0], step, self.save(force=True))
+      if self.preemption:  # saves and raises TrainingInterrupted if signalled
+        self.preemption.save_checkpoint_if_preempted(
+            checkpoint_number=self.step, check_interval=False)
       self.save()
 
   def _end_epoch(self, eval_dataset, step, history, train_metrics):
