@@ -114,3 +114,14 @@ def test_sigterm_saves_the_current_step_and_the_rerun_resumes_there(tmp_path):
   resumed = run("train.py", *args[2:])
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"at step {stopped_at}." in resumed.stderr  # "Resumed from ..."
+
+
+@pytest.mark.parametrize("flagfile", sorted(
+    name for name in os.listdir(os.path.join(ROOT, "configs"))
+    if name.endswith(".flags")))
+def test_checked_in_flagfiles_are_valid(flagfile, tmp_path):
+  # Every flag parses and validates; the run then stops at the missing data.
+  result = run("train.py", f"--flagfile=configs/{flagfile}",
+               "--data_path=/no/such/aclImdb", f"--model_dir={tmp_path}")
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert "Data folder not found: /no/such/aclImdb" in result.stderr

@@ -90,6 +90,12 @@ def worker_temp_dir(model_dir, strategy):
                       f".worker_tmp_{getattr(resolver, 'task_id', 0) or 0}")
 
 
+def restore_weights(model, path):
+  """Loads the model weights of checkpoint ``path`` (other state ignored)."""
+  weights_checkpoint(model).restore(
+      path).expect_partial().assert_existing_objects_matched()
+
+
 def best_or_latest_checkpoint(model_dir):
   """Path of the best checkpoint in ``model_dir``, else the latest, else None."""
   return (tf.train.latest_checkpoint(os.path.join(model_dir, BEST_DIR)) or
@@ -216,8 +222,7 @@ class Controller:
     """Loads the best checkpoint's weights into the model, if there is one."""
     path = tf.train.latest_checkpoint(os.path.join(self.model_dir, BEST_DIR))
     if path:
-      weights_checkpoint(self.trainer.model).restore(
-          path).assert_existing_objects_matched()
+      restore_weights(self.trainer.model, path)
 
   @property
   def step_value(self):

@@ -208,8 +208,7 @@ def load_trained(model_dir):
   path = controller_lib.best_or_latest_checkpoint(model_dir)
   if path is None:
     raise FileNotFoundError(f"No checkpoint in {model_dir}; train first.")
-  controller_lib.weights_checkpoint(model).restore(
-      path).expect_partial().assert_existing_objects_matched()
+  controller_lib.restore_weights(model, path)
   return config, tokenizer, model
 
 
