@@ -9,7 +9,7 @@ from maskmodels.data import readers, text
 from maskmodels.layers.conv_block import NORMALIZATIONS
 from maskmodels.registry import ENCODERS, MODELS, POOLINGS
 from maskmodels.training import optimization, strategy
-from maskmodels.training.run_config import RunConfig
+from maskmodels.training.run_config import EVALUATE_CHECKPOINTS, RunConfig
 
 FLAGS = flags.FLAGS
 _DEFAULTS = RunConfig()
@@ -125,6 +125,12 @@ def define_train_flags():
                     "Deterministic TensorFlow ops (slower).")
   flags.DEFINE_integer("checkpoint_every_steps", d.checkpoint_every_steps,
                        "Checkpoint interval.", lower_bound=1)
+  flags.DEFINE_enum("evaluate_checkpoint", d.evaluate_checkpoint,
+                    EVALUATE_CHECKPOINTS,
+                    "Weights for the test pass, evaluation, prediction and "
+                    "export: the best by validation accuracy, or the final "
+                    "ones (a schedule that decays to zero usually ends best; "
+                    "a small validation split picks noisily).")
   flags.DEFINE_integer("keep_checkpoints", d.keep_checkpoints,
                        "Checkpoints kept.", lower_bound=1)
 

@@ -1,8 +1,7 @@
 r"""Trains a masked sequence classifier and reports held-out accuracy.
 
     python scripts/train.py --strategy=mirrored            # embedded data
-    python scripts/train.py --data_format=aclimdb --data_path=aclImdb \
-        --model_dir=runs/imdb --flagfile=configs/imdb.flags
+    python scripts/train.py --flagfile=configs/imdb.flags --data_path=aclImdb
 
 A rerun with the same --model_dir resumes from its last checkpoint. On
 SIGTERM or Ctrl-C the run finishes its current loop of steps, saves a

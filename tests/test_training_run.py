@@ -101,6 +101,24 @@ def test_model_directory_holds_what_later_steps_need(jsonl, tmp_path):
         training.predict(config, tokenizer, model, [long_text]), want,
         atol=1e-6)
 
+  # --evaluate_checkpoint picks the weights later steps load. Make the best
+  # checkpoint differ from the final one first.
+  for variable in model.trainable_variables:
+    variable.assign(variable + 1.0)
+  tf.train.CheckpointManager(
+      training.controller.weights_checkpoint(model),
+      os.path.join(model_dir, "best"), max_to_keep=1).save(999)
+  paths = {"best": tf.train.latest_checkpoint(os.path.join(model_dir, "best")),
+           "final": tf.train.latest_checkpoint(model_dir)}
+  for choice, path in paths.items():
+    dataclasses.replace(config, evaluate_checkpoint=choice).save(model_dir)
+    _, _, model = training.load_trained(model_dir)
+    reader = tf.train.load_checkpoint(path)
+    for i, variable in enumerate(model.variables):
+      np.testing.assert_array_equal(
+          variable.numpy(),
+          reader.get_tensor(f"model/{i}/.ATTRIBUTES/VARIABLE_VALUE"))
+
 
 def test_resuming_with_another_architecture_is_a_clear_error(jsonl, tmp_path):
   model_dir = str(tmp_path / "run")

@@ -96,10 +96,12 @@ def restore_weights(model, path):
       path).expect_partial().assert_existing_objects_matched()
 
 
-def best_or_latest_checkpoint(model_dir):
-  """Path of the best checkpoint in ``model_dir``, else the latest, else None."""
-  return (tf.train.latest_checkpoint(os.path.join(model_dir, BEST_DIR)) or
-          tf.train.latest_checkpoint(model_dir))
+def best_or_latest_checkpoint(model_dir, prefer_best=True):
+  """Path of the best checkpoint in ``model_dir`` (or, with ``prefer_best``
+  False or no best one, the latest), else None."""
+  best = prefer_best and tf.train.latest_checkpoint(
+      os.path.join(model_dir, BEST_DIR))
+  return best or tf.train.latest_checkpoint(model_dir)
 
 
 class Controller:

@@ -182,7 +182,8 @@ def train_and_evaluate(config, model_dir, strategy):
           "padded_fraction") if history["train"] else None,
   }
   if splits.test is not None:
-    controller.restore_best()
+    if config.evaluate_checkpoint == "best":
+      controller.restore_best()
     test = trainer.evaluate(eval_input(splits.test))
     summary.update(test_accuracy=test["accuracy"], test_loss=test["loss"],
                    test_examples=int(test["examples"]))
@@ -197,7 +198,8 @@ def train_and_evaluate(config, model_dir, strategy):
 def load_trained(model_dir):
   """``(config, tokenizer, model)`` of a trained model directory.
 
-  Restores the best checkpoint (by validation accuracy), else the latest.
+  Restores the checkpoint ``config.evaluate_checkpoint`` names: the best
+  by validation accuracy (else the latest), or the final one.
   """
   config = RunConfig.load(model_dir)
   optimization.set_precision(config.precision)
@@ -205,7 +207,8 @@ def load_trained(model_dir):
                                    os.path.join(model_dir, VOCAB_FILE),
                                    config.num_oov_buckets)
   model = build_model(config, tokenizer.vocab_size, tf.distribute.get_strategy())
-  path = controller_lib.best_or_latest_checkpoint(model_dir)
+  path = controller_lib.best_or_latest_checkpoint(
+      model_dir, prefer_best=config.evaluate_checkpoint == "best")
   if path is None:
     raise FileNotFoundError(f"No checkpoint in {model_dir}; train first.")
   controller_lib.restore_weights(model, path)

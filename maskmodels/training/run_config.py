@@ -10,6 +10,8 @@ from maskmodels.data import pipeline
 from maskmodels.registry import ENCODERS, MODELS
 
 CONFIG_FILE = "config.json"
+# Which weights the test pass, evaluate.py, predict.py and export use.
+EVALUATE_CHECKPOINTS = ("best", "final")
 VOCAB_FILE = "vocab.txt"
 # Fields that fix the model's weights' shapes or meaning: a checkpoint written
 # under other values cannot be resumed.
@@ -77,6 +79,7 @@ class RunConfig:
   deterministic: bool = False
   # Checkpoints.
   checkpoint_every_steps: int = 200
+  evaluate_checkpoint: str = "best"
   keep_checkpoints: int = 3
 
   @property
