@@ -14,7 +14,6 @@ memory.
 
 import json
 import os
-import resource
 import statistics
 import tempfile
 import time
@@ -25,6 +24,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from maskmodels import cli, data, training
+from maskmodels.training import memory
 from maskmodels.models import SequenceClassifier
 
 FLAGS = flags.FLAGS
@@ -37,10 +37,6 @@ flags.DEFINE_integer("max_len", 400, "Tokens kept per review.", lower_bound=1)
 flags.DEFINE_integer("steps", 50, "Timed steps per measurement.",
                      lower_bound=1)
 flags.DEFINE_integer("rounds", 2, "Alternating rounds.", lower_bound=1)
-
-
-def peak_rss_mb():
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_model(vocab_size):
@@ -104,7 +100,7 @@ def measure(name, runner, steps, batch_size):
   seconds = time.perf_counter() - start
   result = {"config": name, "steps": steps,
             "examples_per_second": round(steps * batch_size / seconds, 1),
-            "peak_rss_mb": round(peak_rss_mb())}
+            "peak_rss_mb": round(memory.peak_resident_mb())}
   print(json.dumps(result), flush=True)
   return result["examples_per_second"]
 
@@ -188,7 +184,7 @@ def main(argv):
           median["custom_loop bucketed steps_per_loop=50"], 3),
       "best": max(median, key=median.get),
       "best_over_textbook": round(best / median[textbook[0]], 2),
-      "peak_rss_mb": round(peak_rss_mb()),
+      "peak_rss_mb": round(memory.peak_resident_mb()),
       "mean_tokens": round(float(lengths.mean()), 1)}))
 
 

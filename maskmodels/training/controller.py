@@ -26,7 +26,7 @@ from absl import logging
 
 from maskmodels import atomic_files
 from maskmodels.training import curves, memory
-from maskmodels.training.strategy import is_chief
+from maskmodels.training.strategy import cluster_resolver, is_chief
 from maskmodels.training.trainer import NonFiniteLossError
 
 BEST_DIR = "best"
@@ -96,11 +96,15 @@ def restore_weights(model, path):
       path).expect_partial().assert_existing_objects_matched()
 
 
+def best_checkpoint(model_dir):
+  """Path of the best checkpoint (by validation accuracy), or None."""
+  return tf.train.latest_checkpoint(os.path.join(model_dir, BEST_DIR))
+
+
 def best_or_latest_checkpoint(model_dir, prefer_best=True):
   """Path of the best checkpoint in ``model_dir`` (or, with ``prefer_best``
   False or no best one, the latest), else None."""
-  best = prefer_best and tf.train.latest_checkpoint(
-      os.path.join(model_dir, BEST_DIR))
+  best = prefer_best and best_checkpoint(model_dir)
   return best or tf.train.latest_checkpoint(model_dir)
 
 
@@ -163,9 +167,9 @@ class Controller:
     with a warning in favour of the one before it; a checkpoint of another
     architecture is an error.
     """
-    candidates = list(reversed(self.manager.checkpoints))
-    if not candidates and tf.train.latest_checkpoint(self.model_dir):
-      candidates = [tf.train.latest_checkpoint(self.model_dir)]
+    # A non-chief worker's manager writes elsewhere: it reads the chief's.
+    candidates = list(reversed(self.manager.checkpoints)) or [
+        path for path in [tf.train.latest_checkpoint(self.model_dir)] if path]
     for path in candidates:
       try:
         self.checkpoint.restore(path).assert_existing_objects_matched()
@@ -194,9 +198,9 @@ class Controller:
     own save would leave its peers waiting in an all-reduce. Single-host
     strategies handle the signal in :meth:`fit` instead.
     """
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or (
-        resolver is None or not resolver.cluster_spec().as_dict()):
+    resolver = cluster_resolver(strategy)
+    if resolver is None or not isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy):
       return None
 
     def stop():
@@ -222,7 +226,7 @@ class Controller:
 
   def restore_best(self):
     """Loads the best checkpoint's weights into the model, if there is one."""
-    path = tf.train.latest_checkpoint(os.path.join(self.model_dir, BEST_DIR))
+    path = best_checkpoint(self.model_dir)
     if path:
       restore_weights(self.trainer.model, path)
 

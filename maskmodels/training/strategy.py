@@ -77,10 +77,18 @@ def get_strategy(name, num_cpu_devices=0, tpu=""):
   return tf.distribute.TPUStrategy(resolver)
 
 
-def is_chief(strategy):
-  """Whether this task writes checkpoints and summaries."""
+def cluster_resolver(strategy):
+  """The strategy's cluster resolver if it spans a cluster, else None."""
   resolver = getattr(strategy, "cluster_resolver", None)
   if resolver is None or not resolver.cluster_spec().as_dict():
+    return None
+  return resolver
+
+
+def is_chief(strategy):
+  """Whether this task writes checkpoints and summaries."""
+  resolver = cluster_resolver(strategy)
+  if resolver is None:
     return True
   task_type, task_id = resolver.task_type, resolver.task_id
   return task_type is None or task_type == "chief" or (
