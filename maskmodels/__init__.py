@@ -1,17 +1,46 @@
 """maskmodels: masked sequence models with explicit, padding-invariant masks.
 
 The public API is re-exported here; see ``maskmodels.masking`` for the mask
-conventions (bool ``[batch, time]``, True = real step).
+conventions (bool ``[batch, time]``, True = real step). Names load on first
+use, so ``import maskmodels`` alone does not load TensorFlow (the command-line
+tools quiet TensorFlow's start-up before it loads).
 """
 
-from maskmodels import masking
-from maskmodels import testing
-from maskmodels.layers import (MaskedBatchNormalization, MaskedConv1D,
-                               MaskedConvBlock, MaskedGRU,
-                               MaskedLayerNormalization, MaskedMaxPool1D,
-                               MaskedPooling, Pooling)
-from maskmodels.models import ConvGRUEncoder, Encoder, SequenceClassifier
-from maskmodels.registry import (ENCODERS, MODELS, POOLINGS, register_encoder,
-                                 register_model, register_pooling)
+import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "maskmodels.layers": (
+        "MaskedBatchNormalization", "MaskedConv1D", "MaskedConvBlock",
+        "MaskedGRU", "MaskedLayerNormalization", "MaskedMaxPool1D",
+        "MaskedPooling", "Pooling", "Dropout"),
+    "maskmodels.models": ("ConvGRUEncoder", "Encoder", "SequenceClassifier"),
+    "maskmodels.registry": (
+        "ENCODERS", "MODELS", "POOLINGS", "TASKS", "Registry",
+        "register_encoder", "register_model", "register_pooling",
+        "register_task"),
+    "maskmodels.settings": ("Settings", "setting"),
+    "maskmodels.errors": ("InputError",),
+    "maskmodels.training.tasks": ("ClassificationTask", "Task"),
+}
+_SUBMODULES = ("data", "errors", "export", "layers", "masking", "models",
+               "registry", "settings", "testing", "training")
+_ORIGIN = {name: module for module, names in _EXPORTS.items()
+           for name in names}
+__all__ = sorted(_ORIGIN) + list(_SUBMODULES)
+
+
+def __getattr__(name):
+  if name in _SUBMODULES:
+    value = importlib.import_module(f"maskmodels.{name}")
+  elif name in _ORIGIN:
+    value = getattr(importlib.import_module(_ORIGIN[name]), name)
+  else:
+    raise AttributeError(f"module 'maskmodels' has no attribute {name!r}")
+  globals()[name] = value
+  return value
+
+
+def __dir__():
+  return sorted(set(globals()) | set(__all__))

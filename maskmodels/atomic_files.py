@@ -6,7 +6,7 @@ import os
 import tensorflow as tf
 
 
-def write_text(path, text):
+def write_text(path, text, mode="w"):
   """Writes ``text`` to ``path`` through a temporary file and a rename.
 
   A reader (or a rerun after a kill) sees the old file or the new one,
@@ -17,9 +17,14 @@ def write_text(path, text):
   if directory:
     tf.io.gfile.makedirs(directory)
   temporary = f"{path}.tmp-{os.getpid()}"
-  with tf.io.gfile.GFile(temporary, "w") as f:
+  with tf.io.gfile.GFile(temporary, mode) as f:
     f.write(text)
   tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def write_bytes(path, data):
+  """``write_text`` of raw bytes (an image)."""
+  write_text(path, data, mode="wb")
 
 
 def write_json(path, value, **dump_kwargs):

@@ -3,10 +3,14 @@
 The serving function tokenizes in the graph (tensorflow-text ops, the
 vocabulary file as a SavedModel asset), pads, runs the classifier and returns
 probabilities and labels. Loading it needs TensorFlow and tensorflow-text
-only (``import tensorflow_text`` registers the tokenizer ops).
+only (``import tensorflow_text`` registers the tokenizer ops). The GRU is
+traced with its generic kernel, so a model exported on a GPU host also
+serves on a CPU-only one.
 """
 
 import tensorflow as tf
+
+from maskmodels import progress
 
 SIGNATURE = "serving_default"
 
@@ -42,12 +46,20 @@ def export_saved_model(model_dir, export_dir):
   Returns:
     ``export_dir``, a SavedModel with a ``serving_default`` signature.
   """
-  from maskmodels.training import experiment  # pylint: disable=import-outside-toplevel
-  config, tokenizer, model = experiment.load_trained(model_dir)
-  module = TextClassifierModule(model, tokenizer, config.class_names,
-                                config.inference_max_len, config.truncation)
-  tf.saved_model.save(module, export_dir,
-                      signatures={SIGNATURE: module.serve})
+  # pylint: disable=import-outside-toplevel
+  from maskmodels.layers.recurrent import set_use_cudnn
+  from maskmodels.training import inference
+  with progress.heartbeat(f"Loading {model_dir}"):
+    config, tokenizer, model = inference.load_trained(model_dir)
+  # Keras picks cuDNN when it traces on a GPU host; its op has no CPU kernel.
+  set_use_cudnn(model, False)
+  module = TextClassifierModule(model, tokenizer, config.data.class_names,
+                                config.data.inference_max_len,
+                                config.data.truncation)
+  with progress.heartbeat(f"Tracing and writing the SavedModel to "
+                          f"{export_dir}"):
+    tf.saved_model.save(module, export_dir,
+                        signatures={SIGNATURE: module.serve})
   return export_dir
 
 

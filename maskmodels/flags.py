@@ -1,173 +1,135 @@
-"""absl flags shared by the scripts, and their mapping to a RunConfig."""
+"""absl flags generated from the settings classes.
+
+Every :class:`~maskmodels.training.ExperimentConfig` setting is a flag of
+the same name, with the setting's default, bounds, choices and help; so is
+every setting a registered component (encoder, pooling, task) declares in
+its ``Config`` class. Research modules given to ``--import`` are imported
+before the flags are defined, so their components' settings are flags too.
+"""
 
 import dataclasses
 import json
 
-from absl import app, flags
+from absl import flags
 
-from maskmodels.data import readers, text
-from maskmodels.layers.conv_block import NORMALIZATIONS
-from maskmodels.registry import ENCODERS, MODELS, POOLINGS
-from maskmodels.training import optimization, strategy
-from maskmodels.training.run_config import EVALUATE_CHECKPOINTS, RunConfig
+from maskmodels.errors import InputError
+from maskmodels.settings import field_kind
+from maskmodels.training import config as config_lib
 
 FLAGS = flags.FLAGS
-_DEFAULTS = RunConfig()
+# name -> (field, owner) of every flag defined from a settings class.
+_declared = {}
 
 
-def define_model_dir_flag():
-  flags.DEFINE_string("model_dir", None,
-                      "Model directory: checkpoints, vocabulary, config, "
-                      "summaries. A rerun with the same directory resumes.",
-                      required=True)
+def _default(field):
+  if field.default is not dataclasses.MISSING:
+    return field.default
+  return field.default_factory()
 
 
-def define_strategy_flags():
-  flags.DEFINE_enum("strategy", "default", strategy.STRATEGIES,
-                    "tf.distribute strategy.")
-  flags.DEFINE_integer("num_cpu_devices", 0,
-                       "For --strategy=mirrored without GPUs: logical CPU "
-                       "devices (replicas); 0 = 2.", lower_bound=0)
-  flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
+def _define(field):
+  """Defines the absl flag of one setting."""
+  name, meta = field.name, field.metadata
+  default, (kind, _) = _default(field), field_kind(field)
+  text = meta.get("help", "")
+  bounds = dict(lower_bound=meta.get("lower"), upper_bound=meta.get("upper"))
+  if kind is bool:
+    flags.DEFINE_bool(name, default, text)
+  elif kind is int:
+    flags.DEFINE_integer(name, default, text, **bounds)
+  elif kind is float:
+    flags.DEFINE_float(name, default, text, **bounds)
+  elif kind is str and isinstance(meta.get("choices"), tuple):
+    flags.DEFINE_enum(name, default, meta["choices"], text)
+  elif kind is list:
+    flags.DEFINE_list(name, [str(v) for v in default], text)
+  elif kind is dict:
+    flags.DEFINE_string(name, json.dumps(default) if default else "",
+                        text + " (JSON object)")
+  else:
+    flags.DEFINE_string(name, default, text)
 
 
-def define_data_flags():
-  flags.DEFINE_enum("data_format", "default", ("default",) + readers.FORMATS,
-                    "Data format; 'default' is the embedded dataset.")
-  flags.DEFINE_string("data_path", "", "aclImdb root folder or data file.")
-  flags.DEFINE_string("train_split", "train", "aclImdb training split.")
-  flags.DEFINE_string("test_split", "test", "aclImdb test split ('' = none).")
-  flags.DEFINE_string("text_column", "text", "CSV/TSV column or JSONL key.")
-  flags.DEFINE_string("label_column", "label", "CSV/TSV column or JSONL key.")
-  flags.DEFINE_float("validation_fraction", _DEFAULTS.validation_fraction,
-                     "Fraction of train held out for validation.",
-                     lower_bound=0.0, upper_bound=1.0)
+def define_settings_flags(settings_class, owner=None):
+  """Defines a flag for every flag-settable field of ``settings_class``.
+
+  A name already defined by another settings class must mean the same
+  setting (same type and default); anything else is an error naming both.
+  """
+  for field in dataclasses.fields(settings_class):
+    if not field.metadata.get("flag", True):
+      continue
+    if field.name in FLAGS:
+      known = _declared.get(field.name)
+      if known and (known[0].type, _default(known[0])) == (
+          field.type, _default(field)):
+        continue
+      raise ValueError(
+          f"Setting {field.name!r} of {owner or settings_class.__name__} "
+          f"clashes with flag --{field.name} "
+          f"({known[1] if known else 'defined elsewhere'}); rename one.")
+    _define(field)
+    _declared[field.name] = (field, owner or settings_class.__name__)
 
 
-def define_train_flags():
-  """Every RunConfig setting as a flag."""
-  define_data_flags()
-  d = _DEFAULTS
-  flags.DEFINE_enum("tokenizer", d.tokenizer, sorted(text.TOKENIZERS),
-                    "Tokenizer.")
-  flags.DEFINE_integer("vocab_size", d.vocab_size, "Vocabulary size.",
-                       lower_bound=3)
-  flags.DEFINE_integer("num_oov_buckets", d.num_oov_buckets,
-                       "Hash buckets for unknown words.", lower_bound=1)
-  flags.DEFINE_integer("max_len", d.max_len, "Tokens kept per text.",
-                       lower_bound=1)
-  flags.DEFINE_integer("eval_max_len", d.eval_max_len,
-                       "Tokens kept per text in evaluation, prediction and "
-                       "export (0: --max_len). A masked model reads any "
-                       "length, so it may see whole texts at test time.",
-                       lower_bound=0)
-  flags.DEFINE_enum("truncation", d.truncation, text.TRUNCATIONS,
-                    "Which tokens to keep of a long text.")
-  flags.DEFINE_integer("num_buckets", d.num_buckets,
-                       "Length buckets (1 = no bucketing).", lower_bound=1)
-  flags.DEFINE_bool("static_shapes", d.static_shapes,
-                    "Pad every batch to its bucket's edge (TPU).")
-  flags.DEFINE_string("model", d.model, "Registered model name.")
-  flags.DEFINE_string("encoder", d.encoder, "Registered encoder name.")
-  flags.DEFINE_string("encoder_config", "",
-                      "JSON keyword arguments for --encoder (overrides the "
-                      "conv/GRU flags).")
-  flags.DEFINE_integer("embedding_dim", d.embedding_dim, "Embedding width.",
-                       lower_bound=1)
-  flags.DEFINE_list("conv_filters", [str(v) for v in d.conv_filters],
-                    "Filters of each conv block (empty: none).")
-  flags.DEFINE_integer("kernel_size", d.kernel_size, "Conv kernel size.",
-                       lower_bound=1)
-  flags.DEFINE_integer("strides", d.strides, "Conv stride.", lower_bound=1)
-  flags.DEFINE_integer("dilation_rate", d.dilation_rate, "Conv dilation.",
-                       lower_bound=1)
-  flags.DEFINE_integer("pool_size", d.pool_size,
-                       "Max-pool size after each conv block (1: none).",
-                       lower_bound=1)
-  flags.DEFINE_list("gru_units", [str(v) for v in d.gru_units],
-                    "Units of each GRU layer (empty: none).")
-  flags.DEFINE_bool("bidirectional", d.bidirectional, "Bidirectional GRUs.")
-  flags.DEFINE_string("pooling", d.pooling, "Registered pooling name.")
-  flags.DEFINE_enum("normalization", d.normalization,
-                    [n for n in NORMALIZATIONS if n] + ["none"],
-                    "Conv block normalization.")
-  flags.DEFINE_float("dropout", d.dropout, "Dropout rate.", lower_bound=0.0,
-                     upper_bound=0.99)
-  flags.DEFINE_float("token_dropout", d.token_dropout,
-                     "Rate of zeroing whole token embeddings in training.",
-                     lower_bound=0.0, upper_bound=0.99)
-  flags.DEFINE_list("head_units", [], "Hidden layers of the head.")
-  flags.DEFINE_integer("batch_size", d.batch_size, "Global batch size.",
-                       lower_bound=1)
-  flags.DEFINE_integer("epochs", d.epochs, "Epochs (unless --train_steps).",
-                       lower_bound=1)
-  flags.DEFINE_integer("train_steps", d.train_steps,
-                       "Total train steps (0: --epochs).", lower_bound=0)
-  flags.DEFINE_float("learning_rate", d.learning_rate, "Peak learning rate.",
-                     lower_bound=0.0)
-  flags.DEFINE_enum("lr_schedule", d.lr_schedule, optimization.SCHEDULES,
-                    "Decay after warm-up.")
-  flags.DEFINE_integer("warmup_steps", d.warmup_steps, "Warm-up steps.",
-                       lower_bound=0)
-  flags.DEFINE_enum("optimizer", d.optimizer, optimization.OPTIMIZERS,
-                    "Optimizer.")
-  flags.DEFINE_float("weight_decay", d.weight_decay, "AdamW weight decay.",
-                     lower_bound=0.0)
-  flags.DEFINE_float("clip_norm", d.clip_norm,
-                     "Global gradient-norm clip (0: off).", lower_bound=0.0)
-  flags.DEFINE_enum("precision", d.precision, optimization.PRECISIONS,
-                    "Compute precision.")
-  flags.DEFINE_bool("jit_compile", d.jit_compile, "Compile steps with XLA.")
-  flags.DEFINE_integer("steps_per_loop", d.steps_per_loop,
-                       "Train steps per tf.function call.", lower_bound=1)
-  flags.DEFINE_integer("seed", d.seed, "Random seed.")
-  flags.DEFINE_bool("deterministic", d.deterministic,
-                    "Deterministic TensorFlow ops (slower).")
-  flags.DEFINE_integer("checkpoint_every_steps", d.checkpoint_every_steps,
-                       "Checkpoint interval.", lower_bound=1)
-  flags.DEFINE_enum("evaluate_checkpoint", d.evaluate_checkpoint,
-                    EVALUATE_CHECKPOINTS,
-                    "Weights for the test pass, evaluation, prediction and "
-                    "export: the best by validation accuracy, or the final "
-                    "ones (a schedule that decays to zero usually ends best; "
-                    "a small validation split picks noisily).")
-  flags.DEFINE_integer("keep_checkpoints", d.keep_checkpoints,
-                       "Checkpoints kept.", lower_bound=1)
+def define_experiment_flags():
+  """Flags of every ExperimentConfig setting and every registered
+  component's settings (call after research modules are imported)."""
+  for settings_class in config_lib.GROUPS.values():
+    define_settings_flags(settings_class)
+  for _, _, _, registry in config_lib.COMPONENTS:
+    for name, _ in registry.items():
+      config_class = registry.config_class(name)
+      if config_class is not None:
+        define_settings_flags(config_class, f"{registry.kind} {name!r}")
 
 
-def _ints(name):
-  try:
-    return [int(v) for v in FLAGS[name].value]
-  except ValueError:
-    raise app.UsageError(
-        f"--{name}={','.join(FLAGS[name].value)}: expected comma-separated "
-        f"integers.") from None
+def define_runtime_flags():
+  """Flags of the RuntimeConfig (strategy, devices)."""
+  define_settings_flags(config_lib.RuntimeConfig)
 
 
-def run_config_from_flags():
-  """A RunConfig from the parsed flags; a clear error for a bad value."""
-  for name, registry in (("model", MODELS), ("encoder", ENCODERS),
-                         ("pooling", POOLINGS)):
-    if FLAGS[name].value not in registry:
-      raise app.UsageError(
-          f"--{name}={FLAGS[name].value!r} is not registered; choose one of "
-          f"{', '.join(registry.names())}.")
-  encoder_config = None
-  if FLAGS.encoder_config:
+def _value(field):
+  """A flag's value as the setting's type; a clear error if it is not."""
+  flag = FLAGS[field.name]
+  kind, item = field_kind(field)
+  if kind is list:
     try:
-      encoder_config = json.loads(FLAGS.encoder_config)
+      return [item(v) for v in flag.value]
+    except ValueError:
+      raise InputError(f"--{field.name}={','.join(flag.value)}: expected "
+                       f"comma-separated {item.__name__} values.") from None
+  if kind is dict:
+    if not flag.value:
+      return {}
+    try:
+      value = json.loads(flag.value)
     except json.JSONDecodeError as error:
-      raise app.UsageError(
-          f"--encoder_config is not valid JSON: {error}") from None
-  values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(RunConfig)
-            if f.name in FLAGS and f.name not in ("class_names",)}
-  values.update(
-      conv_filters=_ints("conv_filters"), gru_units=_ints("gru_units"),
-      head_units=_ints("head_units"), encoder_config=encoder_config,
-      normalization=None if FLAGS.normalization == "none" else
-      FLAGS.normalization, clip_norm=FLAGS.clip_norm or None)
-  if not 0.0 < values["validation_fraction"] < 1.0:
-    raise app.UsageError(
-        f"--validation_fraction={values['validation_fraction']}: must be "
-        f"strictly between 0 and 1.")
-  return RunConfig(**values)
+      raise InputError(f"--{field.name} is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+      raise InputError(f"--{field.name} must be a JSON object, got "
+                       f"{flag.value!r}.")
+    return value
+  return flag.value
+
+
+def experiment_config_from_flags():
+  """The ExperimentConfig the parsed flags describe."""
+  values, explicit = {}, set()
+  owners = config_lib.component_flag_owners()
+  for name, (field, _) in _declared.items():
+    if name not in config_lib.leaf_fields() and name not in owners:
+      continue
+    if FLAGS[name].present:
+      explicit.add(name)
+    # A component's settings come from its own defaults unless set here.
+    if name in config_lib.leaf_fields() or FLAGS[name].present:
+      values[name] = _value(field)
+  return config_lib.resolve(values, explicit)
+
+
+def runtime_config_from_flags():
+  """The RuntimeConfig the parsed flags describe."""
+  return config_lib.RuntimeConfig(**{
+      f.name: FLAGS[f.name].value
+      for f in dataclasses.fields(config_lib.RuntimeConfig)})

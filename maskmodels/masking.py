@@ -230,11 +230,18 @@ def last_valid_index(mask):
 
 
 def masked_last(inputs, mask):
-  """The last real step, zeros for an empty sequence: -> ``[batch, dim]``."""
+  """The last real step, zeros for an empty sequence: -> ``[batch, dim]``.
+
+  Also defined on an empty time axis (``[batch, 0, dim]``): every row is
+  empty there, so the result is zeros.
+  """
   mask = ensure_mask(inputs, mask)
   index = last_valid_index(mask)
-  last = tf.gather(inputs, tf.maximum(index, 0), batch_dims=1)
-  return tf.where((index >= 0)[:, tf.newaxis], last, tf.zeros((), inputs.dtype))
+  # An empty row reads an appended zero step, which exists even when the
+  # time axis itself is empty.
+  time = tf.shape(inputs)[1]
+  padded = tf.pad(inputs, [[0, 0], [0, 1]] + [[0, 0]] * (inputs.shape.rank - 2))
+  return tf.gather(padded, tf.where(index >= 0, index, time), batch_dims=1)
 
 
 def masked_softmax(scores, mask):

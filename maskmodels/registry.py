@@ -1,60 +1,95 @@
-"""Name -> class registries, so a flag or a config can pick a component."""
+"""Name -> thing registries, so a flag or a config can pick a component.
+
+Every lookup by name in maskmodels goes through a :class:`Registry`:
+models, encoders, poolings and tasks (research code registers its own), and
+the fixed choices behind flags (tokenizers, data formats, optimizers,
+schedules, precisions, strategies, normalizations).
+"""
+
+import functools
 
 import keras
 
+from maskmodels.errors import InputError
+
 
 class Registry:
-  """A named collection of classes of one kind (encoders, poolings, models).
+  """A named collection of one kind of thing (encoders, tasks, readers...).
 
-  Registering also makes the class Keras-serializable, so models that use it
-  save to and load from ``.keras`` files.
+  Args:
+    kind: what the entries are, for messages ("encoder").
+    keras_serializable: whether ``register`` also makes a class
+      Keras-serializable (for layers and models saved in ``.keras`` files).
   """
 
-  def __init__(self, kind):
+  def __init__(self, kind, keras_serializable=False):
     self.kind = kind
-    self._classes = {}
+    self.keras_serializable = keras_serializable
+    self._entries = {}
 
   def register(self, name):
-    """Class decorator: ``@ENCODERS.register("my_encoder")``."""
+    """Decorator: ``@ENCODERS.register("my_encoder")`` on a class or function.
+
+    A registered class may declare its own settings as a dataclass named
+    ``Config`` (built from :func:`maskmodels.config.setting`): each becomes a
+    command-line flag, is saved in the run's config and, if so marked, is
+    checked on resume.
+    """
     if not isinstance(name, str) or not name:
       raise ValueError(f"A {self.kind} name must be a non-empty string, "
                        f"got {name!r}.")
 
-    def decorator(cls):
-      self.add(name, cls)
-      return keras.saving.register_keras_serializable(
-          package=f"maskmodels.{self.kind}")(cls)
+    def decorator(entry):
+      self.add(name, entry)
+      if self.keras_serializable and isinstance(entry, type):
+        return keras.saving.register_keras_serializable(
+            package=f"maskmodels.{self.kind}")(entry)
+      return entry
 
     return decorator
 
-  def add(self, name, factory):
-    """Registers a factory (any callable returning a layer) under ``name``."""
-    existing = self._classes.get(name)
-    if existing is not None and existing is not factory:
+  def add(self, name, entry):
+    """Registers ``entry`` (a class, function or value) under ``name``."""
+    existing = self._entries.get(name)
+    if existing is not None and existing is not entry:
       raise ValueError(f"{self.kind} name {name!r} is already registered.")
-    self._classes[name] = factory
-    return factory
+    self._entries[name] = entry
+    return entry
 
   def get(self, name):
-    """The class or factory registered as ``name``; a clear error lists the known names."""
+    """The entry registered as ``name``; an :class:`InputError` lists the
+    registered names otherwise."""
     try:
-      return self._classes[name]
-    except KeyError:
-      raise ValueError(f"Unknown {self.kind} {name!r}; registered: "
-                       f"{', '.join(self.names())}.") from None
+      return self._entries[name]
+    except (KeyError, TypeError):
+      raise InputError(f"{self.kind} {name!r} is not registered; choose one "
+                       f"of {', '.join(self.names())}.") from None
+
+  def config_class(self, name):
+    """The ``Config`` dataclass of the entry ``name`` declares, or None."""
+    entry = self.get(name)
+    while isinstance(entry, functools.partial):
+      entry = entry.func
+    return getattr(entry, "Config", None)
 
   def names(self):
     """Registered names, sorted."""
-    return sorted(self._classes)
+    return sorted(self._entries)
+
+  def items(self):
+    """``(name, entry)`` pairs, sorted by name."""
+    return sorted(self._entries.items())
 
   def __contains__(self, name):
-    return name in self._classes
+    return name in self._entries
 
 
-ENCODERS = Registry("encoder")
-POOLINGS = Registry("pooling")
-MODELS = Registry("model")
+ENCODERS = Registry("encoder", keras_serializable=True)
+POOLINGS = Registry("pooling", keras_serializable=True)
+MODELS = Registry("model", keras_serializable=True)
+TASKS = Registry("task")
 
 register_encoder = ENCODERS.register
 register_pooling = POOLINGS.register
 register_model = MODELS.register
+register_task = TASKS.register

@@ -1,10 +1,17 @@
-"""Padding-invariance checker for maskmodels layers, models and research code.
+"""Tests for maskmodels layers, models and research code.
 
 Usage::
 
     from maskmodels import testing
     seqs = testing.random_sequences(8, max_len=20, dim=16)   # float features
     testing.assert_padding_invariant(my_layer, seqs)          # or ids + model
+    testing.assert_layer(lambda **kw: MyLayer(32, **kw), seqs)  # every check
+
+:func:`assert_layer` runs the whole battery on a layer: padding invariance,
+a config round trip, finite outputs and gradients on empty sequences, and
+the dtype policy of every sublayer under mixed precision. When a model is
+not padding invariant, the message names the first sublayer whose real-step
+outputs change (:func:`locate_leak`).
 
 Two input kinds are understood:
 
@@ -19,7 +26,9 @@ sequence ``[batch, time, dim]`` on the input's time axis.
 """
 
 import dataclasses
+import inspect
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -254,6 +263,223 @@ def assert_padding_invariant(model, sequences, **kwargs):
   failures = check_padding_invariance(model, sequences, **kwargs)
   if failures:
     name = getattr(model, "name", type(model).__name__)
+    leak = locate_leak(model, sequences, **{
+        k: v for k, v in kwargs.items()
+        if k in ("pad_id", "extra_padding", "atol", "rtol")})
     raise PaddingInvarianceError(
         f"{name} is not padding invariant; {len(failures)} check(s) failed:\n"
-        + "\n".join(f"  {failure}" for failure in failures))
+        + "\n".join(f"  {failure}" for failure in failures) +
+        (f"\n  first leaking sublayer: {leak}" if leak else ""))
+
+
+# --------------------------------------------------------------------------
+# Which sublayer leaks.
+# --------------------------------------------------------------------------
+
+
+def _takes_mask(layer):
+  try:
+    return "mask" in inspect.signature(layer.call).parameters
+  except (TypeError, ValueError):
+    return False
+
+
+class _Recorder:
+  """Records the real-step outputs of every mask-taking sublayer, in the
+  order their calls finish (inner layers before the layers around them)."""
+
+  def __init__(self, model):
+    self.records = []
+    self.layers = [layer for layer in model._flatten_layers(  # pylint: disable=protected-access
+        include_self=False) if _takes_mask(layer)]
+
+  def __enter__(self):
+    for layer in self.layers:
+      layer.call = self._recording(layer, layer.call)
+    return self
+
+  def __exit__(self, *exc):
+    for layer in self.layers:
+      del layer.call
+
+  def _recording(self, layer, call):
+    def recorded(inputs, *args, **kwargs):
+      outputs = call(inputs, *args, **kwargs)
+      mask = kwargs.get("mask")
+      try:
+        rows = None if mask is None else _real_outputs(
+            outputs, np.asarray(mask), False, 0, np.asarray(inputs)[..., 0])
+      except (ValueError, TypeError, IndexError):
+        rows = None  # output not on a time axis the checker can align
+      self.records.append((getattr(layer, "path", layer.name), rows))
+      return outputs
+    return recorded
+
+
+def _sublayer_outputs(model, batch, mask, ids):
+  with _Recorder(model) as recorder:
+    _call(model, batch, mask, ids)
+  return recorder.records
+
+
+def locate_leak(model, sequences, *, pad_id=0, extra_padding=3, atol=1e-5,
+                rtol=0.0):
+  """The first sublayer whose real-step outputs change with padding.
+
+  Runs each sequence alone and then all of them in one left-padded and one
+  right-padded batch, recording the real-step outputs of every sublayer
+  that takes ``mask=``, and compares them in the order the sublayers'
+  calls finish (inner layers first).
+
+  Returns:
+    ``"<layer path> (max |diff| = .., sequence i)"``, or None when every
+    sublayer agrees (the leak then lies outside them, or only in gradients).
+  """
+  ids = _is_ids(sequences)
+  rng = np.random.default_rng(0)
+  fill = pad_id if ids else None
+  alone = []
+  for seq in sequences:
+    batch, mask = _pad_batch([seq], max(len(seq), 1), False, fill, rng)
+    alone.append(_sublayer_outputs(model, batch, mask, ids))
+  width = max(len(s) for s in sequences) + extra_padding
+  for left in (False, True):
+    batch, mask = _pad_batch(sequences, width, left, fill, rng)
+    together = _sublayer_outputs(model, batch, mask, ids)
+    for index, (path, rows) in enumerate(together):
+      if rows is None:
+        continue
+      for i, reference in enumerate(alone):
+        ref = reference[index][1] if index < len(reference) else None
+        if ref is None or ref[0].shape != rows[i].shape or not ref[0].size:
+          continue
+        diff = np.abs(rows[i] - ref[0])
+        if np.max(diff - (atol + rtol * np.abs(ref[0]))) > 0:
+          return f"{path} (max |diff| = {np.max(diff):.3g}, sequence {i})"
+  return None
+
+
+# --------------------------------------------------------------------------
+# The battery every layer passes.
+# --------------------------------------------------------------------------
+
+
+def _sample(sequences):
+  """A right-padded batch and mask of ``sequences`` (pads zero)."""
+  batch, mask = _pad_batch(sequences, max(len(s) for s in sequences) or 1,
+                           False, 0 if _is_ids(sequences) else None,
+                           np.random.default_rng(1))
+  if not _is_ids(sequences):
+    batch = np.where(mask[..., None], batch, 0.0).astype(np.float32)
+  return batch, mask
+
+
+def check_config_round_trip(layer, sequences):
+  """``from_config(get_config())`` with the same weights gives the same
+  outputs; returns failures."""
+  batch, mask = _sample(sequences)
+  ids = _is_ids(sequences)
+  want = tf.nest.flatten(_call(layer, batch, mask, ids))
+  try:
+    clone = type(layer).from_config(layer.get_config())
+    _call(clone, batch, mask, ids)
+    clone.set_weights(layer.get_weights())
+    got = tf.nest.flatten(_call(clone, batch, mask, ids))
+  except Exception as error:  # pylint: disable=broad-except
+    return [Failure("config round trip", f"{type(error).__name__}: {error}")]
+  if len(got) != len(want) or not all(
+      np.array_equal(np.asarray(g), np.asarray(w)) for g, w in zip(got, want)):
+    return [Failure("config round trip", "outputs differ after "
+                    "from_config(get_config()) with the same weights")]
+  return []
+
+
+def check_empty_sequences(layer, sequences):
+  """Outputs and gradients are finite for a batch whose sequences are all
+  empty, on a time axis of its usual width and of width 0."""
+  ids = _is_ids(sequences)
+  failures = []
+  template = np.asarray(sequences[0])
+  for width in (max(len(s) for s in sequences), 0):
+    shape = (3, width) + template.shape[1:]
+    batch = np.zeros(shape, template.dtype)
+    mask = np.zeros((3, width), bool)
+    x = tf.constant(batch)
+    with tf.GradientTape() as tape:
+      if not ids:
+        tape.watch(x)
+      outputs = _call(layer, x, mask, ids)
+      loss = sum(tf.reduce_sum(tf.cast(t, tf.float32))
+                 for t in tf.nest.flatten(outputs) if t.dtype.is_floating)
+    grads = tape.gradient(loss, ([] if ids else [x]) +
+                          layer.trainable_variables)
+    finite = all(np.all(np.isfinite(np.asarray(tf.cast(t, tf.float32))))
+                 for t in tf.nest.flatten(outputs) if t.dtype.is_floating)
+    finite_grads = all(np.all(np.isfinite(np.asarray(tf.convert_to_tensor(
+        g)))) for g in grads if g is not None)
+    if not (finite and finite_grads):
+      failures.append(Failure(f"empty sequences, width {width}",
+                              "non-finite " + ("outputs" if not finite else
+                                               "gradients")))
+  return failures
+
+
+def check_dtype_policy(factory, sequences, policy="mixed_bfloat16"):
+  """Every sublayer of ``factory(dtype=policy)`` computes in ``policy``
+  (or, deliberately, in float32).
+
+  The global policy is set to another mixed policy meanwhile, so a
+  sublayer created without ``dtype=self.dtype_policy`` shows up.
+  """
+  previous = keras.mixed_precision.global_policy()
+  keras.mixed_precision.set_global_policy(
+      "mixed_float16" if policy != "mixed_float16" else "mixed_bfloat16")
+  try:
+    layer = factory(dtype=policy)
+    batch, mask = _sample(sequences)
+    _call(layer, batch, mask, _is_ids(sequences))
+  finally:
+    keras.mixed_precision.set_global_policy(previous)
+  return [Failure("dtype policy", f"sublayer {sub.path or sub.name} computes in "
+                  f"{sub.dtype_policy.name}, not {policy}; pass "
+                  f"dtype=self.dtype_policy when creating it")
+          for sub in layer._flatten_layers(include_self=False)  # pylint: disable=protected-access
+          if sub.dtype_policy.name not in (policy, "float32")]
+
+
+def check_layer(factory, sequences, *, atol=1e-5, mixed_precision=True,
+                **invariance_kwargs):
+  """Runs the whole battery on the layer ``factory(**kwargs)`` builds.
+
+  Args:
+    factory: builds the layer (or model); it must accept ``dtype=``.
+    sequences: test sequences (:func:`random_sequences`), ids or features.
+    atol: tolerance of the padding-invariance comparisons.
+    mixed_precision: also check sublayer dtype policies.
+    **invariance_kwargs: more arguments for :func:`check_padding_invariance`.
+
+  Returns:
+    Failures of every check; empty when the layer passes.
+  """
+  layer = factory()
+  failures = check_padding_invariance(layer, sequences, atol=atol,
+                                      **invariance_kwargs)
+  failures += check_config_round_trip(layer, sequences)
+  failures += check_empty_sequences(layer, sequences)
+  if mixed_precision:
+    failures += check_dtype_policy(factory, sequences)
+  return failures
+
+
+def assert_layer(factory, sequences, **kwargs):
+  """Raises :class:`PaddingInvarianceError` listing every failed check of
+  :func:`check_layer` (and the first leaking sublayer, if any)."""
+  failures = check_layer(factory, sequences, **kwargs)
+  if failures:
+    layer = factory()
+    leak = locate_leak(layer, sequences) if any(
+        f.sequence is not None for f in failures) else None
+    raise PaddingInvarianceError(
+        f"{layer.name}: {len(failures)} check(s) failed:\n" +
+        "\n".join(f"  {failure}" for failure in failures) +
+        (f"\n  first leaking sublayer: {leak}" if leak else ""))

@@ -52,17 +52,92 @@ CONFIGS = {
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 @pytest.mark.parametrize("training", [False, True])
-def test_every_example_exactly_once(corpus, name, training):
+def test_every_example_exactly_once_per_pass(corpus, name, training):
   examples, tokenizer = corpus
   config = data.PipelineConfig(max_len=30, batch_size=8, **CONFIGS[name])
   dataset = data.make_dataset(examples, tokenizer, config, training=training)
-  seen = _seen(dataset)
-  expected = _expected(examples, tokenizer, 30)
-  if training and config.static_shapes:
-    # Training in static mode keeps full batches only.
-    assert seen <= expected and sum(seen.values()) > N - 8 * 5
-  else:
-    assert seen == expected
+  lengths = data.token_lengths(examples.texts, tokenizer, 30)
+  batches = data.batches_per_pass(lengths, config)
+  if training:
+    dataset = dataset.take(batches)  # one pass of the repeating dataset
+  assert _seen(dataset) == _expected(examples, tokenizer, 30)
+  assert len(list(dataset)) == batches
+
+
+@pytest.mark.parametrize("batch_tokens", [0, 120])
+def test_replicas_and_workers_split_the_same_global_batches(corpus,
+                                                            batch_tokens):
+  examples, tokenizer = corpus
+  config = data.PipelineConfig(max_len=30, batch_size=8, seed=2,
+                               batch_tokens=batch_tokens,
+                               bucket_boundaries=(5, 12, 25))
+  lengths = data.token_lengths(examples.texts, tokenizer, 30)
+  steps = data.batches_per_pass(lengths, config, replicas=4)
+  per_replica = []  # 2 workers x 2 local replicas: 4 replicas in sync
+  for worker in range(2):
+    context = tf.distribute.InputContext(2, worker, 4)
+    elements = list(data.make_dataset(examples, tokenizer, config, True,
+                                      context).take(2 * steps))
+    per_replica += [elements[local::2] for local in range(2)]
+  seen = collections.Counter()
+  for step in range(steps):
+    shapes = {tuple(replica[step][0].shape) for replica in per_replica}
+    assert len(shapes) == 1  # every replica reads one global batch's rows
+    seen += _seen([replica[step] for replica in per_replica])
+  assert seen == _expected(examples, tokenizer, 30)  # one pass, each once
+
+
+def test_token_budgets_size_batches_by_tokens(corpus):
+  examples, tokenizer = corpus
+  config = data.PipelineConfig(max_len=30, batch_size=8, batch_tokens=120,
+                               bucket_boundaries=(5, 12, 25))
+  assert config.bucket_batch_sizes() == [30, 10, 5, 4]
+  assert config.bucket_batch_sizes(replicas=4) == [28, 8, 4, 4]
+  dataset = data.make_dataset(examples, tokenizer, config, training=False)
+  for ids, _, _ in dataset:
+    assert ids.shape[0] * ids.shape[1] <= 120 + ids.shape[0] * 5
+  with pytest.raises(ValueError, match="batch_size=6 must be a multiple of "
+                     "the 4 replicas"):
+    data.PipelineConfig(batch_size=6).bucket_batch_sizes(replicas=4)
+
+
+def test_training_order_never_follows_the_file_order(tmp_path):
+  """24,000 texts sorted by label (and length): every window of batches
+  holds both labels in about the overall proportion."""
+  count, batch, window = 24_000, 32, 8
+  labels = (np.arange(count) >= count // 2).astype(np.int32)
+  texts = [("good " if label else "bad ") + "word " * (i % 7)
+           for i, label in enumerate(labels)]
+  examples = data.Examples(texts, labels, ["neg", "pos"], "sorted")
+  path = str(tmp_path / "vocab.txt")
+  data.write_vocabulary(["[PAD]", "good", "bad", "word"], path)
+  tokenizer = data.build_tokenizer("word", path)
+  config = data.PipelineConfig(max_len=10, batch_size=batch,
+                               bucket_boundaries=(3, 5, 7))
+  steps = data.batches_per_pass([len(t.split()) for t in texts], config)
+  dataset = data.make_dataset(examples, tokenizer, config, training=True)
+  label_rows = [(labels_, weights) for _, labels_, weights in
+                dataset.take(2 * steps).as_numpy_iterator()]
+  fractions = []
+  for start in range(0, len(label_rows) - window, window):
+    chunk = label_rows[start:start + window]
+    positive = sum(float((l * w).sum()) for l, w in chunk)
+    fractions.append(positive / sum(float(w.sum()) for _, w in chunk))
+  # 256 examples a window: a binomial sd of 0.031 around 0.5.
+  assert max(abs(f - 0.5) for f in fractions) < 0.15, fractions
+
+
+def test_bucketing_reduces_padding(corpus):
+  examples, tokenizer = corpus
+  lengths = data.token_lengths(examples.texts, tokenizer, 30)
+  edges = data.length_boundaries(lengths, 6)
+  fractions = []
+  for boundaries in (None, edges):
+    config = data.PipelineConfig(30, 16, seed=1, bucket_boundaries=boundaries)
+    fractions.append(data.padded_step_fraction(
+        data.make_dataset(examples, tokenizer, config, training=True),
+        batches=data.batches_per_pass(lengths, config)))
+  assert fractions[1] < 0.5 * fractions[0]
 
 
 def test_static_shapes_are_fixed_per_bucket(corpus):
@@ -71,21 +146,8 @@ def test_static_shapes_are_fixed_per_bucket(corpus):
                                bucket_boundaries=(5, 12, 25, 99))
   for training in (True, False):
     dataset = data.make_dataset(examples, tokenizer, config, training)
-    shapes = {tuple(ids.shape) for ids, _, _ in dataset}
-    assert shapes <= {(8, 4), (8, 11), (8, 24), (8, 30)}
-    assert dataset.element_spec[0].shape[0] == 8 or training
-
-
-def test_bucketing_reduces_padding(corpus):
-  examples, tokenizer = corpus
-  lengths = data.token_lengths(examples.texts, tokenizer, 30)
-  edges = data.length_boundaries(lengths, 6)
-  plain = data.make_dataset(examples, tokenizer, data.PipelineConfig(
-      30, 16, seed=1), training=True)
-  bucketed = data.make_dataset(examples, tokenizer, data.PipelineConfig(
-      30, 16, bucket_boundaries=edges, seed=1), training=True)
-  assert (data.padded_step_fraction(bucketed) <
-          0.5 * data.padded_step_fraction(plain))
+    shapes = {tuple(ids.shape) for ids, _, _ in dataset.take(40)}
+    assert shapes == {(8, 4), (8, 11), (8, 24), (8, 30)}
 
 
 def test_length_boundaries_follow_quantiles():
@@ -96,32 +158,18 @@ def test_length_boundaries_follow_quantiles():
     data.length_boundaries([1], 0)
 
 
-def test_training_data_is_reshuffled_each_epoch(corpus):
+def test_training_data_is_reshuffled_each_pass_and_resumes_in_order(corpus):
   examples, tokenizer = corpus
-  dataset = data.make_dataset(examples, tokenizer,
-                              data.PipelineConfig(30, 8), training=True)
-  first = [ids.numpy().tolist() for ids, _, _ in dataset]
-  second = [ids.numpy().tolist() for ids, _, _ in dataset]
-  assert first != second
-
-
-@pytest.mark.parametrize("static", [False, True])
-def test_input_context_shards_without_overlap_or_loss(corpus, static):
-  examples, tokenizer = corpus
-  config = data.PipelineConfig(max_len=30, batch_size=8, static_shapes=static,
-                               bucket_boundaries=(5, 12, 25))
-  build = data.dataset_fn(examples, tokenizer, config, training=False)
-  shards = []
-  for pipeline in range(2):
-    context = tf.distribute.InputContext(num_input_pipelines=2,
-                                         input_pipeline_id=pipeline,
-                                         num_replicas_in_sync=2)
-    dataset = build(context)
-    for ids, _, _ in dataset:
-      assert ids.shape[0] <= 4  # per-replica share of the global batch of 8
-    shards.append(_seen(dataset))
-  assert not shards[0] & shards[1]
-  assert shards[0] + shards[1] == _expected(examples, tokenizer, 30)
+  config = data.PipelineConfig(30, 8)
+  steps = data.batches_per_pass(data.token_lengths(examples.texts, tokenizer,
+                                                   30), config)
+  dataset = data.make_dataset(examples, tokenizer, config, training=True)
+  batches = [ids.numpy().tolist() for ids, _, _ in dataset.take(2 * steps)]
+  assert batches[:steps] != batches[steps:]
+  resumed = data.make_dataset(examples, tokenizer, config, training=True,
+                              start_batch=steps + 3)
+  assert [ids.numpy().tolist() for ids, _, _ in resumed.take(
+      steps - 3)] == batches[steps + 3:]
 
 
 def test_pipeline_config_errors_name_the_value(corpus):

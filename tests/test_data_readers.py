@@ -85,6 +85,18 @@ def test_csv_and_tsv_readers(tmp_path):
   assert examples.class_names == ["a", "b"] and examples.labels.tolist() == [1, 0]
 
 
+@pytest.mark.parametrize("fmt,sep", [("csv", ","), ("tsv", "\t")])
+def test_delimited_fields_of_a_million_characters_are_read(tmp_path, fmt,
+                                                           sep):
+  huge = "word " * 200_000  # 1,000,000 characters, over csv's 131,072
+  path = str(tmp_path / f"d.{fmt}")
+  _write(path, f"text{sep}label\n{huge}{sep}pos\nshort{sep}neg\n")
+  examples = data.read_examples(fmt, path)
+  assert [len(t) for t in examples.texts] == [1_000_000, 5]
+  import csv
+  assert csv.field_size_limit() == 131_072  # restored for other code
+
+
 def test_csv_errors_name_column_line_and_value(tmp_path):
   path = str(tmp_path / "d.csv")
   _write(path, "text,label\nfine,pos\nragged,pos,extra\n")
@@ -126,7 +138,7 @@ def test_jsonl_reader_plain_and_gzipped(tmp_path):
 
 
 def test_unknown_format_is_a_clear_error(tmp_path):
-  with pytest.raises(ValueError, match="data_format must be one of .*'xml'"):
+  with pytest.raises(ValueError, match="data format 'xml' is not registered; choose one of aclimdb, csv, default"):
     data.read_examples("xml", str(tmp_path))
 
 

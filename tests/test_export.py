@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers import write_jsonl
 from maskmodels import export, training
 from maskmodels.data import synthetic
 
@@ -19,13 +20,9 @@ TEXTS = ["", "Superb.", "I found the plot dreadful and the pacing boring.",
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-  texts, labels = synthetic.generate_reviews(200, seed=4)
   root = tmp_path_factory.mktemp("export")
-  data_path = str(root / "reviews.jsonl")
-  with open(data_path, "w") as f:
-    for text, label in zip(texts, labels):
-      f.write(json.dumps({"text": text, "label": ["neg", "pos"][label]}) + "\n")
-  config = training.RunConfig(
+  data_path = write_jsonl(root / "reviews.jsonl", 200, seed=4)
+  config = training.ExperimentConfig.create(
       data_format="jsonl", data_path=data_path, validation_fraction=0.2,
       tokenizer="wordpiece", vocab_size=300, max_len=200, embedding_dim=16,
       conv_filters=[16], gru_units=[8], pooling="attention", batch_size=16,
@@ -56,5 +53,15 @@ def test_saved_model_in_a_fresh_process_matches_the_model(model_dir, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   served = json.loads(result.stdout.strip().splitlines()[-1])
   np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
-  assert served["labels"] == [config.class_names[i]
+  assert served["labels"] == [config.data.class_names[i]
                               for i in expected.argmax(axis=1)]
+
+
+def test_prediction_runs_as_one_graph_for_any_batch(model_dir):
+  config, tokenizer, model = training.load_trained(model_dir)
+  predictor = training.Predictor(config, tokenizer, model)
+  for texts in (TEXTS, TEXTS[:1], [], TEXTS * 30):
+    probabilities = predictor(texts, batch_size=64)
+    assert probabilities.shape == (len(texts), 2)
+  # One trace for every batch size and width: a [None] string signature.
+  assert predictor.probabilities.experimental_get_tracing_count() == 1

@@ -137,3 +137,15 @@ def test_reduction_gradients_finite_and_zero_on_pads(reduce):
   grad = tape.gradient(y, x).numpy()
   assert np.all(np.isfinite(grad))
   np.testing.assert_array_equal(grad[~mask.numpy()], 0.0)
+
+
+@pytest.mark.parametrize("mode", ["mean", "max", "last", "attention"])
+def test_every_pooling_is_zero_on_an_empty_time_axis(mode):
+  import maskmodels as mm
+  layer = mm.MaskedPooling(mode)
+  for mask in (None, tf.zeros([3, 0], tf.bool)):
+    pooled = layer(tf.zeros([3, 0, 5]), mask=mask)
+    np.testing.assert_array_equal(pooled, np.zeros((3, 5)))
+  np.testing.assert_array_equal(
+      masking.masked_last(tf.zeros([2, 0, 4]), tf.zeros([2, 0], tf.bool)),
+      np.zeros((2, 4)))

@@ -97,7 +97,7 @@ def test_registry_finds_builtins_and_reports_unknown_names():
   assert mm.ENCODERS.get("conv_gru") is mm.ConvGRUEncoder
   assert mm.MODELS.get("classifier") is mm.SequenceClassifier
   assert set(mm.MaskedPooling.MODES) <= set(mm.POOLINGS.names())
-  with pytest.raises(ValueError, match="Unknown encoder 'transformer'.*conv_gru"):
+  with pytest.raises(ValueError, match="encoder 'transformer' is not registered; choose one of conv_gru"):
     mm.SequenceClassifier(VOCAB, encoder="transformer")
   with pytest.raises(ValueError, match="already registered"):
     mm.register_encoder("conv_gru")(type("Other", (mm.Encoder,), {}))
@@ -109,3 +109,15 @@ def test_classifier_argument_errors_name_the_value():
   with pytest.raises(ValueError, match="kernel_size must be an int or a list "
                      "of 2 ints"):
     mm.ConvGRUEncoder(conv_filters=[4, 4], kernel_size=[3])
+
+
+def test_valid_convolutions_with_last_step_pooling_build_and_are_invariant(
+    ids):
+  # The build batch [1, 1] is emptied by the "valid" convolution.
+  model = mm.SequenceClassifier(
+      VOCAB, 2, 8, pooling="last", encoder_config=dict(
+          conv_filters=[6, 6], kernel_size=3, padding="valid",
+          gru_units=[4]))
+  model.build()
+  assert model(tf.zeros([2, 0], tf.int32)).shape == (2, 2)
+  testing.assert_padding_invariant(model, ids, atol=1e-5)

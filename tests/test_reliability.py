@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers import ROOT, checkpoint_values, tiny_config
+from helpers import env as _env
 from maskmodels import training
 from maskmodels.data import synthetic
 from maskmodels.data import text as text_lib
-from test_training_run import checkpoint_values, tiny_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HUGE = 1_000_000
 
 
@@ -34,11 +34,6 @@ def _train_command(model_dir, *extra):
           f"--model_dir={model_dir}", "--embedding_dim=16",
           "--conv_filters=16", "--gru_units=8", "--vocab_size=400",
           "--max_len=64", "--batch_size=32", *extra]
-
-
-def _env(**extra):
-  return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
-              **extra)
 
 
 def _write_review_folder(root, split, reviews):
@@ -93,8 +88,8 @@ def test_hostile_texts_train_evaluate_and_predict_without_loss_or_nan(
 
   config, tokenizer, model = training.load_trained(model_dir)
   texts = [body.decode("utf-8", "replace") for body, _ in test_reviews]
-  ids = tokenizer.encode(texts, config.max_len, config.truncation)
-  assert int(tf.reduce_max(ids.row_lengths())) <= config.max_len
+  ids = tokenizer.encode(texts, config.data.max_len, config.data.truncation)
+  assert int(tf.reduce_max(ids.row_lengths())) <= config.data.max_len
   probabilities = training.predict(config, tokenizer, model, texts,
                                    batch_size=4)
   assert probabilities.shape == (len(texts), 2)
@@ -113,7 +108,7 @@ def test_labels_outside_the_class_list_are_refused(tmp_path):
   config = tiny_config(root, data_format="aclimdb")
   with pytest.raises(ValueError, match="Unknown label 'meh' in .*test: its "
                      "class folders must be among \['neg', 'pos'\]"):
-    training.read_splits(config)
+    training.read_splits(config.data)
 
 
 def test_unreadable_newest_checkpoint_falls_back_to_the_one_before(
@@ -161,10 +156,12 @@ def test_trainer_writes_only_in_the_model_directory(tmp_path):
   assert written and all(p.startswith(os.path.join("nested", "run"))
                          for p in written), written
   assert not os.listdir(temp)
-  # Keras itself keeps its settings file under $HOME/.keras; nothing else.
+  # Keras keeps its settings under $HOME/.keras and matplotlib its font
+  # cache under $HOME/.cache/matplotlib; nothing else.
   home_files = [os.path.relpath(os.path.join(d, f), home)
                 for d, _, files in os.walk(home) for f in files]
-  assert all(p.startswith(".keras") for p in home_files), home_files
+  assert all(p.startswith((".keras", os.path.join(".cache", "matplotlib")))
+             for p in home_files), home_files
 
 
 def test_no_text_from_data_or_flags_is_run_as_code():
@@ -237,7 +234,7 @@ def test_memory_is_flat_and_traces_stop_after_the_first_epoch(tmp_path):
       env=_env(), capture_output=True, text=True, timeout=1800)
   assert result.returncode == 0, result.stderr[-3000:]
   epochs = [metrics for _, metrics in
-            json.load(open(model_dir / "history.json"))["train"]]
+            json.load(open(model_dir / "history.json"))["validation"]]
   assert len(epochs) == 10
   memory = [epoch["peak_memory_mb"] for epoch in epochs]
   assert memory[9] <= 1.10 * memory[1], memory

@@ -68,3 +68,101 @@ def test_random_sequences_cover_empty_and_full_width():
 def test_checker_argument_errors():
   with pytest.raises(ValueError, match="sequences is empty"):
     testing.check_padding_invariance(mm.MaskedPooling(), [])
+
+
+class _Block(mm.Encoder):
+  """conv -> (maybe leaky) pooling-free stage -> conv, for leak location."""
+
+  def __init__(self, leaky=False, **kwargs):
+    super().__init__(**kwargs)
+    self.leaky = leaky
+    self.first = mm.MaskedConv1D(4, 3, name="first", dtype=self.dtype_policy)
+    self.middle = _LeakyStage(leaky, name="middle", dtype=self.dtype_policy)
+    self.last = mm.MaskedConv1D(4, 3, name="last", dtype=self.dtype_policy)
+
+  def call(self, inputs, mask=None, training=None):
+    x, mask = self.first(inputs, mask=mask)
+    x = self.middle(x, mask=mask)
+    return self.last(x, mask=mask)
+
+  def get_config(self):
+    return dict(super().get_config(), leaky=self.leaky)
+
+
+class _LeakyStage(keras.layers.Layer):
+  """Adds the number of steps, pads included, when ``leaky``."""
+
+  def __init__(self, leaky, **kwargs):
+    super().__init__(**kwargs)
+    self.leaky = leaky
+
+  def call(self, inputs, mask=None):
+    total = tf.reduce_sum(inputs + 1.0, axis=1, keepdims=True)
+    return masking.apply_mask(inputs + (0.1 * total if self.leaky else 0.0),
+                              mask)
+
+
+def test_a_failure_names_the_first_sublayer_that_leaks():
+  ids = testing.random_sequences(6, 10, vocab_size=30, seed=4)
+  model = mm.SequenceClassifier(30, encoder=_Block(leaky=True),
+                                pooling="mean")
+  with pytest.raises(testing.PaddingInvarianceError,
+                     match=r"first leaking sublayer: \S*_block\S*/middle "
+                     r"\(max \|diff\| = "):
+    testing.assert_padding_invariant(model, ids)
+  assert testing.locate_leak(mm.SequenceClassifier(
+      30, encoder=_Block(leaky=False), pooling="mean"), ids) is None
+
+
+def test_the_battery_passes_library_layers_and_catches_each_fault():
+  features = testing.random_sequences(5, 8, dim=3, seed=5)
+  for factory in (lambda **kw: mm.MaskedConvBlock(4, 3, pool_size=2, **kw),
+                  lambda **kw: mm.MaskedGRU(4, bidirectional=True,
+                                            return_sequences=True, **kw),
+                  lambda **kw: mm.MaskedPooling("attention",
+                                                attention_units=4, **kw),
+                  lambda **kw: mm.ConvGRUEncoder(
+                      conv_filters=[4], gru_units=[3], **kw)):
+    testing.assert_layer(factory, features)
+  testing.assert_layer(
+      lambda **kw: mm.SequenceClassifier(30, 2, 8, pooling="attention",
+                                         token_dropout=0.1, dropout=0.1,
+                                         **kw),
+      testing.random_sequences(5, 8, vocab_size=30))
+
+  class NoConfig(mm.Pooling):  # takes an argument get_config does not save
+    def __init__(self, scale=2.0, **kwargs):
+      super().__init__(**kwargs)
+      self.scale = scale
+
+    def call(self, inputs, mask=None, training=None):
+      return self.scale * masking.masked_max(inputs, mask)
+
+    def get_config(self):
+      return {"name": self.name}  # forgets scale
+
+  failures = testing.check_layer(lambda **kw: NoConfig(scale=3.0, **kw),
+                                 features)
+  assert [f.check for f in failures] == ["config round trip"]
+
+  class ForgetsPolicy(mm.Pooling):  # creates a sublayer without its policy
+    def __init__(self, **kwargs):
+      super().__init__(**kwargs)
+      self.dense = keras.layers.Dense(2, name="dense")
+
+    def call(self, inputs, mask=None, training=None):
+      return self.dense(masking.masked_mean(inputs, mask))
+
+  failures = testing.check_layer(ForgetsPolicy, features)
+  assert [f.check for f in failures] == ["dtype policy"]
+  assert "dense computes in mixed_float16, not mixed_bfloat16" in str(
+      failures[0])
+
+  class NaNOnEmpty(mm.Pooling):  # divides by the length
+    def call(self, inputs, mask=None, training=None):
+      lengths = tf.reduce_sum(tf.cast(mask, inputs.dtype), 1, keepdims=True)
+      return masking.masked_sum(inputs, mask) / lengths
+
+  failures = testing.check_layer(NaNOnEmpty, features)
+  assert {"empty sequences, width 8", "empty sequences, width 0"} <= {
+      f.check for f in failures}

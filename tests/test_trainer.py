@@ -17,40 +17,39 @@ def corpus(tmp_path_factory):
   texts, labels = synthetic.generate_reviews(101, seed=1)  # 101: odd on purpose
   examples = data.Examples(texts, np.array(labels, np.int32), ["neg", "pos"])
   path = str(tmp_path_factory.mktemp("vocab") / "vocab.txt")
-  data.write_vocabulary(data.learn_vocabulary(texts, "word", 500), path)
+  data.write_vocabulary(data.learn_vocabulary(texts, "word", 500, verbose=0),
+                        path)
   return examples, data.build_tokenizer("word", path)
 
 
-def _setup(strategy, tokenizer, clip_norm=0.05):
-  keras.utils.set_random_seed(3)
+def _trainer(strategy, tokenizer, clip_norm=0.05, dropout=0.0, seed=3,
+             normalization="batch"):
+  keras.utils.set_random_seed(seed)
   with strategy.scope():
     model = mm.SequenceClassifier(
-        tokenizer.vocab_size, 2, 16, pooling="attention",
+        tokenizer.vocab_size, 2, 16, pooling="attention", dropout=dropout,
         encoder_config=dict(conv_filters=[16], kernel_size=3, strides=2,
-                            gru_units=[8]))
+                            gru_units=[8], dropout=dropout,
+                            normalization=normalization))
     model(tf.zeros([1, 1], tf.int32))
     optimizer = training.make_optimizer("adam", 3e-3)
     optimizer.build(model.trainable_variables)
-  return training.Trainer(model, optimizer, strategy, clip_norm=clip_norm)
+  return training.Trainer(training.ClassificationTask(), model, optimizer,
+                          strategy, clip_norm=clip_norm)
 
 
-def _train_losses(strategy, corpus, steps=6):
+def _train_losses(strategy, corpus, steps=6, dropout=0.0):
   examples, tokenizer = corpus
-  trainer = _setup(strategy, tokenizer)
-  # No shuffling and no bucketing: both strategies see the same examples in
-  # each step, though each replica pads its half to its own width.
-  config = data.PipelineConfig(max_len=120, batch_size=BATCH, shuffle_buffer=0)
-  dataset = strategy.distribute_datasets_from_function(
-      lambda ctx: data.make_dataset(examples, tokenizer, config, True,
-                                    ctx).repeat())
-  iterator = iter(dataset)
-  losses = []
-  for _ in range(steps):
-    trainer.reset_train_metrics()
-    losses.append(trainer.train(iterator, 1)["loss"])
-  eval_dataset = strategy.experimental_distribute_dataset(
-      data.make_dataset(examples, tokenizer, config, False))
-  return losses, trainer.evaluate(eval_dataset), trainer
+  trainer = _trainer(strategy, tokenizer, dropout=dropout)
+  # No shuffling and no bucketing: both strategies see the same global
+  # batches; each replica gets its half of every batch.
+  config = data.PipelineConfig(max_len=120, batch_size=BATCH, shuffle=False)
+  trainer.set_train_data(lambda ctx, start: data.make_dataset(
+      examples, tokenizer, config, True, ctx, start))
+  losses = [trainer.train(1)["loss"] for _ in range(steps)]
+  results = trainer.evaluate(lambda ctx: data.make_dataset(
+      examples, tokenizer, config, False, ctx))
+  return losses, results, trainer
 
 
 def test_mirrored_training_matches_default_strategy(corpus, mirrored):
@@ -68,32 +67,119 @@ def test_mirrored_training_matches_default_strategy(corpus, mirrored):
   assert mirrored_eval["accuracy"] == pytest.approx(default_eval["accuracy"],
                                                     abs=1e-6)
   assert mirrored_eval["loss"] == pytest.approx(default_eval["loss"], abs=1e-4)
+  assert mirrored_trainer.step == default_trainer.step == 6
+
+
+def test_dropout_curve_with_two_replicas_stays_close_to_one(corpus,
+                                                            mirrored):
+  one, _, _ = _train_losses(tf.distribute.get_strategy(), corpus, 24, 0.3)
+  two, _, _ = _train_losses(mirrored, corpus, 24, 0.3)
+  assert np.mean(one[-8:]) < np.mean(one[:8])
+  assert np.mean(two[-8:]) < np.mean(two[:8])
+  assert abs(np.mean(one[-8:]) - np.mean(two[-8:])) < 0.1
+  assert one != two  # the replicas drew masks of their own
+
+
+def test_dropout_masks_differ_across_replicas(mirrored):
+  with mirrored.scope():
+    layers = [mm.Dropout(0.5), mm.MaskedGRU(4, dropout=0.5).input_dropout]
+  for layer in layers:
+    step = tf.function(lambda: mirrored.run(
+        lambda: layer(tf.ones([4, 3, 16]), training=True)))
+    first, second = mirrored.experimental_local_results(step())
+    assert not np.array_equal(first, second)
+  # The same seed state draws the same masks again (resume, determinism).
+  keras.utils.set_random_seed(1)
+  a = mm.Dropout(0.5)(tf.ones([4, 16]), training=True)
+  keras.utils.set_random_seed(1)
+  b = mm.Dropout(0.5)(tf.ones([4, 16]), training=True)
+  np.testing.assert_array_equal(a, b)
+
+
+class _CountCollectives:
+  """Counts the cross-replica reductions traced inside ``train_step``."""
+
+  NAMES = ("reduce_to", "batch_reduce_to", "broadcast_to")
+
+  def __init__(self, strategy, trainer):
+    self.calls, self.active = [], False
+    extended = strategy.extended
+    for name in self.NAMES:
+      setattr(extended, name, self._counted(name, getattr(extended, name)))
+    step = trainer.train_step
+
+    def counted_step(batch):
+      self.active = True
+      try:
+        return step(batch)
+      finally:
+        self.active = False
+
+    trainer.train_step = counted_step
+
+  def _counted(self, name, method):
+    def counted(*args, **kwargs):
+      if self.active:
+        values = args[1] if name == "batch_reduce_to" else [args[0]]
+        self.calls.append((name, len(values)))
+      return method(*args, **kwargs)
+    return counted
+
+
+@pytest.mark.parametrize("normalization", ["batch", "none"])
+def test_a_step_holds_one_gradient_all_reduce(corpus, mirrored,
+                                              normalization):
+  examples, tokenizer = corpus
+  trainer = _trainer(mirrored, tokenizer, normalization=normalization)
+  counter = _CountCollectives(mirrored, trainer)
+  config = data.PipelineConfig(max_len=60, batch_size=BATCH)
+  trainer.set_train_data(lambda ctx, start: data.make_dataset(
+      examples, tokenizer, config, True, ctx, start))
+  try:
+    trainer.train(2)
+  finally:
+    for name in _CountCollectives.NAMES:
+      delattr(mirrored.extended, name)
+  variables = len(trainer.model.trainable_variables)
+  gradients = [c for c in counter.calls if c == ("batch_reduce_to",
+                                                 variables)]
+  batch_norm = 1 if normalization == "batch" else 0
+  # The example count, the gradients, and per batch-norm layer its moments
+  # forward and their gradient backward; Keras broadcasts its iteration
+  # counter. No moving-statistic or second gradient reduction.
+  assert len(gradients) == 1
+  assert [c for c in counter.calls if c[0] == "reduce_to"] == []
+  assert len([c for c in counter.calls if c[0] == "batch_reduce_to"]) == (
+      2 + 2 * batch_norm)
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 16, 200])
 def test_evaluation_counts_every_example_once(corpus, mirrored, batch_size):
   examples, tokenizer = corpus
   for strategy in (tf.distribute.get_strategy(), mirrored):
-    trainer = _setup(strategy, tokenizer)
+    if batch_size % strategy.num_replicas_in_sync:
+      continue
+    trainer = _trainer(strategy, tokenizer)
     config = data.PipelineConfig(max_len=60, batch_size=batch_size,
                                  bucket_boundaries=(20, 40))
-    dataset = strategy.experimental_distribute_dataset(
-        data.make_dataset(examples, tokenizer, config, False))
-    assert trainer.evaluate(dataset)["examples"] == len(examples)
+    results = trainer.evaluate(lambda ctx: data.make_dataset(
+        examples, tokenizer, config, False, ctx), steps_per_call=2)
+    assert results["examples"] == len(examples)
 
 
 def test_traces_do_not_grow_with_steps_or_bucket_shapes(corpus):
   examples, tokenizer = corpus
-  trainer = _setup(tf.distribute.get_strategy(), tokenizer)
+  trainer = _trainer(tf.distribute.get_strategy(), tokenizer)
   config = data.PipelineConfig(max_len=120, batch_size=BATCH,
                                bucket_boundaries=(30, 60, 90))
-  iterator = iter(tf.distribute.get_strategy().distribute_datasets_from_function(
-      lambda ctx: data.make_dataset(examples, tokenizer, config, True,
-                                    ctx).repeat()))
-  trainer.train(iterator, 2)
-  for steps in (1, 3, 5, 2):
-    trainer.train(iterator, steps)
-  assert trainer.trace_counts["train"] == 1
+  trainer.set_train_data(lambda ctx, start: data.make_dataset(
+      examples, tokenizer, config, True, ctx, start))
+  for steps in (2, 1, 3, 5, 2):
+    trainer.train(steps)
+  for _ in range(2):
+    trainer.evaluate(lambda ctx: data.make_dataset(examples, tokenizer,
+                                                   config, False, ctx))
+  assert trainer.trace_counts == {"train": 1, "eval": 1}
 
 
 def test_learning_rate_schedules_warm_up_then_decay():
@@ -101,14 +187,17 @@ def test_learning_rate_schedules_warm_up_then_decay():
   linear = training.learning_rate_schedule("linear", 1.0, 100, 10)
   constant = training.learning_rate_schedule("constant", 1.0, 100, 10)
   for schedule in (cosine, linear, constant):
-    assert float(schedule(0)) == pytest.approx(0.0)
-    assert float(schedule(5)) == pytest.approx(0.5)
+    assert float(schedule(0)) == pytest.approx(0.1)  # the first step learns
+    assert float(schedule(4)) == pytest.approx(0.5)
+    assert float(schedule(9)) == pytest.approx(1.0)
     assert float(schedule(10)) == pytest.approx(1.0)
+    assert float(schedule(99)) > 0.0  # so does the last
   assert float(cosine(100)) == pytest.approx(0.0, abs=1e-6)
   assert float(linear(55)) == pytest.approx(0.5)
   assert float(constant(90)) == pytest.approx(1.0)
-  with pytest.raises(ValueError, match="Unknown learning-rate schedule "
-                     "'step'.*cosine"):
+  assert float(training.learning_rate_schedule("cosine", 1.0, 10)(0)) == 1.0
+  with pytest.raises(ValueError, match="learning-rate schedule 'step' is not "
+                     "registered; choose one of constant, cosine, linear"):
     training.learning_rate_schedule("step", 1.0, 10)
 
 
@@ -116,10 +205,21 @@ def test_strategy_names_and_errors():
   assert training.get_strategy("default") is tf.distribute.get_strategy()
   assert isinstance(training.get_strategy("one_device"),
                     tf.distribute.OneDeviceStrategy)
-  with pytest.raises(ValueError, match="Unknown strategy 'horovod'; "
-                     "available: default, one_device, mirrored"):
+  with pytest.raises(ValueError, match="strategy 'horovod' is not "
+                     "registered; choose one of default, mirrored"):
     training.get_strategy("horovod")
   with pytest.raises(ValueError, match="needs the cluster in the TF_CONFIG"):
     training.get_strategy("multi_worker_mirrored")
   with pytest.raises(ValueError, match="No TPU found"):
     training.get_strategy("tpu")
+
+
+def test_bfloat16_on_a_cpu_without_it_is_warned_once_with_the_slowdown(
+    tmp_path, caplog):
+  cpuinfo = tmp_path / "cpuinfo"
+  cpuinfo.write_text("flags\t\t: fpu avx2 avx512f\n")
+  assert training.optimization.cpu_has_native_bfloat16(str(cpuinfo)) is False
+  cpuinfo.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16\n")
+  assert training.optimization.cpu_has_native_bfloat16(str(cpuinfo)) is True
+  assert training.optimization.cpu_has_native_bfloat16(
+      str(tmp_path / "none")) is None

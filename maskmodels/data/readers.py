@@ -5,17 +5,24 @@ are replaced, counted, and reported once); tokenization happens later, in the
 graph. Every error names the path, column or value at fault.
 """
 
+import contextlib
 import csv
 import dataclasses
 import gzip
 import importlib.resources
 import json
 import os
+import sys
 
 import numpy as np
 from absl import logging
 
-FORMATS = ("aclimdb", "csv", "tsv", "jsonl")
+from maskmodels.errors import InputError
+from maskmodels.registry import Registry
+
+# Data formats by name: each reader takes (path, split, text_column,
+# label_column, class_names) and returns Examples.
+FORMATS = Registry("data format")
 
 
 @dataclasses.dataclass
@@ -72,7 +79,7 @@ def _labels(raw_labels, class_names, source):
   labels = np.empty(len(raw_labels), np.int32)
   for i, label in enumerate(raw_labels):
     if label not in index:
-      raise ValueError(f"Unknown label {label!r} in {source} (example {i}); "
+      raise InputError(f"Unknown label {label!r} in {source} (example {i}); "
                        f"expected one of {names}.")
     labels[i] = index[label]
   return labels, names
@@ -80,11 +87,11 @@ def _labels(raw_labels, class_names, source):
 
 def _finish(texts, raw_labels, class_names, source, decoder):
   if not texts:
-    raise ValueError(f"No examples found in {source}.")
+    raise InputError(f"No examples found in {source}.")
   decoder.report()
   labels, names = _labels(raw_labels, class_names, source)
   if len(names) < 2:
-    raise ValueError(f"{source} has a single class {names}; a classifier "
+    raise InputError(f"{source} has a single class {names}; a classifier "
                      f"needs at least 2.")
   return Examples(texts, labels, names, source)
 
@@ -121,7 +128,7 @@ def read_aclimdb(root, split, class_names=None):
           f"Class folder not found: {os.path.join(folder, name)}")
   unknown = [name for name in found if name not in class_names]
   if unknown:
-    raise ValueError(f"Unknown label {unknown[0]!r} in {folder}: its class "
+    raise InputError(f"Unknown label {unknown[0]!r} in {folder}: its class "
                      f"folders must be among {list(class_names)}.")
   decoder = _Decoder(folder)
   texts, raw_labels = [], []
@@ -141,19 +148,34 @@ def _open_binary(path):
   return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
 
 
+@contextlib.contextmanager
+def _unlimited_csv_fields():
+  """Lifts the csv module's 131,072-character field limit, then restores it:
+  a text field may be as long as the file."""
+  previous = csv.field_size_limit()
+  csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+  try:
+    yield
+  finally:
+    csv.field_size_limit(previous)
+
+
 def read_delimited(path, text_column="text", label_column="label",
                    delimiter=",", class_names=None):
-  """Reads a CSV (or, with ``delimiter="\\t"``, TSV) file with a header row."""
+  """Reads a CSV (or, with ``delimiter="\\t"``, TSV) file with a header row.
+
+  Fields of any length are read (a review of a million characters too).
+  """
   decoder = _Decoder(path)
-  with _open_binary(path) as f:
+  with _open_binary(path) as f, _unlimited_csv_fields():
     lines = (decoder(line) for line in f)
     reader = csv.reader(lines, delimiter=delimiter)
     header = next(reader, None)
     if header is None:
-      raise ValueError(f"No examples found in {path}: the file is empty.")
+      raise InputError(f"No examples found in {path}: the file is empty.")
     for column in (text_column, label_column):
       if column not in header:
-        raise ValueError(f"Column {column!r} not found in {path}; columns "
+        raise InputError(f"Column {column!r} not found in {path}; columns "
                          f"are {header}.")
     text_at, label_at = header.index(text_column), header.index(label_column)
     texts, raw_labels = [], []
@@ -161,7 +183,7 @@ def read_delimited(path, text_column="text", label_column="label",
       if not row:
         continue
       if len(row) != len(header):
-        raise ValueError(f"Ragged row in {path} at line {reader.line_num}: "
+        raise InputError(f"Ragged row in {path} at line {reader.line_num}: "
                          f"{len(row)} fields, the header has {len(header)}.")
       texts.append(row[text_at])
       raw_labels.append(row[label_at])
@@ -180,11 +202,11 @@ def read_jsonl(path, text_key="text", label_key="label", class_names=None):
       try:
         record = json.loads(line)
       except json.JSONDecodeError as error:
-        raise ValueError(f"Invalid JSON in {path} at line {number}: {error}"
+        raise InputError(f"Invalid JSON in {path} at line {number}: {error}"
                          ) from None
       for key in (text_key, label_key):
         if not isinstance(record, dict) or key not in record:
-          raise ValueError(f"Field {key!r} missing in {path} at line "
+          raise InputError(f"Field {key!r} missing in {path} at line "
                            f"{number}.")
       texts.append(str(record[text_key]))
       raw_labels.append(record[label_key])
@@ -193,16 +215,28 @@ def read_jsonl(path, text_key="text", label_key="label", class_names=None):
 
 def read_examples(data_format, path, split="train", text_column="text",
                   label_column="label", class_names=None):
-  """Reads ``path`` in ``data_format`` (one of ``FORMATS``)."""
-  if data_format == "aclimdb":
-    return read_aclimdb(path, split, class_names)
-  if data_format in ("csv", "tsv"):
-    return read_delimited(path, text_column, label_column,
-                          "," if data_format == "csv" else "\t", class_names)
-  if data_format == "jsonl":
-    return read_jsonl(path, text_column, label_column, class_names)
-  raise ValueError(f"data_format must be one of {FORMATS}, got "
-                   f"{data_format!r}.")
+  """Reads ``path`` in ``data_format``, a name registered in ``FORMATS``.
+
+  Args:
+    data_format: ``"default"`` (the embedded data), ``"aclimdb"``,
+      ``"csv"``, ``"tsv"``, ``"jsonl"``, or a registered research reader.
+    path: the aclImdb root folder or the data file.
+    split: the aclImdb (or embedded data) split; files ignore it.
+    text_column, label_column: CSV/TSV columns or JSONL keys.
+    class_names: classes in label order (default: sorted label names).
+  """
+  return FORMATS.get(data_format)(path, split, text_column, label_column,
+                                  class_names)
+
+
+FORMATS.add("aclimdb", lambda path, split, text, label, names: read_aclimdb(
+    path, split, names))
+FORMATS.add("csv", lambda path, split, text, label, names: read_delimited(
+    path, text, label, ",", names))
+FORMATS.add("tsv", lambda path, split, text, label, names: read_delimited(
+    path, text, label, "\t", names))
+FORMATS.add("jsonl", lambda path, split, text, label, names: read_jsonl(
+    path, text, label, names))
 
 
 DEFAULT_SPLITS = ("train", "test")
@@ -211,11 +245,15 @@ DEFAULT_SPLITS = ("train", "test")
 def read_default(split="train"):
   """The embedded default dataset (synthetic reviews), ``"train"``/``"test"``."""
   if split not in DEFAULT_SPLITS:
-    raise ValueError(f"split must be one of {DEFAULT_SPLITS}, got {split!r}.")
+    raise InputError(f"split must be one of {DEFAULT_SPLITS}, got {split!r}.")
   resource = importlib.resources.files("maskmodels.data").joinpath(
       f"default_{split}.jsonl.gz")
   with importlib.resources.as_file(resource) as path:
     return read_jsonl(str(path), class_names=["neg", "pos"])
+
+
+FORMATS.add("default", lambda path, split, text, label, names: read_default(
+    split))
 
 
 def split_validation(examples, fraction, seed=0):
@@ -225,12 +263,12 @@ def split_validation(examples, fraction, seed=0):
     ``(train, validation)``, disjoint, together all of ``examples``.
   """
   if not 0.0 < fraction < 1.0:
-    raise ValueError(f"validation fraction must be in (0, 1), got "
+    raise InputError(f"validation fraction must be in (0, 1), got "
                      f"{fraction!r}.")
   order = np.random.default_rng(seed).permutation(len(examples))
   count = int(round(len(examples) * fraction))
   if count == 0 or count == len(examples):
-    raise ValueError(f"validation fraction {fraction} of {len(examples)} "
+    raise InputError(f"validation fraction {fraction} of {len(examples)} "
                      f"examples leaves an empty split.")
   return (examples.subset(np.sort(order[count:]), examples.source + " [train]"),
           examples.subset(np.sort(order[:count]),

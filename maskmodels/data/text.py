@@ -7,11 +7,17 @@ vocabulary file is ``[PAD]``.
 
 import collections
 
+from absl import logging
+
 import tensorflow as tf
 import tensorflow_text as tf_text
-from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
+from tensorflow_text.python.ops import bert_tokenizer
+from tensorflow_text.tools.wordpiece_vocab import (
+    wordpiece_tokenizer_learner_lib as wordpiece_learner)
 
-from maskmodels import atomic_files
+from maskmodels import atomic_files, progress
+from maskmodels.errors import InputError
+from maskmodels.registry import Registry
 
 PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
@@ -101,18 +107,18 @@ def read_vocabulary(path):
   try:
     tokens = raw.decode("utf-8").split("\n")
   except UnicodeDecodeError as error:
-    raise ValueError(f"Vocabulary file {path} is not UTF-8 text: {error}"
+    raise InputError(f"Vocabulary file {path} is not UTF-8 text: {error}"
                      ) from None
   if tokens and tokens[-1] == "":
     tokens.pop()
   if not tokens or tokens[0] != PAD_TOKEN:
-    raise ValueError(f"Vocabulary file {path} is corrupt: line 1 must be "
+    raise InputError(f"Vocabulary file {path} is corrupt: line 1 must be "
                      f"{PAD_TOKEN!r} (the reserved pad id 0), got "
                      f"{tokens[0] if tokens else 'an empty file'!r}.")
   seen = {}
   for line, token in enumerate(tokens, 1):
     if token in seen or not token or "\n" in token:
-      raise ValueError(f"Vocabulary file {path} is corrupt: line {line} "
+      raise InputError(f"Vocabulary file {path} is corrupt: line {line} "
                        f"({token!r}) is empty or repeats line "
                        f"{seen.get(token, '?')}.")
     seen[token] = line
@@ -158,7 +164,7 @@ class Tokenizer(tf.Module):
       truncation: ``"head"``, ``"tail"`` or ``"both"``.
     """
     if truncation not in TRUNCATIONS:
-      raise ValueError(f"truncation must be one of {TRUNCATIONS}, got "
+      raise InputError(f"truncation must be one of {TRUNCATIONS}, got "
                        f"{truncation!r}.")
     texts = standardize(tf.convert_to_tensor(texts, tf.string))
     if max_len is not None:
@@ -208,7 +214,7 @@ class WordPieceTokenizer(Tokenizer):
   def __init__(self, vocab_path, name=None):
     super().__init__(vocab_path, name=name)
     if UNK_TOKEN not in self.vocab:
-      raise ValueError(f"WordPiece vocabulary {vocab_path} has no "
+      raise InputError(f"WordPiece vocabulary {vocab_path} has no "
                        f"{UNK_TOKEN!r} token.")
     self.wordpiece = tf_text.FastWordpieceTokenizer(
         self.vocab, token_out_type=tf.int64, unknown_token=UNK_TOKEN)
@@ -218,13 +224,9 @@ class WordPieceTokenizer(Tokenizer):
     return self.wordpiece.tokenize(texts)
 
 
-TOKENIZERS = {"word": WordTokenizer, "wordpiece": WordPieceTokenizer}
-
-
-def _check_kind(kind):
-  if kind not in TOKENIZERS:
-    raise ValueError(f"tokenizer must be one of {sorted(TOKENIZERS)}, got "
-                     f"{kind!r}.")
+TOKENIZERS = Registry("tokenizer")
+TOKENIZERS.add(WordTokenizer.kind, WordTokenizer)
+TOKENIZERS.add(WordPieceTokenizer.kind, WordPieceTokenizer)
 
 
 def _standardized_batches(texts, batch_size=1024):
@@ -233,33 +235,49 @@ def _standardized_batches(texts, batch_size=1024):
           .map(standardize, num_parallel_calls=tf.data.AUTOTUNE))
 
 
-def learn_vocabulary(texts, kind, vocab_size):
-  """Learns a vocabulary from training texts.
+def _counted_batches(texts, batch_size=1024, verbose=1):
+  """Standardized text batches of ``texts``, with a progress bar."""
+  return progress.counted(_standardized_batches(texts, batch_size),
+                          len(texts), "texts", size=lambda b: int(b.shape[0]),
+                          verbose=verbose)
+
+
+def learn_vocabulary(texts, kind, vocab_size, verbose=1):
+  """Learns a vocabulary from training texts, with progress on the console.
 
   ``"word"`` keeps the most frequent words (ties broken alphabetically);
-  ``"wordpiece"`` uses tensorflow-text's ``bert_vocab_from_dataset``.
+  ``"wordpiece"`` counts words as tensorflow-text's
+  ``bert_vocab_from_dataset`` does and runs its WordPiece learner.
 
   Args:
     texts: a list of strings (the training split).
     kind: ``"word"`` or ``"wordpiece"``.
     vocab_size: size of the vocabulary including reserved tokens.
+    verbose: 0 for no progress output.
 
   Returns:
     A list of tokens starting with ``[PAD]``.
   """
-  _check_kind(kind)
+  TOKENIZERS.get(kind)
   if vocab_size < 3:
-    raise ValueError(f"vocab_size must be >= 3, got {vocab_size}.")
-  batches = _standardized_batches(texts)
+    raise InputError(f"vocab_size must be >= 3, got {vocab_size}.")
+  logging.info("Counting the words of %d texts.", len(texts))
   if kind == "wordpiece":
     reserved = [PAD_TOKEN, UNK_TOKEN]
-    vocab = bert_vocab_from_dataset.bert_vocab_from_dataset(
-        batches, vocab_size=vocab_size, reserved_tokens=reserved,
-        bert_tokenizer_params=dict(lower_case=False))
+    splitter = bert_tokenizer.BasicTokenizer(lower_case=False)
+    counts = collections.Counter()
+    for batch in _counted_batches(texts, verbose=verbose):
+      counts.update(word.decode("utf-8") for word in
+                    splitter.tokenize(batch).flat_values.numpy().tolist())
+    if not counts:
+      return reserved
+    with progress.heartbeat(f"Learning a WordPiece vocabulary of "
+                            f"{vocab_size} from {len(counts)} words"):
+      vocab = wordpiece_learner.learn(counts, vocab_size, reserved)
     return reserved + [t for t in vocab if t not in reserved]
   counts = collections.Counter()
-  for words in batches.map(split_words):
-    counts.update(words.flat_values.numpy().tolist())
+  for batch in _counted_batches(texts, verbose=verbose):
+    counts.update(split_words(batch).flat_values.numpy().tolist())
   ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
   words = [w.decode("utf-8") for w, _ in ranked if w.decode("utf-8").strip()]
   words = [w for w in words if w not in (PAD_TOKEN, UNK_TOKEN)]
@@ -268,7 +286,6 @@ def learn_vocabulary(texts, kind, vocab_size):
 
 def build_tokenizer(kind, vocab_path, num_oov_buckets=1):
   """A tokenizer of ``kind`` over the vocabulary file at ``vocab_path``."""
-  _check_kind(kind)
-  if kind == "word":
+  if TOKENIZERS.get(kind) is WordTokenizer:
     return WordTokenizer(vocab_path, num_oov_buckets=num_oov_buckets)
-  return WordPieceTokenizer(vocab_path)
+  return TOKENIZERS.get(kind)(vocab_path)

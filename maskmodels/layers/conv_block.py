@@ -5,11 +5,17 @@ import keras
 from maskmodels import masking
 from maskmodels.layers.base import ExplicitMask
 from maskmodels.layers.conv import MaskedConv1D, MaskedMaxPool1D
+from maskmodels.layers.dropout import Dropout
 from maskmodels.layers.normalization import (MaskedBatchNormalization,
                                              MaskedLayerNormalization)
 
-NORMALIZATIONS = {"batch": MaskedBatchNormalization,
-                  "layer": MaskedLayerNormalization, None: None}
+from maskmodels.registry import Registry
+
+# Normalizations by name; "none" (or None) for no normalization.
+NORMALIZATIONS = Registry("normalization")
+NORMALIZATIONS.add("batch", MaskedBatchNormalization)
+NORMALIZATIONS.add("layer", MaskedLayerNormalization)
+NORMALIZATIONS.add("none", None)
 
 
 @keras.saving.register_keras_serializable(package="maskmodels")
@@ -18,7 +24,7 @@ class MaskedConvBlock(ExplicitMask, keras.layers.Layer):
 
   Args:
     filters, kernel_size, strides, dilation_rate, padding: as MaskedConv1D.
-    normalization: ``"batch"``, ``"layer"`` or None.
+    normalization: ``"batch"``, ``"layer"``, or ``"none"`` / None.
     activation: a Keras activation name.
     dropout: dropout rate after the activation.
     pool_size: if > 1, a MaskedMaxPool1D with this size follows.
@@ -37,9 +43,8 @@ class MaskedConvBlock(ExplicitMask, keras.layers.Layer):
                padding="same", normalization="batch", activation="relu",
                dropout=0.0, pool_size=1, pool_strides=None, **kwargs):
     super().__init__(**kwargs)
-    if normalization not in NORMALIZATIONS:
-      raise ValueError(f"normalization must be one of "
-                       f"{list(NORMALIZATIONS)}, got {normalization!r}.")
+    normalization = "none" if normalization is None else normalization
+    norm = NORMALIZATIONS.get(normalization)
     if not 0.0 <= dropout < 1.0:
       raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
     self.filters = filters
@@ -55,12 +60,11 @@ class MaskedConvBlock(ExplicitMask, keras.layers.Layer):
     policy = self.dtype_policy
     self.conv = MaskedConv1D(filters, kernel_size, strides=strides,
                              dilation_rate=dilation_rate, padding=padding,
-                             use_bias=normalization is None, dtype=policy,
+                             use_bias=norm is None, dtype=policy,
                              name="conv")
-    norm = NORMALIZATIONS[normalization]
     self.norm = norm(dtype=policy, name="norm") if norm else None
     self.act = keras.layers.Activation(activation, dtype=policy, name="act")
-    self.drop = keras.layers.Dropout(dropout, dtype=policy, name="dropout")
+    self.drop = Dropout(dropout, dtype=policy, name="dropout")
     self.pool = (MaskedMaxPool1D(pool_size, pool_strides, dtype=policy,
                                  name="pool") if pool_size > 1 else None)
 

@@ -7,33 +7,42 @@ from maskmodels import masking
 from maskmodels.layers.base import ExplicitMask
 
 
-def masked_moments(inputs, mask):
+def masked_moments(inputs, mask, shift=None):
   """Mean and variance per channel over the real steps of a batch.
 
-  Under a ``tf.distribute`` strategy the sums are all-reduced across replicas,
-  so the statistics are those of the global batch whatever the replica count.
+  Under a ``tf.distribute`` strategy the sums are all-reduced across replicas
+  (one all-reduce), so the statistics are those of the global batch whatever
+  the replica count. The sums are taken around ``shift``, a guess of the
+  mean (batch normalization passes its moving mean), so the variance keeps
+  its precision when the mean is large next to the spread.
 
   Args:
     inputs: float ``[batch, time, channels]``.
     mask: bool ``[batch, time]``.
+    shift: float ``[channels]`` or None (0); the same on every replica.
 
   Returns:
     ``(mean, variance, count)``: float32 ``[channels]``, ``[channels]`` and the
     number of real steps (a float32 scalar). Empty batches give zeros.
   """
+  mask = masking.ensure_mask(inputs, mask)
   x = tf.cast(inputs, tf.float32)
-  weights = tf.cast(masking.ensure_mask(inputs, mask), tf.float32)[..., None]
-  count = tf.reduce_sum(weights)
-  total = tf.reduce_sum(x * weights, axis=[0, 1])
-  total_sq = tf.reduce_sum(tf.square(x) * weights, axis=[0, 1])
+  shift = tf.zeros((), tf.float32) if shift is None else tf.cast(shift,
+                                                                  tf.float32)
+  # tf.where, not a product: pad steps holding Inf or NaN must not leak.
+  x = tf.where(mask[..., tf.newaxis], x - shift, 0.0)
+  count = tf.reduce_sum(tf.cast(mask, tf.float32))
+  total = tf.reduce_sum(x, axis=[0, 1])
+  total_sq = tf.reduce_sum(tf.square(x), axis=[0, 1])
   context = tf.distribute.get_replica_context()
   if context is not None and context.num_replicas_in_sync > 1:
     count, total, total_sq = context.all_reduce(
         tf.distribute.ReduceOp.SUM, [count, total, total_sq])
   safe = tf.maximum(count, 1.0)
-  mean = total / safe
-  variance = tf.maximum(total_sq / safe - tf.square(mean), 0.0)
-  return mean, variance, count
+  offset = total / safe
+  variance = tf.maximum(total_sq / safe - tf.square(offset), 0.0)
+  mean = tf.where(count > 0.0, shift + offset, 0.0)
+  return mean, tf.where(count > 0.0, variance, 0.0), count
 
 
 @keras.saving.register_keras_serializable(package="maskmodels")
@@ -68,16 +77,20 @@ class MaskedBatchNormalization(ExplicitMask, keras.layers.Layer):
                                  name="gamma", trainable=self.scale)
     self.beta = self.add_weight(shape=(channels,), initializer="zeros",
                                 name="beta", trainable=self.center)
-    stat = dict(shape=(channels,), trainable=False, autocast=False,
-                aggregation="mean")
-    self.moving_mean = self.add_weight(initializer="zeros", name="moving_mean",
-                                       **stat)
-    self.moving_variance = self.add_weight(initializer="ones",
-                                           name="moving_variance", **stat)
+    # Every replica computes the same (all-reduced) statistics, so each
+    # keeps its own copy, updated without a collective; a checkpoint reads
+    # the first replica's.
+    stat = dict(shape=(channels,), dtype="float32", trainable=False,
+                autocast=False, aggregation="only_first_replica",
+                synchronization="on_read")
+    self.moving_mean = keras.Variable("zeros", name="moving_mean", **stat)
+    self.moving_variance = keras.Variable("ones", name="moving_variance",
+                                          **stat)
 
   def call(self, inputs, mask=None, training=None):
     if training:
-      mean, variance, count = masked_moments(inputs, mask)
+      mean, variance, count = masked_moments(inputs, mask,
+                                             shift=self.moving_mean)
       keep = tf.cast(count == 0.0, tf.float32) + self.momentum * tf.cast(
           count > 0.0, tf.float32)
       self.moving_mean.assign(keep * self.moving_mean + (1 - keep) * mean)

@@ -7,7 +7,13 @@ import tensorflow as tf
 
 from maskmodels import masking
 from maskmodels.layers.base import ExplicitMask
-from maskmodels.registry import POOLINGS
+from maskmodels.registry import POOLINGS, Registry
+
+# Masked reductions over time by name.
+REDUCTIONS = Registry("reduction")
+REDUCTIONS.add("mean", masking.masked_mean)
+REDUCTIONS.add("max", masking.masked_max)
+REDUCTIONS.add("last", masking.masked_last)
 
 
 class Pooling(ExplicitMask, keras.layers.Layer):
@@ -38,8 +44,6 @@ class MaskedPooling(Pooling):
   """
 
   MODES = ("mean", "max", "last", "attention")
-  _REDUCTIONS = {"mean": masking.masked_mean, "max": masking.masked_max,
-                 "last": masking.masked_last}
 
   def __init__(self, mode="max", attention_units=0, **kwargs):
     super().__init__(**kwargs)
@@ -47,23 +51,29 @@ class MaskedPooling(Pooling):
       raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}.")
     self.mode = mode
     self.attention_units = attention_units
+    self.hidden = self.score = None
     if mode == "attention":
-      hidden = ([keras.layers.Dense(attention_units, activation="tanh",
-                                    dtype=self.dtype_policy)]
-                if attention_units else [])
-      self.scorer = keras.Sequential(
-          hidden + [keras.layers.Dense(1, dtype=self.dtype_policy)],
-          name="scorer")
+      if attention_units:
+        self.hidden = keras.layers.Dense(attention_units, activation="tanh",
+                                         dtype=self.dtype_policy,
+                                         name="hidden")
+      self.score = keras.layers.Dense(1, dtype=self.dtype_policy,
+                                      name="score")
 
   def build(self, input_shape):
     if self.mode == "attention":
-      self.scorer.build((None, None, input_shape[-1]))
+      width = input_shape[-1]
+      if self.hidden is not None:
+        self.hidden.build((None, None, width))
+        width = self.attention_units
+      self.score.build((None, None, width))
 
   def call(self, inputs, mask=None, training=None):
     if self.mode != "attention":
-      return self._REDUCTIONS[self.mode](inputs, mask)
+      return REDUCTIONS.get(self.mode)(inputs, mask)
     inputs = masking.apply_mask(inputs, mask)
-    scores = tf.squeeze(self.scorer(inputs), axis=-1)
+    hidden = self.hidden(inputs) if self.hidden is not None else inputs
+    scores = tf.squeeze(self.score(hidden), axis=-1)
     weights = masking.masked_softmax(scores, mask)
     return tf.einsum("bt,btd->bd", weights, inputs)
 

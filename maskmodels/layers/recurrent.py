@@ -5,16 +5,28 @@ import tensorflow as tf
 
 from maskmodels import masking
 from maskmodels.layers.base import ExplicitMask
+from maskmodels.layers.dropout import Dropout
 
 
 @keras.saving.register_keras_serializable(package="maskmodels")
 class MaskedGRU(ExplicitMask, keras.layers.Layer):
   """A Keras GRU that receives its mask explicitly.
 
-  Input is packed to the right-padded layout first (a no-op permutation when
-  it already is), so left- and right-padded input give the same result and, on
-  a GPU, Keras's cuDNN kernel stays eligible: it is used only for strictly
-  right-padded masks. Pad steps are zeroed before the GRU reads them.
+  The GRU reads its input packed to the right-padded layout, so left- and
+  right-padded input give the same result and, on a GPU, Keras's cuDNN
+  kernel stays eligible: it takes strictly right-padded masks only and
+  rejects a row with no real step, so an empty row reads one zero step whose
+  outputs are then zeroed. Pad steps are zeroed before the GRU reads them.
+
+  Args:
+    units: GRU units per direction.
+    bidirectional: also read the sequence backwards (outputs concatenated).
+    return_sequences: return every step's output, not the final state.
+    dropout: rate of the GRU's input dropout: one mask per sequence and
+      channel, shared by all its steps, and different on every replica.
+    recurrent_dropout: Keras's recurrent dropout (disables cuDNN).
+    use_cudnn: Keras's ``use_cudnn`` (``"auto"``, True or False); see also
+      :func:`set_use_cudnn`.
 
   Call args:
     inputs: float ``[batch, time, channels]``.
@@ -22,25 +34,33 @@ class MaskedGRU(ExplicitMask, keras.layers.Layer):
 
   Returns:
     With ``return_sequences``: ``(outputs, mask)``, outputs
-    ``[batch, time, units * directions]`` right-padded with pad steps zeroed,
-    and the right-padded bool mask. Otherwise the final state
-    ``[batch, units * directions]``: the state after the last real step (and,
-    backwards, after the first); zeros for an empty sequence.
+    ``[batch, time, units * directions]`` in the input's own layout (each
+    real step's output where that step was, pad steps zeroed), and the
+    input's mask. Otherwise the final state ``[batch, units * directions]``:
+    the state after the last real step (and, backwards, after the first);
+    zeros for an empty sequence.
   """
 
   def __init__(self, units, bidirectional=False, return_sequences=False,
-               dropout=0.0, recurrent_dropout=0.0, **kwargs):
+               dropout=0.0, recurrent_dropout=0.0, use_cudnn="auto",
+               **kwargs):
     super().__init__(**kwargs)
     if not isinstance(units, int) or units < 1:
       raise ValueError(f"units must be a positive int, got {units!r}.")
+    if not 0.0 <= dropout < 1.0:
+      raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
     self.units = units
     self.bidirectional = bidirectional
     self.return_sequences = return_sequences
     self.dropout = dropout
     self.recurrent_dropout = recurrent_dropout
+    self.use_cudnn = use_cudnn
+    self.input_dropout = Dropout(dropout, noise_shape=(None, 1, None),
+                                 dtype=self.dtype_policy, name="input_dropout")
     gru = keras.layers.GRU(units, return_sequences=return_sequences,
-                           dropout=dropout, recurrent_dropout=recurrent_dropout,
-                           dtype=self.dtype_policy, name="gru")
+                           recurrent_dropout=recurrent_dropout,
+                           use_cudnn=use_cudnn, dtype=self.dtype_policy,
+                           name="gru")
     self.rnn = (keras.layers.Bidirectional(gru, merge_mode="concat",
                                            dtype=self.dtype_policy,
                                            name="bidirectional")
@@ -56,22 +76,49 @@ class MaskedGRU(ExplicitMask, keras.layers.Layer):
 
   def call(self, inputs, mask=None, training=None):
     mask = masking.ensure_mask(inputs, mask)
-    inputs, mask, _ = masking.to_right_padded(inputs, mask)
-    # Keras's GRU needs at least one step; an empty time axis (a short batch
-    # after a "valid" conv) gets one pad step, sliced off again below.
-    time = tf.shape(inputs)[1]
-    extra = tf.maximum(0, 1 - time)
-    padded_mask = tf.pad(mask, [[0, 0], [0, extra]])
-    outputs = self.rnn(
-        tf.pad(masking.apply_mask(inputs, mask), [[0, 0], [0, extra], [0, 0]]),
-        mask=padded_mask, training=training)
+    packed, packed_mask, perm = masking.to_right_padded(inputs, mask)
+    x = self.input_dropout(masking.apply_mask(packed, packed_mask),
+                           training=training)
+    # At least one step, and one real step per row: an empty row reads a
+    # zero first step (cuDNN asserts against all-pad rows inside a graph).
+    time = tf.shape(x)[1]
+    x = tf.pad(x, [[0, 0], [0, tf.maximum(0, 1 - time)], [0, 0]])
+    empty = tf.logical_not(tf.reduce_any(packed_mask, axis=1))
+    first_step = tf.equal(tf.range(tf.shape(x)[1]), 0)
+    kernel_mask = tf.logical_or(
+        tf.pad(packed_mask, [[0, 0], [0, tf.shape(x)[1] - time]]),
+        tf.logical_and(empty[:, tf.newaxis], first_step[tf.newaxis, :]))
+    outputs = self.rnn(x, mask=kernel_mask, training=training)
     if self.return_sequences:
-      return masking.apply_mask(outputs[:, :time], mask), mask
-    return outputs
+      outputs = masking.apply_mask(outputs[:, :time], packed_mask)
+      return masking.restore_order(outputs, perm), mask
+    return tf.where(empty[:, tf.newaxis], tf.zeros((), outputs.dtype), outputs)
 
   def get_config(self):
     config = super().get_config()
     config.update(units=self.units, bidirectional=self.bidirectional,
                   return_sequences=self.return_sequences, dropout=self.dropout,
-                  recurrent_dropout=self.recurrent_dropout)
+                  recurrent_dropout=self.recurrent_dropout,
+                  use_cudnn=self.use_cudnn)
     return config
+
+
+def set_use_cudnn(model, use_cudnn):
+  """Sets ``use_cudnn`` on every Keras GRU inside ``model``.
+
+  Keras chooses the cuDNN kernel when it traces a GRU on a host with a GPU.
+  Pass False before tracing a function that XLA compiles (XLA cannot compile
+  ``CudnnRNNV3``) or that is exported to serve on hosts without a GPU.
+
+  Args:
+    model: a Keras layer or model.
+    use_cudnn: ``"auto"``, True or False.
+
+  Returns:
+    The number of GRU layers changed.
+  """
+  grus = [layer for layer in model._flatten_layers(include_self=True)  # pylint: disable=protected-access
+          if isinstance(layer, (keras.layers.GRU, MaskedGRU))]
+  for layer in grus:
+    layer.use_cudnn = use_cudnn
+  return len(grus)

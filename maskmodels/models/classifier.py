@@ -4,15 +4,19 @@ import keras
 import tensorflow as tf
 
 from maskmodels import masking
+from maskmodels.layers.dropout import Dropout
 # Imported for its side effect: it registers the built-in poolings by name.
 from maskmodels.layers import pooling as _builtin_poolings  # noqa: F401
 from maskmodels.registry import ENCODERS, POOLINGS, register_model
 
 
-def _component(spec, config, registry):
-  """A layer from a registered name (+ config), a serialized dict, or itself."""
+def _component(spec, config, registry, dtype):
+  """A layer from a registered name (+ config), a serialized dict, or itself.
+
+  A named component is built with the model's dtype policy.
+  """
   if isinstance(spec, str):
-    return registry.get(spec)(**(config or {}))
+    return registry.get(spec)(**dict(config or {}, dtype=dtype))
   if isinstance(spec, dict):
     return keras.saving.deserialize_keras_object(spec)
   if isinstance(spec, keras.layers.Layer):
@@ -37,6 +41,7 @@ class SequenceClassifier(keras.Model):
     encoder: a registered encoder name, a Keras layer, or a serialized dict.
     encoder_config: keyword arguments for a named encoder.
     pooling: a registered pooling name, a Keras layer, or a serialized dict.
+    pooling_config: keyword arguments for a named pooling.
     head_units: widths of hidden ReLU layers before the logits.
     dropout: dropout before each head layer.
     token_dropout: rate at which whole token embeddings are zeroed in
@@ -52,7 +57,8 @@ class SequenceClassifier(keras.Model):
 
   def __init__(self, vocab_size, num_classes=2, embedding_dim=128,
                encoder="conv_gru", encoder_config=None, pooling="max",
-               head_units=(), dropout=0.0, token_dropout=0.0, pad_id=0,
+               pooling_config=None, head_units=(), dropout=0.0,
+               token_dropout=0.0, pad_id=0,
                **kwargs):
     super().__init__(**kwargs)
     if not isinstance(vocab_size, int) or vocab_size < 2:
@@ -71,14 +77,14 @@ class SequenceClassifier(keras.Model):
     self.embedding = keras.layers.Embedding(vocab_size, embedding_dim,
                                             dtype=policy, name="embedding")
     # noise_shape [batch, time, 1]: a dropped token loses its whole vector.
-    self.embedding_dropout = keras.layers.Dropout(
-        token_dropout, noise_shape=(None, None, 1), name="token_dropout")
-    self.encoder = _component(encoder, encoder_config, ENCODERS)
-    self.pooling = _component(pooling, None, POOLINGS)
+    self.embedding_dropout = Dropout(token_dropout, noise_shape=(None, None, 1),
+                                     dtype=policy, name="token_dropout")
+    self.encoder = _component(encoder, encoder_config, ENCODERS, policy)
+    self.pooling = _component(pooling, pooling_config, POOLINGS, policy)
     self.head = [keras.layers.Dense(units, activation="relu", dtype=policy,
                                     name=f"head_{i}")
                  for i, units in enumerate(self.head_units)]
-    self.head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
+    self.head_dropout = Dropout(dropout, dtype=policy, name="head_dropout")
     self.logits = keras.layers.Dense(num_classes, dtype="float32",
                                      name="logits")
 

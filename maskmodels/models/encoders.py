@@ -1,11 +1,15 @@
 """Sequence encoders: ``(inputs, mask) -> (outputs, mask)``."""
 
+import dataclasses
+
 import keras
 
+from maskmodels import masking
 from maskmodels.layers.base import ExplicitMask
-from maskmodels.layers.conv_block import MaskedConvBlock
+from maskmodels.layers.conv_block import NORMALIZATIONS, MaskedConvBlock
 from maskmodels.layers.recurrent import MaskedGRU
 from maskmodels.registry import register_encoder
+from maskmodels.settings import Settings, setting
 
 
 class Encoder(ExplicitMask, keras.Model):
@@ -38,7 +42,7 @@ class ConvGRUEncoder(Encoder):
     kernel_size, strides, dilation_rate, pool_size: an int for every block or
       a list with one value per block.
     padding: conv padding mode, ``"same"``, ``"valid"`` or ``"causal"``.
-    normalization: ``"batch"``, ``"layer"`` or None, in each conv block.
+    normalization: ``"batch"``, ``"layer"`` or ``"none"``, in each conv block.
     activation: conv block activation.
     gru_units: units of each GRU layer; ``[]`` for none.
     bidirectional: whether the GRU layers read both directions.
@@ -51,6 +55,33 @@ class ConvGRUEncoder(Encoder):
     ``(outputs, mask)``: ``[batch, time', channels]`` and bool
     ``[batch, time']``, time' shrunk by conv strides and pooling.
   """
+
+  @dataclasses.dataclass
+  class Config(Settings):
+    """The encoder's settings as a training run sees them (flags, config)."""
+    conv_filters: list[int] = setting(
+        [64], "conv_gru: filters of each conv block (empty: none).",
+        resume=True)
+    kernel_size: int = setting(5, "conv_gru: conv kernel size.", lower=1,
+                               resume=True)
+    strides: int = setting(1, "conv_gru: conv stride.", lower=1, resume=True)
+    dilation_rate: int = setting(1, "conv_gru: conv dilation.", lower=1,
+                                 resume=True)
+    pool_size: int = setting(
+        2, "conv_gru: max-pool size after each conv block (1: none).",
+        lower=1, resume=True)
+    padding: str = setting("same", "conv_gru: conv padding.",
+                           choices=masking.PADDING_MODES, resume=True)
+    normalization: str = setting("batch", "conv_gru: conv block "
+                                 "normalization.", choices=NORMALIZATIONS,
+                                 resume=True)
+    gru_units: list[int] = setting(
+        [64], "conv_gru: units of each GRU layer (empty: none).", resume=True)
+    bidirectional: bool = setting(True, "conv_gru: bidirectional GRUs.",
+                                  resume=True)
+    dropout: float = setting(
+        0.1, "conv_gru: dropout in conv blocks and on GRU inputs.",
+        lower=0.0, upper=0.99, resume=True)
 
   def __init__(self, conv_filters=(128,), kernel_size=5, strides=1,
                dilation_rate=1, pool_size=1, padding="same",

@@ -1,12 +1,18 @@
-"""Training: strategies, the custom loop, checkpoints and the end-to-end run."""
+"""Training: settings, strategies, the custom loop, checkpoints, the run."""
 
-from maskmodels.training.controller import (PREEMPTED_EXIT_CODE, Controller,
-                                             TrainingInterrupted)
-from maskmodels.training.experiment import (evaluate, load_trained, predict,
-                                            read_splits, train_and_evaluate)
+# optimization and strategy first: the config module reads their registries.
 from maskmodels.training.optimization import (OPTIMIZERS, PRECISIONS,
                                               SCHEDULES, learning_rate_schedule,
                                               make_optimizer, set_precision)
-from maskmodels.training.run_config import RunConfig
 from maskmodels.training.strategy import STRATEGIES, get_strategy, split_cpu
+from maskmodels.training.config import (CheckpointConfig, DataConfig,
+                                        ExperimentConfig, ModelConfig,
+                                        RuntimeConfig, TrainConfig)
+from maskmodels.training.actions import PREEMPTED_EXIT_CODE, TrainingInterrupted
+from maskmodels.training.controller import Controller
+from maskmodels.training.inference import (Predictor, evaluate, load_trained,
+                                           predict)
+from maskmodels.training.model_dir import ModelDirectory
+from maskmodels.training.runner import Runner, read_splits, train_and_evaluate
+from maskmodels.training.tasks import ClassificationTask, Task
 from maskmodels.training.trainer import NonFiniteLossError, Trainer

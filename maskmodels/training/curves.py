@@ -1,56 +1,93 @@
-"""A PNG of training curves, drawn with NumPy and encoded by TensorFlow."""
+"""``curves.png``: a run's loss, accuracy and learning rate, with matplotlib.
 
-import numpy as np
-import tensorflow as tf
+Three titled panels against the training step (the examples trained so far
+on a second axis at the top): training points after every loop of steps,
+validation points at every evaluation, a legend, and the best checkpoint
+marked. Drawn headless (Agg) and written atomically.
+"""
 
-_COLORS = {"train": (31, 119, 180), "validation": (214, 39, 40)}
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib import pyplot  # noqa: E402  pylint: disable=wrong-import-position
+import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
+
+from maskmodels import atomic_files  # noqa: E402  pylint: disable=wrong-import-position
+
+PANELS = (("loss", "Loss", "cross-entropy (nats)"),
+          ("accuracy", "Accuracy", "fraction correct"),
+          ("learning_rate", "Learning rate", "learning rate"))
+TRAIN_STYLE = dict(color="tab:blue", marker=".", markersize=3, linewidth=1,
+                   label="train (per loop)")
+VALIDATION_STYLE = dict(color="tab:red", marker="o", markersize=5,
+                        linewidth=1.5, label="validation (per evaluation)")
 
 
-def _panel(series, height=240, width=360, margin=12):
-  """One panel: each series a polyline, scaled to the panel, on a grid."""
-  image = np.full((height, width, 3), 255, np.uint8)
-  image[margin:height - margin:max((height - 2 * margin) // 4, 1),
-        margin:width - margin] = 225
-  image[margin:height - margin, margin] = 0
-  image[height - margin, margin:width - margin] = 0
-  values = [v for points in series.values() for _, v in points
-            if np.isfinite(v)]
-  steps = [s for points in series.values() for s, _ in points]
+def series(history, split, metric):
+  """``(steps, values)`` of ``metric`` in ``history[split]``."""
+  points = [(step, values[metric]) for step, values in history.get(split, [])
+            if metric in values and values[metric] is not None]
+  return [p[0] for p in points], [float(p[1]) for p in points]
+
+
+def best_point(history, metric):
+  """``(step, value)`` of the best validation ``metric``, or None."""
+  steps, values = series(history, "validation", metric)
   if not values:
-    return image
-  low, high = min(values), max(values)
-  high = high if high > low else low + 1.0
-  last = max(steps) or 1
-
-  def to_pixel(step, value):
-    x = margin + (width - 2 * margin - 1) * step / last
-    y = height - margin - (height - 2 * margin - 1) * (value - low) / (
-        high - low)
-    return x, y
-
-  for name, points in series.items():
-    color = _COLORS.get(name, (0, 0, 0))
-    pixels = [to_pixel(s, v) for s, v in points if np.isfinite(v)]
-    for (x0, y0), (x1, y1) in zip(pixels, pixels[1:] or pixels):
-      count = int(max(abs(x1 - x0), abs(y1 - y0))) + 2
-      for x, y in zip(np.linspace(x0, x1, count), np.linspace(y0, y1, count)):
-        image[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2] = color
-  return image
+    return None
+  index = int(np.argmax(values))
+  return steps[index], values[index]
 
 
-def write_curves_png(path, history):
-  """Writes loss (left) and accuracy (right) against step.
+def _examples_axis(axis, history):
+  """A top axis in examples trained, from the training records."""
+  steps, counts = series(history, "train", "examples")
+  if len(steps) < 2:
+    return
+  cumulative = np.cumsum(counts)
+  to_examples = lambda s: np.interp(s, steps, cumulative)  # noqa: E731
+  to_steps = lambda e: np.interp(e, cumulative, steps)  # noqa: E731
+  top = axis.secondary_xaxis("top", functions=(to_examples, to_steps))
+  top.set_xlabel("examples trained")
 
-  Args:
-    path: output ``.png`` path.
-    history: ``{"train": [(step, {"loss": .., "accuracy": ..}), ...],
-      "validation": [...]}``; train is blue, validation red.
-  """
-  panels = []
-  for metric in ("loss", "accuracy"):
-    series = {name: [(step, values[metric]) for step, values in points
-                     if metric in values]
-              for name, points in history.items()}
-    panels.append(_panel(series))
-  image = np.concatenate(panels, axis=1)
-  tf.io.write_file(path, tf.io.encode_png(image))
+
+def draw(history, best_metric="accuracy", title="Training curves"):
+  """The figure of ``history`` (``{"train": [(step, outputs)],
+  "validation": [...]}``)."""
+  figure, axes = pyplot.subplots(1, len(PANELS), figsize=(15, 4.6),
+                                 constrained_layout=True)
+  best = best_point(history, best_metric)
+  for axis, (metric, name, unit) in zip(axes, PANELS):
+    for split, style in (("train", TRAIN_STYLE),
+                         ("validation", VALIDATION_STYLE)):
+      steps, values = series(history, split, metric)
+      if steps:
+        axis.plot(steps, values, **style)
+    if best is not None:
+      axis.axvline(best[0], color="tab:green", linestyle="--", linewidth=1,
+                   label=f"best checkpoint (step {best[0]})")
+      if metric == best_metric:
+        axis.plot([best[0]], [best[1]], marker="*", markersize=14,
+                  color="tab:green", linestyle="none",
+                  label=f"best validation {best_metric} {best[1]:.4f}")
+    axis.set_title(name)
+    axis.set_xlabel("training step")
+    axis.set_ylabel(unit)
+    axis.grid(True, alpha=0.3)
+    _examples_axis(axis, history)
+    if axis.get_legend_handles_labels()[0]:
+      axis.legend(loc="best", fontsize=8)
+  figure.suptitle(title)
+  return figure
+
+
+def write_curves_png(path, history, best_metric="accuracy",
+                     title="Training curves"):
+  """Draws :func:`draw` and writes it to ``path`` as a PNG, atomically."""
+  figure = draw(history, best_metric, title)
+  buffer = io.BytesIO()
+  figure.savefig(buffer, format="png", dpi=100)
+  pyplot.close(figure)
+  atomic_files.write_bytes(path, buffer.getvalue())

@@ -5,8 +5,11 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored",
-              "tpu")
+from maskmodels.errors import InputError
+from maskmodels.registry import Registry
+
+# Strategies by name: factories of (num_cpu_devices, tpu).
+STRATEGIES = Registry("strategy")
 
 
 def split_cpu(num_devices):
@@ -30,49 +33,69 @@ def split_cpu(num_devices):
 
 
 def get_strategy(name, num_cpu_devices=0, tpu=""):
-  """The ``tf.distribute.Strategy`` named ``name``.
+  """The ``tf.distribute.Strategy`` registered as ``name``.
 
   Args:
-    name: one of ``STRATEGIES``.
+    name: ``default``, ``one_device``, ``mirrored``,
+      ``multi_worker_mirrored`` or ``tpu``.
     num_cpu_devices: for ``mirrored`` on a host without GPUs, the number of
       logical CPU devices (replicas); 0 means 2 on such a host.
     tpu: TPU name or address for ``tpu`` ("" = the local TPU / environment).
 
   Raises:
-    ValueError: unknown name, or a missing accelerator; the message lists
-      what is available.
+    InputError: unknown name, or a missing accelerator or cluster; the
+      message lists what is available.
   """
-  if name not in STRATEGIES:
-    raise ValueError(f"Unknown strategy {name!r}; available: "
-                     f"{', '.join(STRATEGIES)}.")
-  if name == "default":
-    return tf.distribute.get_strategy()
+  return STRATEGIES.get(name)(num_cpu_devices, tpu)
+
+
+@STRATEGIES.register("default")
+def _default(num_cpu_devices, tpu):
+  del num_cpu_devices, tpu
+  return tf.distribute.get_strategy()
+
+
+@STRATEGIES.register("one_device")
+def _one_device(num_cpu_devices, tpu):
+  del num_cpu_devices, tpu
   gpus = tf.config.list_physical_devices("GPU")
-  if name == "one_device":
-    return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
-  if name == "mirrored":
-    if gpus and not num_cpu_devices:
-      return tf.distribute.MirroredStrategy()
-    split_cpu(num_cpu_devices or 2)
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices)
-  if name == "multi_worker_mirrored":
-    if "TF_CONFIG" not in os.environ:
-      raise ValueError("Strategy 'multi_worker_mirrored' needs the cluster in "
-                       "the TF_CONFIG environment variable; none is set.")
-    cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
-    if not cluster:
-      raise ValueError("TF_CONFIG has no 'cluster' entry.")
-    return tf.distribute.MultiWorkerMirroredStrategy()
+  return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
+
+
+@STRATEGIES.register("mirrored")
+def _mirrored(num_cpu_devices, tpu):
+  del tpu
+  if tf.config.list_physical_devices("GPU") and not num_cpu_devices:
+    return tf.distribute.MirroredStrategy()
+  split_cpu(num_cpu_devices or 2)
+  devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+  return tf.distribute.MirroredStrategy(devices)
+
+
+@STRATEGIES.register("multi_worker_mirrored")
+def _multi_worker_mirrored(num_cpu_devices, tpu):
+  del num_cpu_devices, tpu
+  if "TF_CONFIG" not in os.environ:
+    raise InputError("Strategy 'multi_worker_mirrored' needs the cluster in "
+                     "the TF_CONFIG environment variable; none is set.")
+  cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
+  if not cluster:
+    raise InputError("TF_CONFIG has no 'cluster' entry.")
+  return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+@STRATEGIES.register("tpu")
+def _tpu(num_cpu_devices, tpu):
+  del num_cpu_devices
   try:
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
   except (ValueError, tf.errors.NotFoundError, RuntimeError) as error:
     devices = sorted({d.device_type for d in tf.config.list_logical_devices()})
-    raise ValueError(f"No TPU found (tpu={tpu!r}): {error}. Devices here: "
+    raise InputError(f"No TPU found (tpu={tpu!r}): {error}. Devices here: "
                      f"{', '.join(devices)}; choose one of "
-                     f"{', '.join(s for s in STRATEGIES if s != 'tpu')}."
+                     f"{', '.join(n for n in STRATEGIES.names() if n != 'tpu')}."
                      ) from None
   return tf.distribute.TPUStrategy(resolver)
 
@@ -94,3 +117,9 @@ def is_chief(strategy):
   return task_type is None or task_type == "chief" or (
       task_type == "worker" and task_id == 0 and
       "chief" not in resolver.cluster_spec().as_dict())
+
+
+def task_id(strategy):
+  """This worker's index in its cluster (0 on a single host)."""
+  resolver = cluster_resolver(strategy)
+  return (resolver.task_id or 0) if resolver is not None else 0

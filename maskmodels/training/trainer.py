@@ -1,83 +1,103 @@
-"""The custom training loop: ``train_step`` / ``eval_step`` under any strategy.
+"""The custom training loop: a task's steps under any ``tf.distribute`` strategy.
 
 Batches are ``(ids, labels, weights)`` (see ``maskmodels.data.pipeline``).
 Losses are averaged over the *global* batch (the real examples of all
 replicas), so the loss, gradients and metrics do not depend on the number of
-replicas.
+replicas. A step holds one gradient all-reduce: the trainer sums gradients
+across replicas (so clipping sees the global norm) and the optimizer takes
+them as they are.
 """
 
 import keras
 import tensorflow as tf
 
 from maskmodels.data import pipeline
+from maskmodels.layers.recurrent import set_use_cudnn
 
 
 class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN or Inf loss or gradient."""
 
 
-class Trainer(tf.Module):
-  """Runs training and evaluation steps of a classifier under a strategy.
+def dense_gradient(grad):
+  """A gradient as a dense tensor; an embedding's ``IndexedSlices`` summed
+  per distinct id first.
 
-  Subclasses may override :meth:`compute_loss`, :meth:`train_step` and
-  :meth:`eval_step`; :meth:`train` runs ``steps`` train steps inside one
-  ``tf.function`` call (the idiom that keeps accelerators busy).
+  An embedding gradient repeats a row for every occurrence of its id (each
+  pad step, each frequent word); summing repeats with ``unique`` +
+  ``unsorted_segment_sum`` before scattering into the table costs about
+  half of converting the repeats directly.
+  """
+  if not isinstance(grad, tf.IndexedSlices):
+    return grad
+  rows, positions = tf.unique(grad.indices)
+  values = tf.math.unsorted_segment_sum(grad.values, positions,
+                                        tf.shape(rows)[0])
+  return tf.scatter_nd(rows[:, tf.newaxis], values,
+                       tf.cast(grad.dense_shape, rows.dtype))
+
+
+class Trainer:
+  """Runs a task's train and evaluation steps (Orbit's trainer shape).
+
+  :meth:`train` runs ``steps`` train steps inside one ``tf.function`` call;
+  the trainer owns its training iterator (and, on resume, the skip past the
+  batches earlier runs consumed) and the step counter.
 
   Args:
-    model: a Keras model mapping ids ``[batch, time]`` to logits
-      ``[batch, classes]``, built under ``strategy.scope()``.
-    optimizer: a Keras optimizer (a ``LossScaleOptimizer`` for float16).
+    task: a :class:`~maskmodels.training.tasks.Task`.
+    model: a Keras model built under ``strategy.scope()``.
+    optimizer: a Keras optimizer from ``optimization.make_optimizer`` (it
+      takes gradients already summed over replicas), or None to evaluate
+      only.
     strategy: the ``tf.distribute.Strategy`` the model was built under.
-    clip_norm: clip the aggregated gradient to this global norm (None: off).
-    jit_compile: compile the forward and backward pass with XLA.
+    clip_norm: clip the aggregated gradient to this global norm (None or 0:
+      off).
+    jit_compile: compile the forward and backward pass with XLA (the GRU
+      then uses its generic kernel: XLA cannot compile cuDNN's).
   """
 
-  def __init__(self, model, optimizer, strategy, clip_norm=None,
+  def __init__(self, task, model, optimizer, strategy, clip_norm=None,
                jit_compile=False):
-    super().__init__(name="trainer")
+    self.task = task
     self.model = model
     self.optimizer = optimizer
     self.strategy = strategy
     self.clip_norm = clip_norm
     self.trace_counts = {"train": 0, "eval": 0}
     with strategy.scope():
-      self.train_metrics = {
-          "loss": keras.metrics.Mean(name="loss"),
-          "accuracy": keras.metrics.SparseCategoricalAccuracy(
-              name="accuracy"),
-          "grad_norm": keras.metrics.Mean(name="grad_norm"),
-          "padded_fraction": keras.metrics.Mean(name="padded_fraction")}
-      self.eval_metrics = {
-          "loss": keras.metrics.Mean(name="loss"),
-          "accuracy": keras.metrics.SparseCategoricalAccuracy(
-              name="accuracy"),
-          "examples": keras.metrics.Sum(name="examples")}
-    # XLA compiles the forward and backward pass only. It cannot hold a
-    # cross-replica sync point, so with several replicas use a normalization
-    # without one ("layer" or none) when jit_compile is on.
+      self.global_step = tf.Variable(
+          0, dtype=tf.int64, trainable=False, name="global_step",
+          aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+      self.train_metrics = dict(
+          task.build_metrics(training=True),
+          grad_norm=keras.metrics.Mean(name="grad_norm"),
+          learning_rate=keras.metrics.Mean(name="learning_rate"),
+          padded_fraction=keras.metrics.Mean(name="padded_fraction"),
+          examples=keras.metrics.Sum(name="examples"))
+      self.eval_metrics = dict(task.build_metrics(training=False),
+                               examples=keras.metrics.Sum(name="examples"))
+    if jit_compile:
+      set_use_cudnn(model, False)
     self._forward_backward = (
         tf.function(self.forward_backward, jit_compile=True) if jit_compile
         else self.forward_backward)
     self._train_loop = tf.function(self._train_loop_body)
     self._eval_loop = tf.function(self._eval_loop_body)
+    self._dataset_fn = None
+    self._iterator = None
 
-  # ---- hooks ---------------------------------------------------------------
-
-  def compute_loss(self, labels, logits):
-    """Per-example loss ``[batch]`` from labels ``[batch]``, logits."""
-    return keras.losses.sparse_categorical_crossentropy(
-        labels, tf.cast(logits, tf.float32), from_logits=True)
+  # ---- steps (replica context) ---------------------------------------------
 
   def forward_backward(self, ids, labels, weights, global_weight):
-    """Loss over the global batch and its gradients, for one replica.
+    """This replica's share of the global-batch loss, and its gradients.
 
-    ``global_weight`` (int) is the number of real examples summed over
-    replicas; this replica's loss is its share of the global mean.
+    ``global_weight`` is the number of real examples summed over replicas.
     """
     variables = self.model.trainable_variables
     with tf.GradientTape() as tape:
-      logits = self.model(ids, training=True)
-      per_example = self.compute_loss(labels, logits)
+      logits = self.task.forward(self.model, ids, training=True)
+      per_example = self.task.compute_loss(labels, logits, training=True)
       loss = tf.nn.compute_average_loss(per_example, sample_weight=weights,
                                         global_batch_size=global_weight)
       if self.model.losses:
@@ -86,50 +106,46 @@ class Trainer(tf.Module):
     return tape.gradient(scaled, variables), per_example, logits
 
   def train_step(self, batch):
-    """One step on this replica's part of the global batch (replica context)."""
+    """One step on this replica's part of the global batch."""
     ids, labels, weights = batch
     context = tf.distribute.get_replica_context()
-    # Weights are 1 for real examples and 0 for filler rows, so the global
-    # batch size is the all-reduced count of real examples.
+    # Weights are 1 for real examples and 0 for filler rows.
     global_weight = tf.maximum(tf.cast(tf.round(context.all_reduce(
         tf.distribute.ReduceOp.SUM, tf.reduce_sum(weights))), tf.int32), 1)
     grads, per_example, logits = self._forward_backward(ids, labels, weights,
                                                         global_weight)
-    variables = self.model.trainable_variables
-    replicas = context.num_replicas_in_sync
-    # Dense gradients always: sparse embedding gradients repeat a row once per
-    # occurrence of its id, and Keras's Adam squares each repeat separately
-    # (sum of squares, not square of the sum); their sizes also differ across
-    # replicas, which collective gathers refuse.
-    grads = [tf.convert_to_tensor(g) for g in grads]
-    # Aggregate here (not in the optimizer) so the norm is the global one.
-    grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    # Dense: Keras's Adam on IndexedSlices would square each repeated row on
+    # its own (and decay only the touched rows' moments), and replicas'
+    # slices differ in size, which collective gathers refuse.
+    grads = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                               [dense_gradient(g) for g in grads])
     scale = tf.cast(self.optimizer.scale_loss(1.0), tf.float32)
     norm = tf.linalg.global_norm(grads) / scale
     if self.clip_norm:
       grads, _ = tf.clip_by_global_norm(grads, self.clip_norm * scale,
                                         use_norm=norm * scale)
-    # The optimizer sums over replicas again: hand each its share.
-    grads = [g / replicas for g in grads] if replicas > 1 else grads
-    self.optimizer.apply_gradients(zip(grads, variables))
-    self.train_metrics["loss"].update_state(per_example, sample_weight=weights)
-    self.train_metrics["accuracy"].update_state(labels, logits,
-                                                sample_weight=weights)
+    optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+    self.train_metrics["learning_rate"].update_state(
+        tf.cast(optimizer.learning_rate, tf.float32))
+    self.optimizer.apply_gradients(zip(grads,
+                                       self.model.trainable_variables))
+    self.task.update_metrics(self.train_metrics, labels, logits, per_example,
+                             weights)
     self.train_metrics["grad_norm"].update_state(
-        norm, sample_weight=1.0 / replicas)
+        norm, sample_weight=1.0 / context.num_replicas_in_sync)
+    self.train_metrics["examples"].update_state(weights)
     # Padded steps over all steps, filler rows included.
     real, total = (tf.cast(n, tf.float32) for n in pipeline.padding_stats(ids))
     self.train_metrics["padded_fraction"].update_state(
         1.0 - real / tf.maximum(total, 1.0), sample_weight=total)
 
   def eval_step(self, batch):
-    """Updates evaluation metrics on one batch (replica context)."""
+    """Updates evaluation metrics with one batch."""
     ids, labels, weights = batch
-    logits = self.model(ids, training=False)
-    per_example = self.compute_loss(labels, logits)
-    self.eval_metrics["loss"].update_state(per_example, sample_weight=weights)
-    self.eval_metrics["accuracy"].update_state(labels, logits,
-                                               sample_weight=weights)
+    logits = self.task.forward(self.model, ids, training=False)
+    per_example = self.task.compute_loss(labels, logits, training=False)
+    self.task.update_metrics(self.eval_metrics, labels, logits, per_example,
+                             weights)
     self.eval_metrics["examples"].update_state(weights)
 
   # ---- loops ---------------------------------------------------------------
@@ -138,35 +154,69 @@ class Trainer(tf.Module):
     self.trace_counts["train"] += 1  # runs only while tracing
     for _ in tf.range(steps):
       self.strategy.run(self.train_step, args=(next(iterator),))
+      self.global_step.assign_add(1)
 
-  def _eval_loop_body(self, dataset):
+  def _eval_loop_body(self, iterator, steps):
     self.trace_counts["eval"] += 1
-    for batch in dataset:
-      self.strategy.run(self.eval_step, args=(batch,))
+    done = tf.constant(False)
+    for _ in tf.range(steps):
+      batch = iterator.get_next_as_optional()
+      done = tf.logical_not(batch.has_value())
+      if done:
+        break
+      self.strategy.run(self.eval_step, args=(batch.get_value(),))
+    return done
 
-  def train(self, iterator, steps):
-    """Runs ``steps`` train steps from a distributed iterator in one call.
+  def set_train_data(self, dataset_fn):
+    """Trains on ``dataset_fn(input_context, start_batch)``, a function for
+    ``distribute_datasets_from_function`` of the global batches to skip
+    (the steps already taken, so a resumed run continues the same order)."""
+    self._dataset_fn = dataset_fn
+    self._iterator = None
+
+  @property
+  def step(self):
+    """The number of train steps taken (restored on resume)."""
+    return int(self.global_step.numpy())
+
+  def train(self, steps):
+    """Runs ``steps`` train steps in one call.
 
     Returns:
-      The training metrics accumulated since the last reset, as floats.
+      The training metrics of these steps, as floats (``examples``: the
+      real examples they trained on).
     """
-    self._train_loop(iterator, tf.constant(steps, tf.int32))
+    for metric in self.train_metrics.values():
+      metric.reset_state()
+    if self._iterator is None:
+      start = self.step
+      self._iterator = iter(self.strategy.distribute_datasets_from_function(
+          lambda context: self._dataset_fn(context, start)))
+    self._train_loop(self._iterator, tf.constant(steps, tf.int32))
     return self.results(self.train_metrics)
 
-  def evaluate(self, distributed_dataset):
-    """One full pass over a distributed evaluation dataset.
+  def evaluate(self, dataset_fn, progress=None, steps_per_call=50):
+    """One full pass over ``dataset_fn(input_context)``'s batches.
+
+    Args:
+      dataset_fn: a function for ``distribute_datasets_from_function``.
+      progress: a ``keras.utils.Progbar`` counting examples, or None.
+      steps_per_call: batches per ``tf.function`` call (between progress
+        updates).
 
     Returns:
-      ``{"loss", "accuracy", "examples"}`` over every real example.
+      The evaluation metrics over every real example, as floats.
     """
     for metric in self.eval_metrics.values():
       metric.reset_state()
-    self._eval_loop(distributed_dataset)
+    iterator = iter(self.strategy.distribute_datasets_from_function(
+        dataset_fn))
+    done = False
+    while not done:
+      done = bool(self._eval_loop(iterator, tf.constant(steps_per_call)))
+      if progress is not None:
+        progress.update(int(self.eval_metrics["examples"].result()))
     return self.results(self.eval_metrics)
-
-  def reset_train_metrics(self):
-    for metric in self.train_metrics.values():
-      metric.reset_state()
 
   @staticmethod
   def results(metrics):

@@ -1,0 +1,266 @@
+"""Actions: what happens around the training loop, one small object each.
+
+The controller calls *train actions* as ``action(step, outputs)`` after each
+loop of train steps and *eval actions* the same way after each evaluation,
+in list order; an action may add entries to ``outputs`` for the actions
+after it. A *preemption* action runs last in a loop, after the checkpoint.
+"""
+
+import contextlib
+import math
+import signal
+import threading
+
+import keras
+import tensorflow as tf
+
+from maskmodels.training import curves, memory
+from maskmodels.training.trainer import NonFiniteLossError
+
+# Exit status of a run stopped by SIGTERM/SIGINT after saving (EX_TEMPFAIL:
+# rerun the same command to resume).
+PREEMPTED_EXIT_CODE = 75
+
+
+class TrainingInterrupted(Exception):
+  """Training stopped on a signal after checkpointing the current step."""
+
+  def __init__(self, signal_number, step, path):
+    super().__init__(
+        f"Stopped by {signal.Signals(signal_number).name} at step {step}; "
+        f"saved {path}. Rerun the same command to resume.")
+    self.step = step
+
+
+class Throughput:
+  """Adds the loop's ``examples_per_second`` to its outputs and keeps the
+  steady-state rate: the first loop of a process (which traces and fills
+  the input pipeline's cache) is left out when there are others."""
+
+  def __init__(self):
+    self.examples = 0.0
+    self.seconds = 0.0
+    self.first = None
+
+  def __call__(self, step, outputs):
+    examples, seconds = outputs.get("examples", 0.0), outputs["seconds"]
+    outputs["examples_per_second"] = examples / max(seconds, 1e-9)
+    if self.first is None:
+      self.first = (examples, seconds)
+    else:
+      self.examples += examples
+      self.seconds += seconds
+
+  @property
+  def examples_per_second(self):
+    """Steady-state examples/s (the first loop's if it was the only one)."""
+    examples, seconds = ((self.examples, self.seconds) if self.seconds else
+                         self.first or (0.0, 0.0))
+    return examples / seconds if seconds else None
+
+
+class NaNGuard:
+  """Stops training on a non-finite loss (or gradient norm) before the
+  loop's weights can be checkpointed.
+
+  Args:
+    check_gradients: also check ``grad_norm`` (off under float16 loss
+      scaling, which skips such steps itself).
+    latest_checkpoint: a function returning the last good checkpoint's path.
+  """
+
+  def __init__(self, check_gradients, latest_checkpoint):
+    self.names = ["loss"] + (["grad_norm"] if check_gradients else [])
+    self.latest_checkpoint = latest_checkpoint
+
+  def __call__(self, step, outputs):
+    bad = [name for name in self.names if not math.isfinite(outputs[name])]
+    if bad:
+      raise NonFiniteLossError(
+          f"Non-finite {' and '.join(bad)} in steps "
+          f"{step - outputs['steps'] + 1}-{step}: training stopped. The last "
+          f"good checkpoint ({self.latest_checkpoint()}) is kept; lower the "
+          f"learning rate or enable --clip_norm.")
+
+
+class ProgressBar:
+  """A Keras ``Progbar`` over the run's steps with loss, accuracy, ex/s, lr."""
+
+  SHOWN = (("loss", "loss"), ("accuracy", "accuracy"),
+           ("examples_per_second", "ex/s"), ("learning_rate", "lr"))
+
+  def __init__(self, total_steps, start_step, verbose=1):
+    self.bar = keras.utils.Progbar(
+        total_steps, verbose=verbose, interval=0.0,  # one update per loop
+        stateful_metrics=[label for _, label in self.SHOWN])
+    self.bar.update(start_step)
+
+  def __call__(self, step, outputs):
+    self.bar.update(step, [(label, outputs[name]) for name, label in
+                           self.SHOWN if name in outputs])
+
+
+class Summaries:
+  """Writes every number in the outputs as a TensorBoard scalar."""
+
+  def __init__(self, writer):
+    self.writer = writer
+
+  def __call__(self, step, outputs):
+    with self.writer.as_default(step=step):
+      for name, value in outputs.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+          tf.summary.scalar(name, value)
+
+
+class MemoryProbe:
+  """Adds the peak resident memory since the last evaluation and the
+  ``tf.function`` trace count to the evaluation outputs."""
+
+  def __init__(self, trace_counts):
+    self.trace_counts = trace_counts
+
+  def __call__(self, step, outputs):
+    outputs["peak_memory_mb"] = memory.peak_resident_mb()
+    outputs["traces"] = sum(self.trace_counts.values())
+    memory.reset_peak()
+
+
+class BestCheckpoint:
+  """Saves the model when the evaluation ``metric`` improves.
+
+  Args:
+    save: a function of the step that saves the best checkpoint.
+    metric: the evaluation output to maximize.
+    best: a float64 ``tf.Variable`` holding the best value so far (it is
+      part of the training checkpoint, so a resumed run remembers it).
+  """
+
+  def __init__(self, save, metric, best):
+    self.save, self.metric, self.best = save, metric, best
+
+  def __call__(self, step, outputs):
+    if outputs[self.metric] > float(self.best.numpy()):
+      self.best.assign(outputs[self.metric])
+      self.save(step)
+
+  @property
+  def value(self):
+    value = float(self.best.numpy())
+    return value if math.isfinite(value) else None
+
+
+class History:
+  """Records train outputs after every loop and evaluation outputs after
+  every evaluation; writes ``history.json`` and ``curves.png`` at each
+  evaluation.
+
+  Args:
+    history: ``{"train": [(step, outputs)], "validation": [...]}`` so far.
+    write_json: a function ``(name, value)`` writing a model-directory file.
+    curves_path: where the plot goes, or None (non-chief workers).
+    best_metric: the validation metric the best checkpoint follows.
+  """
+
+  KEPT = ("loss", "accuracy", "learning_rate", "examples_per_second",
+          "grad_norm", "padded_fraction", "examples")
+
+  def __init__(self, history, write_json, curves_path, best_metric):
+    self.history = history
+    self.write_json = write_json
+    self.curves_path = curves_path
+    self.best_metric = best_metric
+
+  def record_train(self, step, outputs):
+    self.history["train"].append(
+        (step, {k: v for k, v in outputs.items() if k in self.KEPT}))
+
+  def record_eval(self, step, outputs):
+    self.history["validation"].append((step, dict(outputs)))
+    self.write()
+
+  def write(self):
+    self.write_json("history.json", self.history)
+    if self.curves_path and self.history["train"]:
+      curves.write_curves_png(self.curves_path, self.history,
+                              best_metric=self.best_metric)
+
+
+class SignalPreemption:
+  """SIGTERM or SIGINT ends training after the current loop: the action
+  saves a checkpoint at that step and raises :class:`TrainingInterrupted`.
+  A second signal acts at once (the previous handlers are back).
+
+  Args:
+    save: a function of the step that saves a checkpoint, returning its
+      path.
+    signals: the signals to catch.
+  """
+
+  def __init__(self, save, signals=(signal.SIGTERM, signal.SIGINT)):
+    self.save = save
+    self.signals = signals
+    self.received = []
+
+  @contextlib.contextmanager
+  def watching(self):
+    """Catches the signals while the ``with`` block runs (main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+      yield
+      return
+    previous = {}
+
+    def request_stop(number, _):
+      self.received.append(number)
+      for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+    for sig in self.signals:
+      previous[sig] = signal.signal(sig, request_stop)
+    try:
+      yield
+    finally:
+      for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+  def __call__(self, step):
+    if self.received:
+      raise TrainingInterrupted(self.received[0], step, self.save(step))
+
+
+class ClusterPreemption:
+  """TensorFlow's ``PreemptionCheckpointHandler`` for a multi-worker cluster.
+
+  On SIGTERM to any worker, every worker agrees on a step, each saves there
+  (the chief for real) and all stop with :class:`TrainingInterrupted`; a
+  lone worker's own save would leave its peers waiting in an all-reduce.
+
+  Args:
+    resolver: the cluster resolver.
+    manager: the training ``tf.train.CheckpointManager``.
+    cleanup: called after a save (removes a non-chief's temporary files).
+  """
+
+  def __init__(self, resolver, manager, cleanup):
+    self.manager = manager
+
+    def stop():
+      cleanup()
+      raise TrainingInterrupted(signal.SIGTERM, self.step,
+                                manager.latest_checkpoint)
+
+    self.step = 0
+    self.handler = tf.distribute.experimental.PreemptionCheckpointHandler(
+        resolver, manager,
+        termination_config=tf.distribute.experimental.TerminationConfig(
+            exit_fn=stop))
+
+  @contextlib.contextmanager
+  def watching(self):
+    yield
+
+  def __call__(self, step):
+    self.step = step
+    self.handler.save_checkpoint_if_preempted(checkpoint_number=step,
+                                              check_interval=False)
+

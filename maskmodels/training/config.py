@@ -1,0 +1,315 @@
+"""ExperimentConfig: every setting of a training run, once, nested by concern.
+
+Model Garden's shape: ``data``, ``model``, ``train`` and ``checkpoint``
+groups of :func:`~maskmodels.settings.setting` fields. Flags are generated
+from it, ``config.json`` in the model directory is it, and fields marked
+``resume=True`` must match when a run resumes. The settings of the chosen
+encoder, pooling and task travel as their own dicts (``encoder_config``,
+``pooling_config``, ``task_config``), filled from the component's ``Config``
+class (and its flags) or JSON.
+"""
+
+import dataclasses
+import json
+import os
+
+from maskmodels import atomic_files
+# Imported for their side effect: the built-in models, encoders, poolings
+# and tasks register their names.
+from maskmodels import models as _builtin_models  # noqa: F401
+from maskmodels.data import readers, text
+from maskmodels.errors import InputError
+from maskmodels.registry import ENCODERS, MODELS, POOLINGS, TASKS
+from maskmodels.settings import Settings, component_settings, setting
+from maskmodels.training import optimization, strategy
+from maskmodels.training import tasks as _builtin_tasks  # noqa: F401
+
+EVALUATE_CHECKPOINTS = ("best", "final")
+
+
+@dataclasses.dataclass
+class DataConfig(Settings):
+  """Where the examples come from and how they become batches."""
+  data_format: str = setting(
+      "default", "Data format; 'default' is the embedded dataset.",
+      choices=readers.FORMATS)
+  data_path: str = setting("", "aclImdb root folder or training data file.")
+  validation_path: str = setting(
+      "", "CSV/TSV/JSONL validation file ('': carve --validation_fraction "
+      "from the training data).")
+  test_path: str = setting(
+      "", "CSV/TSV/JSONL test file ('': none; aclImdb and the default data "
+      "use --test_split).")
+  train_split: str = setting("train", "aclImdb training split.")
+  test_split: str = setting("test", "aclImdb test split ('' = none).")
+  text_column: str = setting("text", "CSV/TSV column or JSONL key of texts.")
+  label_column: str = setting("label",
+                              "CSV/TSV column or JSONL key of labels.")
+  validation_text_column: str = setting(
+      "", "Text column of --validation_path ('': --text_column).")
+  validation_label_column: str = setting(
+      "", "Label column of --validation_path ('': --label_column).")
+  test_text_column: str = setting(
+      "", "Text column of --test_path ('': --text_column).")
+  test_label_column: str = setting(
+      "", "Label column of --test_path ('': --label_column).")
+  validation_fraction: float = setting(
+      0.1, "Fraction of the training data held out for validation when no "
+      "--validation_path is given.", lower=0.0, upper=1.0)
+  class_names: list[str] = setting([], "Classes in label order (from the "
+                                   "data).", flag=False, resume=True)
+  tokenizer: str = setting("word", "Tokenizer.", choices=text.TOKENIZERS,
+                           resume=True)
+  vocab_size: int = setting(8000, "Vocabulary size.", lower=3, resume=True)
+  num_oov_buckets: int = setting(1, "Hash buckets for unknown words.",
+                                 lower=1, resume=True)
+  max_len: int = setting(256, "Tokens kept per text in training.", lower=1)
+  eval_max_len: int = setting(
+      0, "Tokens kept per text in evaluation, prediction and export (0: "
+      "--max_len). A masked model reads any length, so it may see whole "
+      "texts at test time.", lower=0)
+  truncation: str = setting("head", "Which tokens to keep of a long text.",
+                            choices=text.TRUNCATIONS)
+  num_buckets: int = setting(8, "Length buckets (1 = no bucketing).", lower=1)
+  static_shapes: bool = setting(False, "Pad every batch to its bucket's "
+                                "edge (TPU).")
+  batch_size: int = setting(64, "Global batch size (examples).", lower=1)
+  batch_tokens: int = setting(
+      0, "If > 0: size each length bucket's batch to about this many tokens "
+      "instead of --batch_size examples.", lower=0)
+
+  @property
+  def inference_max_len(self):
+    """Tokens kept per text in evaluation, prediction and export."""
+    return self.eval_max_len or self.max_len
+
+
+@dataclasses.dataclass
+class ModelConfig(Settings):
+  """The model: registered names and their settings."""
+  model: str = setting("classifier", "Registered model name.",
+                       choices=MODELS, resume=True)
+  embedding_dim: int = setting(64, "Embedding width.", lower=1, resume=True)
+  encoder: str = setting("conv_gru", "Registered encoder name.",
+                         choices=ENCODERS, resume=True)
+  encoder_config: dict = setting(
+      {}, "JSON settings of --encoder; for an encoder with settings flags "
+      "(conv_gru's --conv_filters...), keys here override them.",
+      resume=True)
+  pooling: str = setting("max", "Registered pooling name.", choices=POOLINGS,
+                         resume=True)
+  pooling_config: dict = setting({}, "JSON settings of --pooling.",
+                                 resume=True)
+  head_units: list[int] = setting([], "Hidden layers of the head.",
+                                  resume=True)
+  head_dropout: float = setting(0.1, "Dropout before each head layer.",
+                                lower=0.0, upper=0.99, resume=True)
+  token_dropout: float = setting(
+      0.0, "Rate of zeroing whole token embeddings in training.", lower=0.0,
+      upper=0.99, resume=True)
+
+
+@dataclasses.dataclass
+class TrainConfig(Settings):
+  """The objective and the optimization."""
+  task: str = setting("classification", "Registered task: loss, metrics and "
+                      "how a batch becomes a step.", choices=TASKS,
+                      resume=True)
+  task_config: dict = setting({}, "JSON settings of --task; keys override "
+                              "its settings flags.", resume=True)
+  epochs: int = setting(3, "Passes over the training data (unless "
+                        "--train_steps).", lower=1)
+  train_steps: int = setting(0, "Total train steps (0: --epochs).", lower=0)
+  learning_rate: float = setting(3e-3, "Peak learning rate.", lower=0.0)
+  lr_schedule: str = setting("cosine", "Decay after warm-up.",
+                             choices=optimization.SCHEDULES)
+  warmup_steps: int = setting(50, "Warm-up steps.", lower=0)
+  optimizer: str = setting("adam", "Optimizer.",
+                           choices=optimization.OPTIMIZERS, resume=True)
+  weight_decay: float = setting(0.0, "AdamW weight decay (0: 0.004).",
+                                lower=0.0)
+  clip_norm: float = setting(1.0, "Global gradient-norm clip (0: off).",
+                             lower=0.0)
+  precision: str = setting("float32", "Compute precision.",
+                           choices=optimization.PRECISIONS, resume=True)
+  jit_compile: bool = setting(False, "Compile steps with XLA.")
+  steps_per_loop: int = setting(20, "Train steps per tf.function call.",
+                                lower=1)
+  seed: int = setting(0, "Random seed.")
+  deterministic: bool = setting(False, "Deterministic TensorFlow ops "
+                                "(slower).")
+
+
+@dataclasses.dataclass
+class CheckpointConfig(Settings):
+  """How often to checkpoint and which weights serve afterwards."""
+  checkpoint_every_steps: int = setting(200, "Checkpoint interval.", lower=1)
+  keep_checkpoints: int = setting(3, "Checkpoints kept.", lower=1)
+  evaluate_checkpoint: str = setting(
+      "best", "Weights for the test pass, evaluation, prediction and export: "
+      "the best by validation accuracy, or the final ones (a schedule that "
+      "decays to zero usually ends best; a small validation split picks "
+      "noisily).", choices=EVALUATE_CHECKPOINTS)
+
+
+@dataclasses.dataclass
+class RuntimeConfig(Settings):
+  """Where a run executes; not saved, free to change on resume."""
+  strategy: str = setting("default", "tf.distribute strategy.",
+                          choices=strategy.STRATEGIES)
+  num_cpu_devices: int = setting(
+      0, "For --strategy=mirrored without GPUs: logical CPU devices "
+      "(replicas); 0 = 2.", lower=0)
+  tpu: str = setting("", "TPU name or address for --strategy=tpu.")
+
+
+GROUPS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
+          "checkpoint": CheckpointConfig}
+# Which component setting dicts hold the settings of which chosen component.
+COMPONENTS = (("model", "encoder", "encoder_config", ENCODERS),
+              ("model", "pooling", "pooling_config", POOLINGS),
+              ("train", "task", "task_config", TASKS))
+
+
+def leaf_fields():
+  """``{name: (group, field)}`` of every setting; names are unique."""
+  leaves = {}
+  for group, cls in GROUPS.items():
+    for field in dataclasses.fields(cls):
+      assert field.name not in leaves, field.name
+      leaves[field.name] = (group, field)
+  return leaves
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+  """All settings of a run, grouped: ``data``, ``model``, ``train``,
+  ``checkpoint``. Build one with :meth:`create` or from flags."""
+  data: DataConfig = dataclasses.field(default_factory=DataConfig)
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+  checkpoint: CheckpointConfig = dataclasses.field(
+      default_factory=CheckpointConfig)
+
+  @classmethod
+  def create(cls, **values):
+    """A config from setting names, e.g. ``create(vocab_size=400,
+    conv_filters=[16])``: core settings by their names, and settings of the
+    chosen components (``conv_filters`` of ``conv_gru``) too."""
+    return resolve(values, explicit=set(values))
+
+  def replace(self, **values):
+    """A copy with some settings (any group, by name) changed."""
+    leaves = leaf_fields()
+    groups = {name: dataclasses.asdict(getattr(self, name)) for name in GROUPS}
+    for name, value in values.items():
+      if name not in leaves:
+        raise InputError(f"Unknown setting {name!r}.")
+      groups[leaves[name][0]][name] = value
+    return ExperimentConfig.from_dict(groups)
+
+  def to_dict(self):
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, values, source="config"):
+    """From ``to_dict`` output; unknown groups or settings are errors."""
+    unknown = sorted(set(values) - set(GROUPS))
+    if unknown:
+      raise InputError(f"{source}: unknown group(s) {', '.join(unknown)}; "
+                       f"known: {', '.join(GROUPS)}.")
+    return cls(**{name: group.from_dict(values.get(name, {}),
+                                        f"{source} [{name}]")
+                  for name, group in GROUPS.items()})
+
+  def save(self, path):
+    """Writes the config as JSON (atomically)."""
+    atomic_files.write_json(path, self.to_dict(), indent=2, sort_keys=True)
+
+  @classmethod
+  def load(cls, path):
+    """Reads a saved config; a clear error if missing or corrupt."""
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"{path} not found.")
+    try:
+      with open(path) as f:
+        values = json.load(f)
+    except json.JSONDecodeError as error:
+      raise InputError(f"{path} is corrupt: {error}") from None
+    if "data" not in values:
+      raise InputError(f"{path} was written by maskmodels 0.1, whose "
+                       f"checkpoints this version cannot read; retrain in a "
+                       f"new --model_dir.")
+    return cls.from_dict(values, source=path)
+
+  def resume_mismatches(self, saved):
+    """``["name: <saved> in the model directory, <now> now", ...]`` for
+    every ``resume=True`` setting that differs from ``saved``."""
+    mismatches = []
+    for group in GROUPS:
+      mine, theirs = getattr(self, group), getattr(saved, group)
+      for field in dataclasses.fields(mine):
+        now, then = getattr(mine, field.name), getattr(theirs, field.name)
+        if not field.metadata.get("resume") or now == then:
+          continue
+        if isinstance(now, dict) and isinstance(then, dict):
+          mismatches += [
+              f"{field.name}.{key}: {then.get(key)!r} in the model "
+              f"directory, {now.get(key)!r} now"
+              for key in sorted(set(now) | set(then))
+              if now.get(key) != then.get(key)]
+        else:
+          mismatches.append(f"{field.name}: {then!r} in the model "
+                            f"directory, {now!r} now")
+    return mismatches
+
+
+def component_flag_owners():
+  """``{setting name: [(registry, component name), ...]}`` for the settings
+  that registered components declare in their ``Config`` classes."""
+  owners = {}
+  for _, _, _, registry in COMPONENTS:
+    for name, _ in registry.items():
+      config_class = registry.config_class(name)
+      for field in dataclasses.fields(config_class) if config_class else ():
+        owners.setdefault(field.name, []).append((registry, name))
+  return owners
+
+
+def resolve(values, explicit):
+  """An :class:`ExperimentConfig` from setting values by name.
+
+  Args:
+    values: ``{name: value}``: core settings, and settings of components
+      (fields of a registered component's ``Config``).
+    explicit: the names the user set; a component setting set for a
+      component that is not chosen is an error, never silently dropped.
+  """
+  leaves, owners = leaf_fields(), component_flag_owners()
+  unknown = sorted(set(values) - set(leaves) - set(owners))
+  if unknown:
+    raise InputError(f"Unknown setting(s): {', '.join(unknown)}.")
+  groups = {name: {} for name in GROUPS}
+  for name, value in values.items():
+    if name in leaves:
+      groups[leaves[name][0]][name] = value
+  core = {name: cls.from_dict(groups[name], name)
+          for name, cls in GROUPS.items()}
+  used = set()
+  for group, choice, config_name, registry in COMPONENTS:
+    chosen = getattr(core[group], choice)
+    given = {name: values[name] for name, owned in owners.items()
+             if (registry, chosen) in owned and name in values}
+    used |= {name for name in given if name in explicit}
+    merged = dict(given, **getattr(core[group], config_name))
+    setattr(core[group], config_name, component_settings(
+        registry, chosen, merged, f"--{config_name}"))
+  stray = sorted((set(explicit) & set(owners)) - used - set(leaves))
+  if stray:
+    name = stray[0]
+    registry, component = owners[name][0]
+    raise InputError(
+        f"--{name} is a setting of {registry.kind} {component!r}, which this "
+        f"run does not use; pass settings of the chosen {registry.kind} with "
+        f"--{'encoder' if registry is ENCODERS else registry.kind}_config.")
+  return ExperimentConfig(**core)
