@@ -2,41 +2,72 @@
 
     python benchmarks/training_throughput.py --data_dir=/path/to/aclImdb
 
-Measures, on the same model, data and batch size, in alternating rounds:
-the maskmodels custom loop vs. Keras ``model.fit`` on the same model; length
-bucketing on vs. off; ``steps_per_loop`` 1 vs. 50; XLA on vs. off;
-``mixed_bfloat16`` vs. float32; and the textbook ``Embedding(1000, 128,
-mask_zero=True) -> GRU(128)`` pipeline (batch 32, full-length reviews padded
-per batch) trained with ``fit``. Each line is
-one measurement; the last line summarizes medians, ratios and peak resident
-memory.
+The first line names the CPU and its vector extensions. Then, on the same
+model, data and batch size, in alternating rounds: the maskmodels custom
+loop vs. Keras ``model.fit`` on the same model; token-budget batches vs.
+fixed batches; length bucketing on vs. off; ``steps_per_loop`` 1 vs. 50; XLA
+on vs. off; ``mixed_bfloat16`` vs. float32; and the textbook
+``Embedding(1000, 128, mask_zero=True) -> GRU(128)`` pipeline (batch 32,
+full-length reviews padded per batch) trained with ``fit``. Each line is one
+measurement (examples/s over the timed steps, after warm-up); the last line
+summarizes medians, ratios, the cross-replica reductions a training step
+holds (traced on 2 replicas), the embedding-gradient conversion cost and
+peak resident memory.
 """
 
 import json
 import os
+import platform
 import statistics
 import tempfile
 import time
 
-import keras
-import numpy as np
-import tensorflow as tf
-from absl import app, flags, logging
+from maskmodels import cli
 
-from maskmodels import cli, data, training
-from maskmodels.training import memory
-from maskmodels.models import SequenceClassifier
+cli.quiet_start()  # before TensorFlow loads
+
+# pylint: disable=wrong-import-position
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+
+from maskmodels import data, testing, training  # noqa: E402
+from maskmodels.models import SequenceClassifier  # noqa: E402
+from maskmodels.training import memory, optimization, trainer  # noqa: E402
+
+training.split_cpu(2)  # before any op: a 2-replica strategy for counting
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "aclImdb folder (default: embedded "
                     "data).")
 flags.DEFINE_integer("examples", 6000, "Training examples used.",
                      lower_bound=100)
-flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=2)
 flags.DEFINE_integer("max_len", 400, "Tokens kept per review.", lower_bound=1)
 flags.DEFINE_integer("steps", 50, "Timed steps per measurement.",
                      lower_bound=1)
 flags.DEFINE_integer("rounds", 2, "Alternating rounds.", lower_bound=1)
+
+
+def cpu_description():
+  """The CPU model and the vector extensions that matter here."""
+  model = platform.processor() or platform.machine()
+  flags_line = ""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name") and model in ("", "x86_64"):
+          model = line.split(":", 1)[1].strip()
+        if line.startswith("flags"):
+          flags_line = line
+          break
+  except OSError:
+    pass
+  wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni")
+  return {"cpu": model, "cores": os.cpu_count(),
+          "extensions": [f for f in wanted if f in flags_line.split()],
+          "native_bfloat16": optimization.cpu_has_native_bfloat16()}
 
 
 def make_model(vocab_size):
@@ -48,44 +79,48 @@ def make_model(vocab_size):
 
 
 class CustomLoop:
-  """The maskmodels Trainer on the default strategy."""
+  """The maskmodels Trainer on a strategy (default: one device)."""
 
-  def __init__(self, vocab_size, dataset, steps_per_loop, jit_compile,
-               precision="float32"):
-    # Layers keep the dtype policy that is global when they are built.
-    training.set_precision(precision)
-    self.model = make_model(vocab_size)
-    self.model(tf.zeros([1, 1], tf.int32))
-    training.set_precision("float32")
-    optimizer = training.make_optimizer("adam", 1e-3)
-    optimizer.build(self.model.trainable_variables)
-    self.trainer = training.Trainer(self.model, optimizer,
-                                    tf.distribute.get_strategy(),
+  def __init__(self, vocab_size, dataset_fn, steps_per_loop, jit_compile,
+               precision="float32", strategy=None):
+    self.strategy = strategy or tf.distribute.get_strategy()
+    training.set_precision(precision)  # layers keep the policy they are
+    with self.strategy.scope():        # built under
+      self.model = make_model(vocab_size)
+      self.model(tf.zeros([1, 1], tf.int32))
+      training.set_precision("float32")
+      optimizer = training.make_optimizer("adam", 1e-3)
+      optimizer.build(self.model.trainable_variables)
+    self.trainer = training.Trainer(training.ClassificationTask(),
+                                    self.model, optimizer, self.strategy,
                                     clip_norm=1.0, jit_compile=jit_compile)
-    self.iterator = iter(tf.distribute.get_strategy()
-                         .distribute_datasets_from_function(
-                             lambda ctx: dataset.repeat()))
+    self.trainer.set_train_data(dataset_fn)
     self.steps_per_loop = steps_per_loop
 
   def run(self, steps):
-    for _ in range(steps // self.steps_per_loop):
-      self.trainer.train(self.iterator, self.steps_per_loop)
+    """Trains ``steps`` steps; returns the examples trained on."""
+    examples = 0.0
+    for start in range(0, steps, self.steps_per_loop):
+      loop = min(self.steps_per_loop, steps - start)
+      examples += self.trainer.train(loop)["examples"]
+    return examples
 
 
 class KerasFit:
   """``model.compile`` + ``model.fit`` on the same data."""
 
-  def __init__(self, model, dataset, steps_per_execution, learning_rate=1e-3,
-               clipnorm=1.0):
+  def __init__(self, model, dataset, steps_per_execution, batch_size):
     self.model = model
     self.model.compile(
-        keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm),
+        keras.optimizers.Adam(1e-3, global_clipnorm=1.0),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"], steps_per_execution=steps_per_execution)
     self.dataset = dataset.repeat()
+    self.batch_size = batch_size
 
   def run(self, steps):
     self.model.fit(self.dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    return steps * self.batch_size
 
 
 def textbook_model():
@@ -94,20 +129,51 @@ def textbook_model():
                            keras.layers.Dense(2)])
 
 
-def measure(name, runner, steps, batch_size):
+def measure(name, runner, steps):
   start = time.perf_counter()
-  runner.run(steps)
+  examples = runner.run(steps)
   seconds = time.perf_counter() - start
-  result = {"config": name, "steps": steps,
-            "examples_per_second": round(steps * batch_size / seconds, 1),
+  result = {"config": name, "steps": steps, "examples": int(examples),
+            "examples_per_second": round(examples / seconds, 1),
             "peak_rss_mb": round(memory.peak_resident_mb())}
   print(json.dumps(result), flush=True)
   return result["examples_per_second"]
 
 
+def embedding_gradient_ms(ids, table=30001, width=200, repeats=20):
+  """Milliseconds to make a dense gradient of an embedding lookup of
+  ``ids`` (real token ids, repeats and all): converting the repeated rows
+  directly vs. summing repeats first (what the trainer does)."""
+  grad = tf.IndexedSlices(tf.ones([len(ids), width]), tf.constant(ids),
+                          tf.constant([table, width]))
+  timings = {}
+  for name, convert in (("direct", tf.function(tf.convert_to_tensor)),
+                        ("deduplicated", tf.function(trainer.dense_gradient))):
+    convert(grad)
+    start = time.perf_counter()
+    for _ in range(repeats):
+      convert(grad).numpy()
+    timings[name] = round(1000 * (time.perf_counter() - start) / repeats, 1)
+  return timings
+
+
+def collectives_per_step(vocab_size, dataset_fn):
+  """The reductions one training step holds, traced on 2 replicas."""
+  mirrored = tf.distribute.MirroredStrategy(
+      [d.name for d in tf.config.list_logical_devices("CPU")][:2])
+  loop = CustomLoop(vocab_size, dataset_fn, 1, False, strategy=mirrored)
+  with testing.CollectiveCounter(mirrored, loop.trainer) as counter:
+    loop.run(1)
+  kinds = [kind for kind, _ in counter.calls]
+  return {"gradient_all_reduces": counter.gradient_all_reduces(),
+          "all_reduces": kinds.count("batch_reduce_to"),
+          "aggregated_variable_updates": kinds.count("reduce_to"),
+          "broadcasts": kinds.count("broadcast_to")}
+
+
 def main(argv):
   del argv
-  cli.quiet_tensorflow()
+  print(json.dumps(cpu_description()), flush=True)
   keras.utils.set_random_seed(0)
   if FLAGS.data_dir:
     examples = data.read_aclimdb(FLAGS.data_dir, "train")
@@ -116,74 +182,82 @@ def main(argv):
   order = np.random.default_rng(0).permutation(len(examples))[:FLAGS.examples]
   examples = examples.subset(order)
   work_dir = tempfile.mkdtemp(prefix="maskmodels_bench_")
-  vocab = data.learn_vocabulary(examples.texts, "word", 20000)
+  vocab = data.learn_vocabulary(examples.texts, "word", 20000, verbose=0)
   data.write_vocabulary(vocab, os.path.join(work_dir, "vocab.txt"))
   tokenizer = data.build_tokenizer("word", os.path.join(work_dir, "vocab.txt"))
   lengths = data.token_lengths(examples.texts, tokenizer, FLAGS.max_len)
   edges = data.length_boundaries(lengths, 8)
   batch = FLAGS.batch_size
+  # A token budget that holds the fixed batch's tokens on average.
+  budget = int(batch * np.mean(np.minimum(lengths, FLAGS.max_len)))
 
-  def dataset(bucketed, with_weights=True, batch_size=batch, max_len=None):
-    config = data.PipelineConfig(max_len or FLAGS.max_len, batch_size,
-                                 bucket_boundaries=edges if bucketed else None)
-    ds = data.make_dataset(examples, tokenizer, config, training=True)
-    return ds if with_weights else ds.map(lambda i, l, w: (i, l))
+  def config(bucketed=True, batch_tokens=0):
+    return data.PipelineConfig(FLAGS.max_len, batch, batch_tokens=batch_tokens,
+                               bucket_boundaries=edges if bucketed else None)
 
-  textbook_tokenizer_vocab = vocab[:999]  # + 1 OOV bucket = 1000 ids
-  data.write_vocabulary(textbook_tokenizer_vocab,
-                        os.path.join(work_dir, "vocab1000.txt"))
+  def dataset_fn(pipeline_config):
+    return lambda ctx, start: data.make_dataset(
+        examples, tokenizer, pipeline_config, True, ctx, start)
+
+  fit_data = data.make_dataset(examples, tokenizer, config(), True).map(
+      lambda i, l, w: (i, l))
+  textbook_vocab = vocab[:999]  # + 1 OOV bucket = 1000 ids
+  data.write_vocabulary(textbook_vocab, os.path.join(work_dir, "v1000.txt"))
   textbook_tokenizer = data.build_tokenizer(
-      "word", os.path.join(work_dir, "vocab1000.txt"), num_oov_buckets=1)
+      "word", os.path.join(work_dir, "v1000.txt"), num_oov_buckets=1)
   textbook_data = data.make_dataset(
       examples, textbook_tokenizer, data.PipelineConfig(100000, 32),
       training=True).map(lambda i, l, w: (i, l))
-  logging.info("Mean tokens per review: %.1f", lengths.mean())
+  logging.info("Mean tokens per review: %.1f; token budget %d.",
+               lengths.mean(), budget)
+  token_ids = tokenizer.encode(examples.texts[:400]).flat_values.numpy()
 
+  size = tokenizer.vocab_size
   runners = {
       "custom_loop bucketed steps_per_loop=50": CustomLoop(
-          tokenizer.vocab_size, dataset(True), 50, False),
+          size, dataset_fn(config()), 50, False),
       "keras_fit bucketed steps_per_execution=50": KerasFit(
-          make_model(tokenizer.vocab_size), dataset(True, False), 50),
+          make_model(size), fit_data, 50, batch),
+      f"custom_loop token_budget={budget}": CustomLoop(
+          size, dataset_fn(config(batch_tokens=budget)), 50, False),
       "custom_loop bucketed steps_per_loop=1": CustomLoop(
-          tokenizer.vocab_size, dataset(True), 1, False),
+          size, dataset_fn(config()), 1, False),
       "custom_loop unbucketed steps_per_loop=50": CustomLoop(
-          tokenizer.vocab_size, dataset(False), 50, False),
-      "custom_loop bucketed steps_per_loop=50 xla": CustomLoop(
-          tokenizer.vocab_size, dataset(True), 50, True),
-      "custom_loop bucketed steps_per_loop=50 mixed_bfloat16": CustomLoop(
-          tokenizer.vocab_size, dataset(True), 50, False, "mixed_bfloat16"),
+          size, dataset_fn(config(bucketed=False)), 50, False),
+      "custom_loop bucketed xla": CustomLoop(
+          size, dataset_fn(config()), 50, True),
+      "custom_loop bucketed mixed_bfloat16": CustomLoop(
+          size, dataset_fn(config()), 50, False, "mixed_bfloat16"),
+      "textbook Embedding(1000)->GRU(128) fit batch=32 full length": KerasFit(
+          textbook_model(), textbook_data, 1, 32),
   }
-  textbook = ("textbook Embedding(1000)->GRU(128) fit batch=32 full length",
-              KerasFit(textbook_model(), textbook_data, 1))
-  for name, runner in list(runners.items()) + [textbook]:  # warm up, trace
+  for runner in runners.values():  # warm up: trace, fill caches
     runner.run(50)
-  speeds = {name: [] for name in list(runners) + [textbook[0]]}
+  speeds = {name: [] for name in runners}
   for _ in range(FLAGS.rounds):
     for name, runner in runners.items():
-      speeds[name].append(measure(name, runner, FLAGS.steps, batch))
-    speeds[textbook[0]].append(measure(textbook[0], textbook[1],
-                                       max(FLAGS.steps // 2, 1), 32))
+      steps = FLAGS.steps // 2 if name.startswith("textbook") else FLAGS.steps
+      speeds[name].append(measure(name, runner, max(steps, 1)))
   median = {name: statistics.median(v) for name, v in speeds.items()}
-  best = max(median.values())
+  names = list(runners)
+
+  def ratio(a, b):
+    return round(median[names[a]] / median[names[b]], 3)
+
   print(json.dumps({
       "summary": median,
-      "custom_loop_over_fit": round(
-          median["custom_loop bucketed steps_per_loop=50"] /
-          median["keras_fit bucketed steps_per_execution=50"], 3),
-      "bucketing_speedup": round(
-          median["custom_loop bucketed steps_per_loop=50"] /
-          median["custom_loop unbucketed steps_per_loop=50"], 3),
-      "steps_per_loop_50_over_1": round(
-          median["custom_loop bucketed steps_per_loop=50"] /
-          median["custom_loop bucketed steps_per_loop=1"], 3),
-      "xla_speedup": round(
-          median["custom_loop bucketed steps_per_loop=50 xla"] /
-          median["custom_loop bucketed steps_per_loop=50"], 3),
-      "mixed_bfloat16_speedup": round(
-          median["custom_loop bucketed steps_per_loop=50 mixed_bfloat16"] /
-          median["custom_loop bucketed steps_per_loop=50"], 3),
+      "custom_loop_over_fit": ratio(0, 1),
+      "token_budget_over_fixed_batches": ratio(2, 0),
+      "steps_per_loop_50_over_1": ratio(0, 3),
+      "bucketing_speedup": ratio(0, 4),
+      "xla_speedup": ratio(5, 0),
+      "mixed_bfloat16_speedup": ratio(6, 0),
       "best": max(median, key=median.get),
-      "best_over_textbook": round(best / median[textbook[0]], 2),
+      "best_over_textbook": round(max(median.values()) / median[names[7]], 2),
+      "collectives_per_step": collectives_per_step(size, dataset_fn(config())),
+      "embedding_gradient_ms": {
+          rows: embedding_gradient_ms(token_ids[:rows])
+          for rows in (9600, 38400)},
       "peak_rss_mb": round(memory.peak_resident_mb()),
       "mean_tokens": round(float(lengths.mean()), 1)}))
 

@@ -134,17 +134,20 @@ def component_settings(registry, name, values, source):
     source: what gave ``values``, for messages (``"--encoder_config"``).
 
   Returns:
-    With a ``Config`` class, every field (defaults filled in, validated);
-    otherwise ``values`` as given.
+    Every setting, defaults filled in: the ``Config`` class's fields
+    (validated), else the constructor's parameters with plain defaults.
   """
   config_class = registry.config_class(name)
+  defaults = {}
   if config_class is not None:
     accepted = [f.name for f in dataclasses.fields(config_class)]
   else:
-    entry = registry.get(name)
-    parameters = inspect.signature(entry).parameters.values()
-    accepted = [p.name for p in parameters if p.kind in (
-        p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    parameters = [p for p in inspect.signature(
+        registry.get(name)).parameters.values() if p.kind in (
+            p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    accepted = [p.name for p in parameters]
+    defaults = {p.name: _plain(p.default) for p in parameters
+                if _plain(p.default) is not None}
   unknown = sorted(set(values) - set(accepted))
   if unknown:
     raise InputError(
@@ -152,5 +155,15 @@ def component_settings(registry, name, values, source):
         f"of {registry.kind} {name!r}; its settings: "
         f"{', '.join(accepted) or 'none'}.")
   if config_class is None:
-    return dict(values)
+    return dict(defaults, **values)
   return config_class(**values).to_dict()
+
+
+def _plain(value):
+  """``value`` if JSON can hold it as is (tuples as lists), else None."""
+  if isinstance(value, (bool, int, float, str)):
+    return value
+  if isinstance(value, (list, tuple)) and all(
+      isinstance(v, (bool, int, float, str)) for v in value):
+    return list(value)
+  return None

@@ -483,3 +483,62 @@ def assert_layer(factory, sequences, **kwargs):
         f"{layer.name}: {len(failures)} check(s) failed:\n" +
         "\n".join(f"  {failure}" for failure in failures) +
         (f"\n  first leaking sublayer: {leak}" if leak else ""))
+
+
+# --------------------------------------------------------------------------
+# Cross-replica reductions in a training step.
+# --------------------------------------------------------------------------
+
+
+class CollectiveCounter:
+  """Records the cross-replica reductions traced inside ``trainer.train_step``.
+
+  Use as a context manager around the first ``trainer.train`` call (the one
+  that traces): ``calls`` then lists ``(kind, values)`` per reduction, kind
+  being ``batch_reduce_to`` (an all-reduce of ``values`` tensors),
+  ``reduce_to`` (an aggregated variable update) or ``broadcast_to``.
+
+  Args:
+    strategy: the trainer's ``tf.distribute`` strategy.
+    trainer: a :class:`~maskmodels.training.Trainer`.
+  """
+
+  KINDS = ("reduce_to", "batch_reduce_to", "broadcast_to")
+
+  def __init__(self, strategy, trainer):
+    self.strategy, self.trainer = strategy, trainer
+    self.calls, self._active = [], False
+
+  def _counted(self, kind, method):
+    def counted(*args, **kwargs):
+      if self._active:
+        values = args[1] if kind == "batch_reduce_to" else [args[0]]
+        self.calls.append((kind, len(values)))
+      return method(*args, **kwargs)
+    return counted
+
+  def _step(self, step):
+    def counted_step(batch):
+      self._active = True
+      try:
+        return step(batch)
+      finally:
+        self._active = False
+    return counted_step
+
+  def __enter__(self):
+    extended = self.strategy.extended
+    for kind in self.KINDS:
+      setattr(extended, kind, self._counted(kind, getattr(extended, kind)))
+    self.trainer.train_step = self._step(self.trainer.train_step)
+    return self
+
+  def __exit__(self, *exc):
+    for kind in self.KINDS:
+      delattr(self.strategy.extended, kind)
+    del self.trainer.train_step
+
+  def gradient_all_reduces(self):
+    """All-reduces that carry every trainable variable's gradient."""
+    size = len(self.trainer.model.trainable_variables)
+    return self.calls.count(("batch_reduce_to", size))

@@ -91,3 +91,37 @@ def test_sigterm_to_one_worker_checkpoints_all_and_the_rerun_resumes(
     assert worker.returncode == 0, err[-3000:]
   assert f"at step {stopped_at}." in outputs[0][1]  # "Resumed from ..."
   assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-400")
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_named_and_both_workers_resume(tmp_path):
+  model_dir = str(tmp_path / "run")
+  cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+  args = ("--train_steps=200", "--steps_per_loop=2",
+          "--checkpoint_every_steps=4")
+  workers = start_workers(model_dir, cluster, *args)
+  deadline = time.time() + 600
+  seen = 0
+  while seen < 8:
+    assert time.time() < deadline and all(w.poll() is None for w in workers)
+    latest = tf.train.latest_checkpoint(model_dir)
+    seen = int(latest.rsplit("-", 1)[1]) if latest else 0
+    time.sleep(0.2)
+  workers[1].kill()  # SIGKILL: no chance to checkpoint or say goodbye
+  start = time.time()
+  _, err = workers[0].communicate(timeout=300)
+  workers[1].communicate(timeout=60)
+  assert workers[0].returncode == 69, err[-3000:]
+  assert re.search(r"error: Lost worker /job:worker/replica:0/task:1 of the "
+                   r"cluster during training", err), err[-3000:]
+  assert "Traceback" not in err
+  assert time.time() - start < 120
+  last = int(tf.train.latest_checkpoint(model_dir).rsplit("-", 1)[1])
+
+  cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+  workers = start_workers(model_dir, cluster, *args)
+  outputs = [w.communicate(timeout=900) for w in workers]
+  for worker, (_, err) in zip(workers, outputs):
+    assert worker.returncode == 0, err[-3000:]
+  assert f"at step {last}." in outputs[0][1]  # "Resumed from ..."
+  assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-200")

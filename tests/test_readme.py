@@ -1,20 +1,26 @@
-"""The README's commands and research example stay true."""
+"""The README's commands and research examples stay true."""
 
+import json
 import pathlib
 import re
+import shlex
+import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+import pytest
+
+from helpers import ROOT, run_script
+
+README = pathlib.Path(ROOT, "README.md")
 
 
-def _readme():
-  return (ROOT / "README.md").read_text()
+def _block(marker, language):
+  text = README.read_text()
+  return re.search(re.escape(f"<!-- {marker}: run by tests/test_readme.py -->")
+                   + rf"\s*```{language}\n(.*?)```", text, re.S).group(1)
 
 
 def test_research_example_runs_and_is_registered():
-  text = _readme()
-  marker = "<!-- research-example: run by tests/test_readme.py -->"
-  block = re.search(re.escape(marker) + r"\s*```python\n(.*?)```", text,
-                    re.S).group(1)
+  block = _block("research-example", "python")
   assert len(block.strip().splitlines()) <= 40
   namespace = {"__name__": "readme_example"}
   exec(compile(block, "README.md", "exec"), namespace)  # raises if not invariant
@@ -23,7 +29,84 @@ def test_research_example_runs_and_is_registered():
       "ResidualDilatedCNN"]
 
 
+def _commands():
+  """The README's research commands as argument lists per script."""
+  lines = _block("research-commands", "bash").replace("\\\n", " ")
+  commands = []
+  for line in lines.splitlines():
+    words = shlex.split(line)
+    assert words[:2] == ["python", f"scripts/{words[1][8:]}"], words
+    commands.append((words[1][8:], words[2:]))
+  return commands
+
+
+@pytest.fixture(scope="module")
+def research_dir(tmp_path_factory):
+  folder = tmp_path_factory.mktemp("research")
+  (folder / "my_research.py").write_text(_block("research-module", "python"))
+  return folder
+
+
+def test_research_module_passes_the_checker_battery(research_dir):
+  sys.path.insert(0, str(research_dir))
+  try:
+    import my_research  # pylint: disable=import-outside-toplevel,import-error
+  finally:
+    sys.path.remove(str(research_dir))
+  import maskmodels as mm
+  from maskmodels import testing
+  features = testing.random_sequences(6, 12, dim=8, seed=2)
+  testing.assert_layer(lambda **kw: my_research.ConvAttention(8, **kw),
+                       features)
+  testing.assert_layer(lambda **kw: my_research.MeanStd(**kw), features)
+  testing.assert_padding_invariant(
+      mm.SequenceClassifier(50, encoder="conv_attention",
+                            encoder_config={"channels": 8},
+                            pooling="mean_std"),
+      testing.random_sequences(6, 12, vocab_size=50))
+
+
+def test_research_commands_train_resume_evaluate_export_and_serve(
+    research_dir):
+  tiny = ["--embedding_dim=16", "--vocab_size=400", "--max_len=64",
+          "--batch_size=32", "--steps_per_loop=3", "--warmup_steps=1"]
+  results = {}
+  for script, args in _commands():
+    args = [a.replace("runs/", f"{research_dir}/runs/") for a in args]
+    extra = tiny + ["--train_steps=3"] if script == "train.py" else []
+    result = run_script(script, *args, *extra, cwd=str(research_dir))
+    assert result.returncode == 0, (script, result.stderr[-3000:])
+    results[script] = result
+  config = json.load(open(research_dir / "runs/research/config.json"))
+  assert config["model"]["encoder_config"] == {"channels": 32, "heads": 2}
+  assert config["train"]["task_config"] == {"label_smoothing": 0.1}
+  assert json.loads(results["evaluate.py"].stdout.splitlines()[-1])[
+      "examples"] == 2000
+  label, probability, text = results["predict.py"].stdout.split("\t")
+  assert label in ("neg", "pos") and text.strip() == "A superb film."
+
+  train_args = [a.replace("runs/", f"{research_dir}/runs/")
+                for a in _commands()[0][1]]
+  resumed = run_script("train.py", *train_args, *tiny, "--train_steps=6",
+                       cwd=str(research_dir))
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "Resumed from" in resumed.stderr and "at step 3." in resumed.stderr
+  changed = [a.replace("--label_smoothing=0.1", "--label_smoothing=0.2")
+             for a in train_args]
+  refused = run_script("train.py", *changed, *tiny, "--train_steps=9",
+                       cwd=str(research_dir))
+  assert refused.returncode == 1
+  assert ("task_config.label_smoothing: 0.1 in the model directory, 0.2 now"
+          in refused.stderr)
+  served = run_script("predict.py",
+                      f"--model_dir={research_dir}/runs/research",
+                      "--import=my_research", "", "Dull.",
+                      cwd=str(research_dir))
+  assert served.returncode == 0, served.stderr[-3000:]
+  assert len(served.stdout.splitlines()) == 2
+
+
 def test_ci_runs_the_readme_test_command():
   command = re.search(r"```bash\n(pip install -e [^\n]*pytest[^\n]*)\n```",
-                      _readme()).group(1)
-  assert command in (ROOT / ".ci" / "run").read_text()
+                      README.read_text()).group(1)
+  assert command in pathlib.Path(ROOT, ".ci", "run").read_text()

@@ -6,7 +6,7 @@ import tensorflow as tf
 import keras
 
 import maskmodels as mm
-from maskmodels import data, training
+from maskmodels import data, testing, training
 from maskmodels.data import synthetic
 
 BATCH = 8
@@ -96,58 +96,21 @@ def test_dropout_masks_differ_across_replicas(mirrored):
   np.testing.assert_array_equal(a, b)
 
 
-class _CountCollectives:
-  """Counts the cross-replica reductions traced inside ``train_step``."""
-
-  NAMES = ("reduce_to", "batch_reduce_to", "broadcast_to")
-
-  def __init__(self, strategy, trainer):
-    self.calls, self.active = [], False
-    extended = strategy.extended
-    for name in self.NAMES:
-      setattr(extended, name, self._counted(name, getattr(extended, name)))
-    step = trainer.train_step
-
-    def counted_step(batch):
-      self.active = True
-      try:
-        return step(batch)
-      finally:
-        self.active = False
-
-    trainer.train_step = counted_step
-
-  def _counted(self, name, method):
-    def counted(*args, **kwargs):
-      if self.active:
-        values = args[1] if name == "batch_reduce_to" else [args[0]]
-        self.calls.append((name, len(values)))
-      return method(*args, **kwargs)
-    return counted
-
-
 @pytest.mark.parametrize("normalization", ["batch", "none"])
 def test_a_step_holds_one_gradient_all_reduce(corpus, mirrored,
                                               normalization):
   examples, tokenizer = corpus
   trainer = _trainer(mirrored, tokenizer, normalization=normalization)
-  counter = _CountCollectives(mirrored, trainer)
   config = data.PipelineConfig(max_len=60, batch_size=BATCH)
   trainer.set_train_data(lambda ctx, start: data.make_dataset(
       examples, tokenizer, config, True, ctx, start))
-  try:
+  with testing.CollectiveCounter(mirrored, trainer) as counter:
     trainer.train(2)
-  finally:
-    for name in _CountCollectives.NAMES:
-      delattr(mirrored.extended, name)
-  variables = len(trainer.model.trainable_variables)
-  gradients = [c for c in counter.calls if c == ("batch_reduce_to",
-                                                 variables)]
   batch_norm = 1 if normalization == "batch" else 0
   # The example count, the gradients, and per batch-norm layer its moments
   # forward and their gradient backward; Keras broadcasts its iteration
   # counter. No moving-statistic or second gradient reduction.
-  assert len(gradients) == 1
+  assert counter.gradient_all_reduces() == 1
   assert [c for c in counter.calls if c[0] == "reduce_to"] == []
   assert len([c for c in counter.calls if c[0] == "batch_reduce_to"]) == (
       2 + 2 * batch_norm)

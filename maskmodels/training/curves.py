@@ -11,7 +11,7 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
-from matplotlib import pyplot  # noqa: E402  pylint: disable=wrong-import-position
+from matplotlib import pyplot, ticker  # noqa: E402  pylint: disable=wrong-import-position
 import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
 
 from maskmodels import atomic_files  # noqa: E402  pylint: disable=wrong-import-position
@@ -51,6 +51,10 @@ def _examples_axis(axis, history):
   to_steps = lambda e: np.interp(e, cumulative, steps)  # noqa: E731
   top = axis.secondary_xaxis("top", functions=(to_examples, to_steps))
   top.set_xlabel("examples trained")
+  top.xaxis.set_major_locator(ticker.MaxNLocator(5))
+  top.xaxis.set_major_formatter(ticker.FuncFormatter(
+      lambda value, _: f"{value / 1000:g}k" if value >= 1000 else
+      f"{value:g}"))
 
 
 def draw(history, best_metric="accuracy", title="Training curves"):

@@ -8,10 +8,18 @@ the model directory's ``config.json``, and (with ``resume=True``) must match
 when the run resumes.
 """
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
 from maskmodels.registry import register_task
+from maskmodels.settings import Settings
+
+
+@dataclasses.dataclass
+class NoSettings(Settings):
+  """The settings of a task that has none of its own."""
 
 
 class Task:
@@ -21,11 +29,11 @@ class Task:
   int ``[batch]``, weights float ``[batch]`` (0 for filler rows).
 
   Args:
-    config: the task's settings (its ``Config`` instance), or None.
+    config: the task's settings (an instance of its ``Config`` class).
     class_names: the classes, in label order.
   """
 
-  Config = None
+  Config = NoSettings
   # The evaluation metric that picks the best checkpoint (higher is better).
   best_metric = "accuracy"
 
@@ -76,6 +84,4 @@ def build_task(name, settings, class_names):
   """The registered task ``name`` with its settings dict."""
   from maskmodels.registry import TASKS  # pylint: disable=import-outside-toplevel
   task_class = TASKS.get(name)
-  config_class = getattr(task_class, "Config", None)
-  config = config_class(**settings) if config_class else None
-  return task_class(config, class_names)
+  return task_class(task_class.Config(**settings), class_names)
