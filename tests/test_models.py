@@ -34,6 +34,8 @@ def test_classifier_is_padding_invariant(ids, pooling, bidirectional):
     dict(conv_filters=[4, 4], kernel_size=3, strides=2, dilation_rate=1,
          padding="valid", normalization="layer", gru_units=[3]),
     dict(conv_filters=[4], dilation_rate=2, padding="causal", gru_units=[3]),
+    dict(conv_filters=[4], strides=2, gru_units=[3], bidirectional=True,
+         concat_conv=True),                          # conv features beside GRU
 ])
 def test_encoder_variants_are_padding_invariant(config):
   encoder = mm.ConvGRUEncoder(**config)

@@ -3,6 +3,7 @@
 import dataclasses
 
 import keras
+import tensorflow as tf
 
 from maskmodels import masking
 from maskmodels.layers.base import ExplicitMask
@@ -47,6 +48,9 @@ class ConvGRUEncoder(Encoder):
     gru_units: units of each GRU layer; ``[]`` for none.
     bidirectional: whether the GRU layers read both directions.
     dropout: dropout in conv blocks and on GRU inputs.
+    concat_conv: output the last conv block's features concatenated with the
+      last GRU's (both on the GRU's time axis), so the pooling reads n-gram
+      features as well as the recurrent ones.
 
   Call args:
     inputs: float ``[batch, time, dim]``; mask: bool ``[batch, time]``.
@@ -82,11 +86,14 @@ class ConvGRUEncoder(Encoder):
     dropout: float = setting(
         0.1, "conv_gru: dropout in conv blocks and on GRU inputs.",
         lower=0.0, upper=0.99, resume=True)
+    concat_conv: bool = setting(
+        False, "conv_gru: output the last conv block's features beside the "
+        "GRU's (the pooling sees both).", resume=True)
 
   def __init__(self, conv_filters=(128,), kernel_size=5, strides=1,
                dilation_rate=1, pool_size=1, padding="same",
                normalization="batch", activation="relu", gru_units=(128,),
-               bidirectional=True, dropout=0.0, **kwargs):
+               bidirectional=True, dropout=0.0, concat_conv=False, **kwargs):
     super().__init__(**kwargs)
     self.conv_filters = list(conv_filters)
     self.kernel_size = kernel_size
@@ -99,6 +106,7 @@ class ConvGRUEncoder(Encoder):
     self.gru_units = list(gru_units)
     self.bidirectional = bidirectional
     self.dropout = dropout
+    self.concat_conv = concat_conv
     count = len(self.conv_filters)
     geometry = zip(self.conv_filters,
                    _per_block(kernel_size, count, "kernel_size"),
@@ -128,8 +136,13 @@ class ConvGRUEncoder(Encoder):
 
   def call(self, inputs, mask=None, training=None):
     x = inputs
-    for layer in self.blocks + self.grus:
-      x, mask = layer(x, mask=mask, training=training)
+    for block in self.blocks:
+      x, mask = block(x, mask=mask, training=training)
+    conv_features = x
+    for gru in self.grus:
+      x, mask = gru(x, mask=mask, training=training)
+    if self.concat_conv and self.grus:
+      x = tf.concat([conv_features, x], axis=-1)
     return x, mask
 
   def get_config(self):
@@ -139,4 +152,5 @@ class ConvGRUEncoder(Encoder):
         "dilation_rate": self.dilation_rate, "pool_size": self.pool_size,
         "padding": self.padding, "normalization": self.normalization,
         "activation": self.activation, "gru_units": self.gru_units,
-        "bidirectional": self.bidirectional, "dropout": self.dropout}
+        "bidirectional": self.bidirectional, "dropout": self.dropout,
+        "concat_conv": self.concat_conv}

@@ -203,32 +203,40 @@ class Runner:
     return lambda context: pipeline.make_dataset(
         examples, tokenizer, batching.evaluation, False, context)
 
-  def build_controller(self, trainer, splits, tokenizer, batching):
-    """Restores the latest checkpoint and assembles the loop's actions.
+  def build_checkpointer(self, trainer):
+    """The training checkpoint (model, optimizer, step, best validation
+    metric), restored from the latest readable one if there is one.
 
     Returns:
-      ``(controller, status)``: status holds the Throughput and
-      BestCheckpoint actions, read for the summary.
+      ``(checkpointer, best)``: best is the best-metric variable.
     """
     best = tf.Variable(-np.inf, dtype=tf.float64, trainable=False,
                        name="best_validation_metric")
     checkpoint = checkpoints.weights_checkpoint(
         trainer.model, trainer.optimizer, step=trainer.global_step, best=best)
-    ckpt = self.config.checkpoint
+    settings = self.config.checkpoint
     checkpointer = self.model_dir.checkpointer(
-        checkpoint, trainer.global_step, ckpt.keep_checkpoints,
-        ckpt.checkpoint_every_steps)
+        checkpoint, trainer.global_step, settings.keep_checkpoints,
+        settings.checkpoint_every_steps)
     restored = checkpointer.restore()
     if restored:
       logging.info("Resumed from %s at step %d.", restored, trainer.step)
+    return checkpointer, best
+
+  def build_controller(self, trainer, splits, tokenizer, batching):
+    """The loop with its actions, resumed where the checkpoint left off.
+
+    Returns:
+      ``(controller, status)``: status holds the Throughput and
+      BestCheckpoint actions, read for the summary.
+    """
+    checkpointer, best = self.build_checkpointer(trainer)
+    directory, metric = self.model_dir, trainer.task.best_metric
     status = dict(throughput=actions.Throughput(), best=actions.BestCheckpoint(
-        self.model_dir.best_saver(trainer.model), trainer.task.best_metric,
-        best))
+        directory.best_saver(trainer.model), metric, best))
     history = actions.History(
-        self.model_dir.read_history(trainer.step), self.model_dir.write_json,
-        self.model_dir.file(CURVES_FILE) if self.model_dir.chief else None,
-        trainer.task.best_metric)
-    chief = self.model_dir.chief
+        directory.read_history(trainer.step), directory.write_json,
+        directory.file(CURVES_FILE) if directory.chief else None, metric)
     controller = Controller(
         trainer, checkpointer, lambda: trainer.evaluate(self.eval_input(
             splits.validation, tokenizer, batching)),
@@ -237,14 +245,14 @@ class Runner:
         train_actions=[
             status["throughput"],
             actions.NaNGuard(self.config.train.precision != "mixed_float16",
-                             self.model_dir.latest_checkpoint),
+                             directory.latest_checkpoint),
             actions.ProgressBar(batching.total_steps, trainer.step,
-                                verbose=int(chief)),
-            actions.Summaries(self.model_dir.summary_writer("train")),
+                                verbose=int(directory.chief)),
+            actions.Summaries(directory.summary_writer("train")),
             history.record_train],
         eval_actions=[
             actions.MemoryProbe(trainer.trace_counts),
-            actions.Summaries(self.model_dir.summary_writer("eval")),
+            actions.Summaries(directory.summary_writer("eval")),
             status["best"], history.record_eval],
         preemption=self.build_preemption(checkpointer))
     return controller, status
