@@ -17,7 +17,6 @@ peak resident memory.
 
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -36,6 +35,8 @@ from maskmodels import data, testing, training  # noqa: E402
 from maskmodels.models import SequenceClassifier  # noqa: E402
 from maskmodels.training import memory, optimization, trainer  # noqa: E402
 
+from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
+
 training.split_cpu(2)  # before any op: a 2-replica strategy for counting
 
 FLAGS = flags.FLAGS
@@ -48,26 +49,6 @@ flags.DEFINE_integer("max_len", 400, "Tokens kept per review.", lower_bound=1)
 flags.DEFINE_integer("steps", 50, "Timed steps per measurement.",
                      lower_bound=1)
 flags.DEFINE_integer("rounds", 2, "Alternating rounds.", lower_bound=1)
-
-
-def cpu_description():
-  """The CPU model and the vector extensions that matter here."""
-  model = platform.processor() or platform.machine()
-  flags_line = ""
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name") and model in ("", "x86_64"):
-          model = line.split(":", 1)[1].strip()
-        if line.startswith("flags"):
-          flags_line = line
-          break
-  except OSError:
-    pass
-  wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni")
-  return {"cpu": model, "cores": os.cpu_count(),
-          "extensions": [f for f in wanted if f in flags_line.split()],
-          "native_bfloat16": optimization.cpu_has_native_bfloat16()}
 
 
 def make_model(vocab_size):

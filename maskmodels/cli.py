@@ -66,6 +66,22 @@ def quiet_start():
                           "tf.data options")
 
 
+# oneDNN logs this once per process, at ERROR level and on CPUs it supports
+# too, at the first boolean transpose: Keras's GRU transposes its mask.
+_ONEDNN_BOOL_NOTICE = r"oneDNN supports DT_\w+ only on platforms with AVX-512"
+
+
+def absorb_onednn_notice():
+  """Runs one boolean transpose with oneDNN's one-time notice about it
+  filtered, so the notice does not reach the user from the first GRU.
+
+  Call it once devices are configured (it starts TensorFlow's runtime).
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  with _filtered_stderr(_ONEDNN_BOOL_NOTICE):
+    tf.transpose(tf.zeros([1, 1], tf.bool))
+
+
 def _define_common_flags():
   from absl import flags  # pylint: disable=import-outside-toplevel
   flags.DEFINE_list(

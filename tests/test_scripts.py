@@ -27,7 +27,7 @@ def test_train_evaluate_predict(tmp_path):
   assert summary["test_examples"] == 2000
   # A quiet start: TensorFlow's CUDA probing and build notes are filtered.
   for noise in ("cuInit", "cuda drivers", "oneDNN custom operations",
-                "absl::InitializeLog", "softmax"):
+                "absl::InitializeLog", "softmax", "oneDNN supports DT_"):
     assert noise not in trained.stderr, trained.stderr[:2000]
 
   evaluated = run_script("evaluate.py", f"--model_dir={model_dir}")

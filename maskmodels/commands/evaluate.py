@@ -48,6 +48,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   from maskmodels import training  # pylint: disable=import-outside-toplevel
+  cli.absorb_onednn_notice()
   config = training.ModelDirectory(FLAGS.model_dir).load_config()
   examples = examples_to_evaluate(config.data)
   metrics = training.evaluate(FLAGS.model_dir, examples)

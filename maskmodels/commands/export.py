@@ -23,6 +23,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   from maskmodels import export  # pylint: disable=import-outside-toplevel
+  cli.absorb_onednn_notice()
   path = export.export_saved_model(FLAGS.model_dir, FLAGS.export_dir)
   print(f"Exported {FLAGS.model_dir} to {path} (signature "
         f"'{export.SIGNATURE}': strings [batch] -> probabilities, labels).")

@@ -27,6 +27,7 @@ def main(argv):
   # pylint: disable=import-outside-toplevel
   import numpy as np
   from maskmodels import export, training
+  cli.absorb_onednn_notice()
   texts = argv[1:] or [line.rstrip("\n") for line in sys.stdin]
   if export.is_saved_model(FLAGS.model_dir):
     serve = export.load_serving_function(FLAGS.model_dir)

@@ -56,6 +56,7 @@ def main(argv):
   runtime = mm_flags.runtime_config_from_flags()
   strategy = training.get_strategy(runtime.strategy, runtime.num_cpu_devices,
                                    runtime.tpu)
+  cli.absorb_onednn_notice()
   logging.info("Strategy %s with %d replica(s).", runtime.strategy,
                strategy.num_replicas_in_sync)
   try:
