@@ -48,6 +48,7 @@ def timed_pass(dataset, batches):
 
 def main(argv):
   del argv
+  cli.absorb_onednn_notice()
   print(json.dumps(cpu_description()), flush=True)
   start = time.perf_counter()
   examples = data.read_aclimdb(FLAGS.data_dir, FLAGS.split)

@@ -58,6 +58,7 @@ def reviews(split, shuffle):
 
 def main(argv):
   del argv
+  cli.absorb_onednn_notice()
   print(json.dumps(cpu_description()), flush=True)
   keras.utils.set_random_seed(FLAGS.seed)
   start = time.perf_counter()
@@ -74,7 +75,7 @@ def main(argv):
   model.compile(optimizer="adam", metrics=[
       keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
                 loss=keras.losses.BinaryCrossentropy(from_logits=True))
-  model.fit(train, epochs=FLAGS.epochs, verbose=1, callbacks=[
+  model.fit(train, epochs=FLAGS.epochs, verbose=1, shuffle=False, callbacks=[
       keras.callbacks.ProgbarLogger(), EpochReport()])
   _, accuracy = model.evaluate(test, verbose=0)
   print(json.dumps({

@@ -38,6 +38,7 @@ from maskmodels.training import memory, optimization, trainer  # noqa: E402
 from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
 
 training.split_cpu(2)  # before any op: a 2-replica strategy for counting
+cli.absorb_onednn_notice()
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "aclImdb folder (default: embedded "
@@ -100,7 +101,8 @@ class KerasFit:
     self.batch_size = batch_size
 
   def run(self, steps):
-    self.model.fit(self.dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    self.model.fit(self.dataset, steps_per_epoch=steps, epochs=1, verbose=0,
+                   shuffle=False)  # the dataset is shuffled already
     return steps * self.batch_size
 
 
