@@ -14,7 +14,7 @@ _EXPORTS = {
     "maskmodels.layers": (
         "MaskedBatchNormalization", "MaskedConv1D", "MaskedConvBlock",
         "MaskedGRU", "MaskedLayerNormalization", "MaskedMaxPool1D",
-        "MaskedPooling", "Pooling", "Dropout"),
+        "MaskedPooling", "Pooling", "Dropout", "HashedNgramBag"),
     "maskmodels.models": ("ConvGRUEncoder", "Encoder", "SequenceClassifier"),
     "maskmodels.registry": (
         "ENCODERS", "MODELS", "POOLINGS", "TASKS", "Registry",

@@ -88,9 +88,10 @@ def check_value(field, value):
   """Validates ``value`` for ``field``; returns it converted to its type."""
   value = _converted(field, value)
   meta, name = field.metadata, field.name
-  if meta.get("lower") is not None and value < meta["lower"]:
+  items = value if isinstance(value, list) else [value]  # bounds: each item
+  if meta.get("lower") is not None and any(v < meta["lower"] for v in items):
     raise InputError(f"{name}={value!r}: must be >= {meta['lower']}.")
-  if meta.get("upper") is not None and value > meta["upper"]:
+  if meta.get("upper") is not None and any(v > meta["upper"] for v in items):
     raise InputError(f"{name}={value!r}: must be <= {meta['upper']}.")
   choices = meta.get("choices")
   if isinstance(choices, Registry):

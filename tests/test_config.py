@@ -70,6 +70,7 @@ def test_only_the_chosen_components_settings_are_used_or_recorded():
     (dict(batch_size="64"), "batch_size='64': expected an integer"),
     (dict(conv_filters=[16.5]), "conv_filters=\\[16.5\\]: expected a list "
      "of int"),
+    (dict(ngram_orders=[2, 0]), "ngram_orders=\\[2, 0\\]: must be >= 1"),
     (dict(task="test_smoothed", label_smoothing=0.9),
      "label_smoothing=0.9: must be <= 0.5"),
 ])

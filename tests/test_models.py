@@ -65,9 +65,36 @@ def test_classifier_empty_texts_have_finite_outputs_and_gradients():
     assert np.all(np.isfinite(tf.convert_to_tensor(grad).numpy()))
 
 
+@pytest.mark.parametrize("pooling", ["mean", "attention"])
+def test_classifier_with_an_ngram_bag_is_padding_invariant(ids, pooling):
+  model = mm.SequenceClassifier(
+      VOCAB, num_classes=2, embedding_dim=8, pooling=pooling,
+      encoder_config=SMALL_ENCODER, ngram_buckets=101, ngram_dim=6,
+      ngram_orders=[1, 2, 3], dropout=0.2)
+  testing.assert_padding_invariant(model, ids, atol=1e-5)
+  empty = model(tf.zeros([2, 4], tf.int32))
+  assert np.all(np.isfinite(empty.numpy()))
+
+
+def test_ngram_bag_reads_the_ngrams_of_real_steps_in_order():
+  bag = mm.HashedNgramBag(buckets=1009, dim=5, orders=[2])
+  text = tf.constant([[5, 6, 7]])
+  padded = tf.constant([[0, 0, 5, 6, 7, 0]])
+  alone = bag(text).numpy()
+  np.testing.assert_allclose(bag(padded, mask=padded != 0), alone,
+                             atol=1e-6)
+  assert not np.allclose(bag(tf.constant([[7, 6, 5]])), alone)  # order counts
+  np.testing.assert_array_equal(bag(tf.constant([[5, 0]]),  # no bigram
+                                    mask=tf.constant([[True, False]])), 0.0)
+  with pytest.raises(ValueError, match="orders must be positive ints"):
+    mm.HashedNgramBag(10, 2, orders=[0])
+
+
 def _trained_classifier():
   model = mm.SequenceClassifier(VOCAB, 3, 8, encoder_config=SMALL_ENCODER,
-                                pooling="attention", head_units=[4])
+                                pooling="attention", head_units=[4],
+                                ngram_buckets=97, ngram_dim=4,
+                                ngram_orders=[2, 3])
   model(tf.ones([1, 3], tf.int32))
   # Move the batch-norm moving statistics away from their initial values so
   # the round trip is shown to keep non-trainable state too.

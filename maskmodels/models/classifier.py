@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from maskmodels import masking
 from maskmodels.layers.dropout import Dropout
+from maskmodels.layers.ngrams import HashedNgramBag
 # Imported for its side effect: it registers the built-in poolings by name.
 from maskmodels.layers import pooling as _builtin_poolings  # noqa: F401
 from maskmodels.registry import ENCODERS, POOLINGS, register_model
@@ -47,6 +48,11 @@ class SequenceClassifier(keras.Model):
     token_dropout: rate at which whole token embeddings are zeroed in
       training (a regularizer for small data; the mask is unchanged).
     pad_id: the id that marks padding.
+    ngram_buckets: if > 0, a :class:`HashedNgramBag` of this many rows reads
+      the ids beside the encoder, and the head sees its output concatenated
+      with the pooled encoding.
+    ngram_dim: width of the n-gram embeddings.
+    ngram_orders: n-gram lengths of the bag.
 
   Call args:
     ids: int ``[batch, time]``, ``pad_id`` at pad steps (either side).
@@ -58,8 +64,8 @@ class SequenceClassifier(keras.Model):
   def __init__(self, vocab_size, num_classes=2, embedding_dim=128,
                encoder="conv_gru", encoder_config=None, pooling="max",
                pooling_config=None, head_units=(), dropout=0.0,
-               token_dropout=0.0, pad_id=0,
-               **kwargs):
+               token_dropout=0.0, pad_id=0, ngram_buckets=0, ngram_dim=64,
+               ngram_orders=(2,), **kwargs):
     super().__init__(**kwargs)
     if not isinstance(vocab_size, int) or vocab_size < 2:
       raise ValueError(f"vocab_size must be an int >= 2, got {vocab_size!r}.")
@@ -73,6 +79,8 @@ class SequenceClassifier(keras.Model):
     self.dropout = dropout
     self.token_dropout = token_dropout
     self.pad_id = pad_id
+    self.ngram_buckets, self.ngram_dim = ngram_buckets, ngram_dim
+    self.ngram_orders = list(ngram_orders)
     policy = self.dtype_policy
     self.embedding = keras.layers.Embedding(vocab_size, embedding_dim,
                                             dtype=policy, name="embedding")
@@ -81,6 +89,9 @@ class SequenceClassifier(keras.Model):
                                      dtype=policy, name="token_dropout")
     self.encoder = _component(encoder, encoder_config, ENCODERS, policy)
     self.pooling = _component(pooling, pooling_config, POOLINGS, policy)
+    self.ngrams = HashedNgramBag(
+        ngram_buckets, ngram_dim, ngram_orders, dtype=policy,
+        name="ngrams") if ngram_buckets else None
     self.head = [keras.layers.Dense(units, activation="relu", dtype=policy,
                                     name=f"head_{i}")
                  for i, units in enumerate(self.head_units)]
@@ -103,8 +114,10 @@ class SequenceClassifier(keras.Model):
     mask = masking.mask_from_ids(ids, self.pad_id)
     ids, mask, _ = masking.to_right_padded(ids, mask)
     x = self.embedding_dropout(self.embedding(ids), training=training)
-    x, mask = self.encoder(x, mask=mask, training=training)
-    x = self.pooling(x, mask=mask, training=training)
+    x, steps = self.encoder(x, mask=mask, training=training)
+    x = self.pooling(x, mask=steps, training=training)
+    if self.ngrams is not None:
+      x = tf.concat([x, tf.cast(self.ngrams(ids, mask=mask), x.dtype)], -1)
     for layer in self.head:
       x = layer(self.head_dropout(x, training=training))
     return self.logits(self.head_dropout(x, training=training))
@@ -116,4 +129,6 @@ class SequenceClassifier(keras.Model):
         "encoder": keras.saving.serialize_keras_object(self.encoder),
         "pooling": keras.saving.serialize_keras_object(self.pooling),
         "head_units": self.head_units, "dropout": self.dropout,
-        "token_dropout": self.token_dropout, "pad_id": self.pad_id}
+        "token_dropout": self.token_dropout, "pad_id": self.pad_id,
+        "ngram_buckets": self.ngram_buckets, "ngram_dim": self.ngram_dim,
+        "ngram_orders": self.ngram_orders}

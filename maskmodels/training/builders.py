@@ -16,9 +16,15 @@ def build_model(config, vocab_size, strategy=None):
   The registered model class receives the model settings by name:
   ``vocab_size``, ``num_classes``, ``embedding_dim``, ``encoder``,
   ``encoder_config``, ``pooling``, ``pooling_config``, ``head_units``,
-  ``dropout`` (``--head_dropout``) and ``token_dropout``.
+  ``dropout`` (``--head_dropout``) and ``token_dropout``; with
+  ``--ngram_buckets`` > 0 also ``ngram_buckets``, ``ngram_dim`` and
+  ``ngram_orders``.
   """
   settings = config.model
+  ngrams = dict(ngram_buckets=settings.ngram_buckets,
+                ngram_dim=settings.ngram_dim,
+                ngram_orders=settings.ngram_orders
+                ) if settings.ngram_buckets else {}
   strategy = strategy or tf.distribute.get_strategy()
   with strategy.scope():
     model = MODELS.get(settings.model)(
@@ -27,7 +33,7 @@ def build_model(config, vocab_size, strategy=None):
         encoder_config=settings.encoder_config, pooling=settings.pooling,
         pooling_config=settings.pooling_config,
         head_units=settings.head_units, dropout=settings.head_dropout,
-        token_dropout=settings.token_dropout)
+        token_dropout=settings.token_dropout, **ngrams)
     model(tf.zeros([1, 1], tf.int32), training=False)
   return model
 

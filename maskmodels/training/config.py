@@ -107,6 +107,13 @@ class ModelConfig(Settings):
   token_dropout: float = setting(
       0.0, "Rate of zeroing whole token embeddings in training.", lower=0.0,
       upper=0.99, resume=True)
+  ngram_buckets: int = setting(
+      0, "Rows of a hashed n-gram bag read beside the encoder (0: none).",
+      lower=0, resume=True)
+  ngram_dim: int = setting(64, "Width of the n-gram bag's embeddings.",
+                           lower=1, resume=True)
+  ngram_orders: list[int] = setting([2], "N-gram lengths of the bag.",
+                                    lower=1, resume=True)
 
 
 @dataclasses.dataclass
