@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from maskmodels import masking
+from maskmodels.layers.base import ExplicitMask
 
 # Multiplier of the polynomial hash over token ids (a prime above any
 # vocabulary size in use, so distinct short n-grams rarely share a code).
@@ -11,7 +12,7 @@ _HASH_BASE = 1_000_003
 
 
 @keras.saving.register_keras_serializable(package="maskmodels")
-class HashedNgramBag(keras.layers.Layer):
+class HashedNgramBag(ExplicitMask, keras.layers.Layer):
   """Mean embedding of the n-grams made of real steps only.
 
   Each n-gram of consecutive token ids (for every order in ``orders``) is
