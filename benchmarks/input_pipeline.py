@@ -2,10 +2,10 @@
 
     python benchmarks/input_pipeline.py --data_dir=/path/to/aclImdb
 
-Prints the CPU as a first JSON line, then one JSON object: examples/s of the pipeline alone (first pass, which
-tokenizes and fills the cache, and a cached pass), and the padded-step
-fraction with length bucketing vs. padding each random batch to its longest
-sequence.
+Prints the CPU as a first JSON line, then one JSON object: examples/s of
+the pipeline alone (first pass, which tokenizes and fills the cache, and a
+cached pass), and the padded-step fraction with length bucketing vs.
+padding each random batch to its longest sequence.
 """
 
 import json
@@ -41,7 +41,8 @@ def timed_pass(dataset, batches):
   """(examples, seconds) of one pass: the first ``batches`` batches of a
   training dataset, which repeats without end."""
   start, count = time.perf_counter(), 0
-  for _, _, weights in dataset.take(batches):  # filler rows of a global batch weigh 0
+  for _, _, weights in dataset.take(batches):
+    # Filler rows that complete a global batch weigh 0: not examples.
     count += int((weights.numpy() > 0).sum())
   return count, time.perf_counter() - start
 

@@ -109,15 +109,24 @@ def make_optimizer(name, learning_rate, weight_decay=0.0, precision="float32"):
 _EMULATED_BFLOAT16_SPEED = 0.31
 
 
+def cpu_flags(cpuinfo="/proc/cpuinfo"):
+  """The CPU's feature flags (``avx2``, ``avx512_bf16``...) as a set, or
+  None if they cannot be read (not Linux)."""
+  try:
+    with open(cpuinfo) as f:
+      line = next((line for line in f if line.startswith("flags")), "")
+  except OSError:
+    return None
+  return set(line.partition(":")[2].split())
+
+
 def cpu_has_native_bfloat16(cpuinfo="/proc/cpuinfo"):
   """Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX), or
   None if that cannot be read (not Linux)."""
-  try:
-    with open(cpuinfo) as f:
-      flags = next((line for line in f if line.startswith("flags")), "")
-  except OSError:
+  flags = cpu_flags(cpuinfo)
+  if flags is None:
     return None
-  return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+  return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def set_precision(precision, on_gpu=False):
