@@ -14,7 +14,8 @@ _EXPORTS = {
     "maskmodels.layers": (
         "MaskedBatchNormalization", "MaskedConv1D", "MaskedConvBlock",
         "MaskedGRU", "MaskedLayerNormalization", "MaskedMaxPool1D",
-        "MaskedPooling", "Pooling", "Dropout", "HashedNgramBag"),
+        "MaskedPooling", "Pooling", "Dropout", "HashedNgramBag",
+        "NaiveBayesNgrams"),
     "maskmodels.models": ("ConvGRUEncoder", "Encoder", "SequenceClassifier"),
     "maskmodels.registry": (
         "ENCODERS", "MODELS", "POOLINGS", "TASKS", "Registry",

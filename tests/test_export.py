@@ -26,7 +26,8 @@ def model_dir(tmp_path_factory):
       data_format="jsonl", data_path=data_path, validation_fraction=0.2,
       tokenizer="wordpiece", vocab_size=300, max_len=200, embedding_dim=16,
       conv_filters=[16], gru_units=[8], pooling="attention", batch_size=16,
-      train_steps=6, steps_per_loop=3, warmup_steps=1)
+      train_steps=6, steps_per_loop=3, warmup_steps=1,
+      naive_bayes_buckets=1009, naive_bayes_weight=2.0)
   path = str(root / "run")
   training.train_and_evaluate(config, path, tf.distribute.get_strategy())
   return path

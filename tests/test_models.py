@@ -90,6 +90,69 @@ def test_ngram_bag_reads_the_ngrams_of_real_steps_in_order():
     mm.HashedNgramBag(10, 2, orders=[0])
 
 
+def _ngram_set(ids, orders):
+  """The distinct n-grams (tuples) of a list of ids."""
+  return {tuple(ids[i:i + n]) for n in orders for i in range(len(ids) - n + 1)}
+
+
+def test_naive_bayes_ratios_count_each_text_once_per_ngram():
+  texts = [[5, 6, 5, 6, 5], [5, 7], [6, 6, 6], [7, 8, 9]]
+  labels = [1, 1, 0, 0]
+  layer = mm.NaiveBayesNgrams(buckets=100_003, num_classes=2, orders=[1, 2],
+                              smoothing=0.5)
+  batch = keras.utils.pad_sequences(texts, padding="post")
+  layer.adapt([(batch, batch != 0, labels)])
+  # The reference: naive Bayes over sets of n-grams, without hashing (no
+  # collisions among these few codes).
+  counts = {}
+  for text, label in zip(texts, labels):
+    for gram in _ngram_set(text, [1, 2]):
+      counts.setdefault(gram, np.zeros(2))[label] += 1
+  totals = sum(counts.values()) + 0.5 * 100_003
+  codes, _ = mm.layers.ngrams.ngram_codes(
+      tf.constant([[5, 6]]), tf.constant([[True, True]]), [1, 2], 100_003)
+  for gram, code in zip([(5,), (6,), (5, 6)], codes.numpy()[0]):
+    log_p = np.log((counts[gram] + 0.5) / totals)
+    np.testing.assert_allclose(layer.ratios.numpy()[code],
+                               log_p - log_p.mean(), rtol=1e-5)
+  # Logits: each distinct n-gram of real steps once, on either padding side.
+  layer.kernel.assign(tf.random.normal(layer.kernel.shape, seed=1))
+  layer.bias.assign([0.5, -0.5])
+  want = 0.0
+  for gram in _ngram_set([5, 6, 5, 6, 5], [1, 2]):
+    code = mm.layers.ngrams.ngram_codes(
+        tf.constant([gram]), tf.ones([1, len(gram)], tf.bool), [len(gram)],
+        100_003)[0].numpy()[0, 0]
+    want += layer.ratios.numpy()[code] * layer.kernel.numpy()[code]
+  for ids in ([[5, 6, 5, 6, 5]], [[0, 0, 5, 6, 5, 6, 5]],
+              [[5, 6, 5, 6, 5, 0, 0, 0]]):
+    ids = tf.constant(ids)
+    np.testing.assert_allclose(layer(ids, mask=ids != 0).numpy()[0],
+                               want + [0.5, -0.5], rtol=1e-5)
+  np.testing.assert_allclose(layer(tf.zeros([2, 3], tf.int32),
+                                   mask=tf.zeros([2, 3], tf.bool)),
+                             [[0.5, -0.5]] * 2)
+  with pytest.raises(ValueError, match="smoothing must be > 0, got 0"):
+    mm.NaiveBayesNgrams(10, 2, smoothing=0)
+
+
+def test_classifier_with_naive_bayes_ngrams_is_padding_invariant(ids):
+  model = mm.SequenceClassifier(
+      VOCAB, num_classes=3, embedding_dim=8, pooling="attention",
+      encoder_config=SMALL_ENCODER, naive_bayes_buckets=211,
+      naive_bayes_orders=[1, 2, 3])
+  batch = keras.utils.pad_sequences(ids, padding="pre")
+  model.adapt([(tf.constant(batch), tf.constant([0, 1, 2, 0, 1, 2, 0]))])
+  ratios = model.naive_bayes.ratios.numpy()
+  assert np.abs(ratios).max() > 0.1
+  model.naive_bayes.kernel.assign(tf.ones_like(model.naive_bayes.kernel))
+  testing.assert_padding_invariant(model, ids, atol=1e-5)
+  clone = mm.SequenceClassifier.from_config(model.get_config())
+  clone.build()
+  clone.set_weights(model.get_weights())
+  np.testing.assert_allclose(clone(batch), model(batch), atol=1e-6)
+
+
 def _trained_classifier():
   model = mm.SequenceClassifier(VOCAB, 3, 8, encoder_config=SMALL_ENCODER,
                                 pooling="attention", head_units=[4],

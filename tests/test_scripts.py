@@ -207,3 +207,28 @@ def test_checked_in_flagfiles_are_valid(flagfile, tmp_path):
                       "--data_path=/no/such/aclImdb", f"--model_dir={tmp_path}")
   assert result.returncode == 1, result.stderr[-3000:]
   assert "Data folder not found: /no/such/aclImdb" in result.stderr
+
+
+def test_naive_bayes_weight_benchmark_matches_the_model_s_own_output(
+    tmp_path):
+  model_dir = str(tmp_path / "run")
+  trained = run_script("train.py", f"--model_dir={model_dir}", *TINY,
+                       "--naive_bayes_buckets=4099", "--naive_bayes_weight=2")
+  assert trained.returncode == 0, trained.stderr[-3000:]
+  summary = json.loads(open(os.path.join(model_dir, "summary.json")).read())
+  result = subprocess.run(
+      [sys.executable,
+       os.path.join(ROOT, "benchmarks", "naive_bayes_weight.py"),
+       f"--model_dir={model_dir}", "--test", "--weights=0,2"],
+      capture_output=True, text=True, env=env(), timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = [json.loads(line) for line in result.stdout.splitlines()
+          if line.startswith("{")]
+  assert rows[0]["cpu"]
+  weights = {row["naive_bayes_weight"]: row for row in rows[1:]}
+  assert set(weights) == {0.0, 2.0, "alone"}
+  # The run's own weight (2) gives the test accuracy of the run's test pass.
+  assert weights[2.0]["test_accuracy"] == pytest.approx(
+      summary["test_accuracy"], abs=1e-4)
+  assert weights[2.0]["validation_accuracy"] == pytest.approx(
+      summary["best_validation_accuracy"], abs=1e-4)

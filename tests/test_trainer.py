@@ -23,24 +23,31 @@ def corpus(tmp_path_factory):
 
 
 def _trainer(strategy, tokenizer, clip_norm=0.05, dropout=0.0, seed=3,
-             normalization="batch"):
+             normalization="batch", naive_bayes=None):
+  """A trainer of a small classifier; ``naive_bayes``: examples to adapt a
+  naive Bayes member to (none if None)."""
   keras.utils.set_random_seed(seed)
   with strategy.scope():
     model = mm.SequenceClassifier(
         tokenizer.vocab_size, 2, 16, pooling="attention", dropout=dropout,
         encoder_config=dict(conv_filters=[16], kernel_size=3, strides=2,
                             gru_units=[8], dropout=dropout,
-                            normalization=normalization))
+                            normalization=normalization),
+        naive_bayes_buckets=997 if naive_bayes else 0)
     model(tf.zeros([1, 1], tf.int32))
+  if naive_bayes:
+    model.adapt(data.labelled_batches(naive_bayes, tokenizer, 120))
+  with strategy.scope():
     optimizer = training.make_optimizer("adam", 3e-3)
     optimizer.build(model.trainable_variables)
   return training.Trainer(training.ClassificationTask(), model, optimizer,
                           strategy, clip_norm=clip_norm)
 
 
-def _train_losses(strategy, corpus, steps=6, dropout=0.0):
+def _train_losses(strategy, corpus, steps=6, dropout=0.0, naive_bayes=False):
   examples, tokenizer = corpus
-  trainer = _trainer(strategy, tokenizer, dropout=dropout)
+  trainer = _trainer(strategy, tokenizer, dropout=dropout,
+                     naive_bayes=examples if naive_bayes else None)
   # No shuffling and no bucketing: both strategies see the same global
   # batches; each replica gets its half of every batch.
   config = data.PipelineConfig(max_len=120, batch_size=BATCH, shuffle=False)
@@ -52,11 +59,13 @@ def _train_losses(strategy, corpus, steps=6, dropout=0.0):
   return losses, results, trainer
 
 
-def test_mirrored_training_matches_default_strategy(corpus, mirrored):
+@pytest.mark.parametrize("naive_bayes", [False, True])
+def test_mirrored_training_matches_default_strategy(corpus, mirrored,
+                                                    naive_bayes):
   default_losses, default_eval, default_trainer = _train_losses(
-      tf.distribute.get_strategy(), corpus)
+      tf.distribute.get_strategy(), corpus, naive_bayes=naive_bayes)
   mirrored_losses, mirrored_eval, mirrored_trainer = _train_losses(
-      mirrored, corpus)
+      mirrored, corpus, naive_bayes=naive_bayes)
   assert mirrored_trainer.strategy.num_replicas_in_sync == 2
   np.testing.assert_allclose(mirrored_losses, default_losses, atol=1e-4)
   assert default_losses[-1] < default_losses[0]  # it learns
@@ -68,6 +77,41 @@ def test_mirrored_training_matches_default_strategy(corpus, mirrored):
                                                     abs=1e-6)
   assert mirrored_eval["loss"] == pytest.approx(default_eval["loss"], abs=1e-4)
   assert mirrored_trainer.step == default_trainer.step == 6
+
+
+def test_each_member_of_an_ensemble_learns_from_its_own_loss(corpus):
+  examples, tokenizer = corpus
+  trainer = _trainer(tf.distribute.get_strategy(), tokenizer,
+                     naive_bayes=examples)
+  model, nb = trainer.model, trainer.model.naive_bayes
+  nb.kernel.assign(tf.random.normal(nb.kernel.shape, seed=2))
+  ids = tokenizer.encode(examples.texts[:6], 80).to_tensor()
+  labels = tf.constant(examples.labels[:6])
+  model.naive_bayes_weight = 2.5  # weighs the output, never the training
+  grads, per_example, logits = trainer.forward_backward(
+      ids, labels, tf.ones([6]), tf.constant(6))
+  head, naive = model.member_logits(ids, training=True)
+  np.testing.assert_allclose(logits, head + 2.5 * naive, atol=1e-5)
+  np.testing.assert_allclose(model(ids, training=True), head + 2.5 * naive,
+                             atol=1e-5)
+  losses = [keras.losses.sparse_categorical_crossentropy(labels, member,
+                                                         from_logits=True)
+            for member in (head, naive)]
+  np.testing.assert_allclose(per_example, losses[0] + losses[1], rtol=1e-5)
+  # The naive Bayes member's gradient is that of its own loss alone, and the
+  # head's is that of the head's loss alone.
+  with tf.GradientTape(persistent=True) as tape:
+    head, naive = model.member_logits(ids, training=True)
+    own = [tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+        labels, member, from_logits=True)) for member in (head, naive)]
+  names = [v.path for v in model.trainable_variables]
+  for name, grad, variable in zip(names, grads, model.trainable_variables):
+    member = 1 if "naive_bayes" in name else 0
+    want = tape.gradient(own[member], variable)
+    np.testing.assert_allclose(tf.convert_to_tensor(grad),
+                               tf.convert_to_tensor(want), atol=1e-6,
+                               err_msg=name)
+  assert any("naive_bayes" in name for name in names)
 
 
 def test_dropout_curve_with_two_replicas_stays_close_to_one(corpus,

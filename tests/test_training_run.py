@@ -9,8 +9,11 @@ import tensorflow as tf
 
 from helpers import checkpoint_values, tiny_config, write_jsonl
 from maskmodels import training
+from maskmodels.data import pipeline
 from maskmodels.errors import InputError
+from maskmodels.layers.ngrams import NaiveBayesNgrams
 from maskmodels.training import checkpoints
+from maskmodels.training.runner import read_splits
 
 DEFAULT = tf.distribute.get_strategy()
 
@@ -212,3 +215,22 @@ def test_checkpoint_restores_are_checked_against_the_manifest(jsonl,
   with pytest.raises(InputError, match="does not match this model: model "
                      "value 16 is 'model/seed_generator.* there, 'model/head/kernel 16x4"):
     checkpoints.restore_weights(other, path)
+
+
+def test_naive_bayes_ratios_come_from_the_training_split_and_are_kept(
+    jsonl, tmp_path):
+  model_dir = str(tmp_path / "run")
+  config = tiny_config(jsonl, deterministic=False, train_steps=6,
+                       naive_bayes_buckets=4099, naive_bayes_orders=[1, 2])
+  training.train_and_evaluate(config, model_dir, DEFAULT)
+  _, tokenizer, model = training.load_trained(model_dir)
+  reference = NaiveBayesNgrams(4099, 2, orders=[1, 2])
+  train = read_splits(config.data, config.train.seed).train
+  reference.adapt((ids, ids != 0, labels) for ids, labels in
+                  pipeline.labelled_batches(train, tokenizer,
+                                            config.data.max_len,
+                                            config.data.truncation))
+  np.testing.assert_allclose(model.naive_bayes.ratios.numpy(),
+                             reference.ratios.numpy(), rtol=1e-6)
+  assert np.abs(model.naive_bayes.kernel.numpy()).max() > 0  # trained
+  assert len(train) < 240  # validation texts were not counted

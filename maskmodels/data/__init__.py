@@ -1,7 +1,7 @@
 """Text data: readers, in-graph tokenization, batching, distributed input."""
 
 from maskmodels.data.pipeline import (PipelineConfig, batches_per_pass,
-                                      dataset_fn,
+                                      dataset_fn, labelled_batches,
                                       length_boundaries, make_dataset,
                                       padded_step_fraction, padding_stats,
                                       token_lengths)

@@ -101,6 +101,22 @@ def token_lengths(texts, tokenizer, max_len, truncation="head"):
                      np.int64, count=len(texts))
 
 
+def labelled_batches(examples, tokenizer, max_len, truncation="head",
+                     batch_size=256):
+  """``(ids, labels)`` batches of ``examples`` in order, for counting.
+
+  Yields int32 ids ``[batch, time]`` (0-padded on the right) and int32
+  labels ``[batch]``; no shuffling, weights or filler rows.
+  """
+  texts = tf.data.Dataset.from_tensor_slices(
+      (tf.constant(examples.texts, tf.string),
+       tf.constant(examples.labels, tf.int32)))
+  return texts.batch(batch_size).map(
+      lambda t, labels: (tokenizer.encode(t, max_len, truncation).to_tensor(),
+                         labels),
+      num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
 def length_boundaries(lengths, num_buckets=8):
   """Bucket edges at length quantiles, e.g. ``[35, 64, 120]``.
 

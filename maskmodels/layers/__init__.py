@@ -6,6 +6,6 @@ from maskmodels.layers.dropout import Dropout
 from maskmodels.layers.normalization import (MaskedBatchNormalization,
                                              MaskedLayerNormalization,
                                              masked_moments)
-from maskmodels.layers.ngrams import HashedNgramBag
+from maskmodels.layers.ngrams import HashedNgramBag, NaiveBayesNgrams
 from maskmodels.layers.pooling import MaskedPooling, Pooling
 from maskmodels.layers.recurrent import MaskedGRU, set_use_cudnn

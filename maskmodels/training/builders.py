@@ -18,13 +18,18 @@ def build_model(config, vocab_size, strategy=None):
   ``encoder_config``, ``pooling``, ``pooling_config``, ``head_units``,
   ``dropout`` (``--head_dropout``) and ``token_dropout``; with
   ``--ngram_buckets`` > 0 also ``ngram_buckets``, ``ngram_dim`` and
-  ``ngram_orders``.
+  ``ngram_orders``; with ``--naive_bayes_buckets`` > 0 also
+  ``naive_bayes_buckets``, ``naive_bayes_orders`` and ``naive_bayes_weight``.
   """
   settings = config.model
   ngrams = dict(ngram_buckets=settings.ngram_buckets,
                 ngram_dim=settings.ngram_dim,
                 ngram_orders=settings.ngram_orders
                 ) if settings.ngram_buckets else {}
+  if settings.naive_bayes_buckets:
+    ngrams.update(naive_bayes_buckets=settings.naive_bayes_buckets,
+                  naive_bayes_orders=settings.naive_bayes_orders,
+                  naive_bayes_weight=settings.naive_bayes_weight)
   strategy = strategy or tf.distribute.get_strategy()
   with strategy.scope():
     model = MODELS.get(settings.model)(

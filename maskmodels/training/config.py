@@ -114,6 +114,15 @@ class ModelConfig(Settings):
                            lower=1, resume=True)
   ngram_orders: list[int] = setting([2], "N-gram lengths of the bag.",
                                     lower=1, resume=True)
+  naive_bayes_buckets: int = setting(
+      0, "Hash buckets of a naive-Bayes-scaled linear n-gram model whose "
+      "logits add to the head's (NBSVM; 0: none).", lower=0, resume=True)
+  naive_bayes_orders: list[int] = setting(
+      [1, 2], "N-gram lengths of the naive Bayes model.", lower=1,
+      resume=True)
+  naive_bayes_weight: float = setting(
+      1.0, "Weight of the naive Bayes model's logits beside the head's (which "
+      "weigh 1) in the output; training does not depend on it.", lower=0.0)
 
 
 @dataclasses.dataclass

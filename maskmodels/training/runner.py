@@ -186,6 +186,10 @@ class Runner:
     task = build_task(train.task, train.task_config,
                       self.config.data.class_names)
     model = build_model(self.config, tokenizer.vocab_size, self.strategy)
+    if hasattr(model, "adapt"):
+      data = self.config.data
+      model.adapt(pipeline.labelled_batches(splits.train, tokenizer,
+                                            data.max_len, data.truncation))
     with self.strategy.scope():
       optimizer = optimization.make_optimizer(
           train.optimizer, optimization.learning_rate_schedule(

@@ -42,7 +42,15 @@ class Task:
     self.class_names = list(class_names)
 
   def forward(self, model, ids, training):
-    """Model outputs (logits ``[batch, classes]``) for a batch of ids."""
+    """Model outputs (logits ``[batch, classes]``) for a batch of ids.
+
+    In training, a model with ``member_logits`` and ``combine`` (an
+    ensemble) gives a list of logits: each member is trained on its own
+    loss, their losses add up, and the metrics read ``model.combine`` of
+    them, which is what the model outputs outside training.
+    """
+    if training and hasattr(model, "member_logits"):
+      return model.member_logits(ids, training=True)
     return model(ids, training=training)
 
   def compute_loss(self, labels, logits, training):

@@ -97,7 +97,12 @@ class Trainer:
     variables = self.model.trainable_variables
     with tf.GradientTape() as tape:
       logits = self.task.forward(self.model, ids, training=True)
-      per_example = self.task.compute_loss(labels, logits, training=True)
+      if isinstance(logits, (list, tuple)):  # an ensemble's members
+        per_example = tf.add_n([self.task.compute_loss(labels, member, True)
+                                for member in logits])
+        logits = self.model.combine(logits)
+      else:
+        per_example = self.task.compute_loss(labels, logits, training=True)
       loss = tf.nn.compute_average_loss(per_example, sample_weight=weights,
                                         global_batch_size=global_weight)
       if self.model.losses:
