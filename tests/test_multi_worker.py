@@ -48,7 +48,8 @@ def test_two_workers_train_and_only_the_chief_checkpoints(tmp_path):
   model_dir = str(tmp_path / "run")
   cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
   workers = start_workers(model_dir, cluster, "--train_steps=8",
-                          "--steps_per_loop=4", "--checkpoint_every_steps=4")
+                          "--steps_per_loop=4", "--checkpoint_every_steps=4",
+                          "--naive_bayes_buckets=4099")
   outputs = [w.communicate(timeout=900) for w in workers]
   for worker, (_, err) in zip(workers, outputs):
     assert worker.returncode == 0, err[-3000:]
@@ -56,6 +57,12 @@ def test_two_workers_train_and_only_the_chief_checkpoints(tmp_path):
   assert latest and latest.endswith("ckpt-8")
   reader = tf.train.load_checkpoint(latest)
   assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 8
+  # Each worker counted the naive Bayes ratios before training, and the
+  # member trained: two [4099, 2] tables (ratios, kernel), both non-zero.
+  tables = [reader.get_tensor(name) for name, shape in
+            reader.get_variable_to_shape_map().items()
+            if name.startswith("model/") and shape == [4099, 2]]
+  assert len(tables) == 2 and all(abs(t).max() > 0 for t in tables)
   assert not [n for n in os.listdir(model_dir) if n.startswith(".worker_tmp")]
   assert "held-out test accuracy" in outputs[0][0]
 
