@@ -218,7 +218,7 @@ def test_checkpoint_restores_are_checked_against_the_manifest(jsonl,
 
 
 def test_naive_bayes_ratios_come_from_the_training_split_and_are_kept(
-    jsonl, tmp_path):
+    jsonl, tmp_path, monkeypatch):
   model_dir = str(tmp_path / "run")
   config = tiny_config(jsonl, deterministic=False, train_steps=6,
                        naive_bayes_buckets=4099, naive_bayes_orders=[1, 2])
@@ -234,3 +234,15 @@ def test_naive_bayes_ratios_come_from_the_training_split_and_are_kept(
                              reference.ratios.numpy(), rtol=1e-6)
   assert np.abs(model.naive_bayes.kernel.numpy()).max() > 0  # trained
   assert len(train) < 240  # validation texts were not counted
+
+  # Resuming restores the ratios from the checkpoint; it does not count the
+  # training split again.
+  def no_second_count(self, batches):
+    raise AssertionError("adapt called on a resumed run")
+  monkeypatch.setattr(type(model), "adapt", no_second_count)
+  summary = training.train_and_evaluate(
+      config.replace(train_steps=9), model_dir, DEFAULT)
+  assert summary["steps"] == 9
+  _, _, resumed = training.load_trained(model_dir)
+  np.testing.assert_allclose(resumed.naive_bayes.ratios.numpy(),
+                             reference.ratios.numpy(), rtol=1e-6)

@@ -162,7 +162,8 @@ class SequenceClassifier(keras.Model):
     """Fits the state that comes from the training data, before training.
 
     Sets the naive Bayes ratios of ``naive_bayes`` (if any); nothing else.
-    The training runner calls ``adapt`` on any model that has it.
+    The training runner calls ``adapt`` on any model that has it when a run
+    starts; a resumed run restores that state from its checkpoint.
 
     Args:
       batches: iterable of ``(ids, labels)``: int ``[batch, time]`` token ids

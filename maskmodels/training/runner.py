@@ -186,10 +186,6 @@ class Runner:
     task = build_task(train.task, train.task_config,
                       self.config.data.class_names)
     model = build_model(self.config, tokenizer.vocab_size, self.strategy)
-    if hasattr(model, "adapt"):
-      data = self.config.data
-      model.adapt(pipeline.labelled_batches(splits.train, tokenizer,
-                                            data.max_len, data.truncation))
     with self.strategy.scope():
       optimizer = optimization.make_optimizer(
           train.optimizer, optimization.learning_rate_schedule(
@@ -212,7 +208,8 @@ class Runner:
     metric), restored from the latest readable one if there is one.
 
     Returns:
-      ``(checkpointer, best)``: best is the best-metric variable.
+      ``(checkpointer, best, restored)``: best is the best-metric variable,
+      restored the checkpoint resumed from (None for a new run).
     """
     best = tf.Variable(-np.inf, dtype=tf.float64, trainable=False,
                        name="best_validation_metric")
@@ -225,7 +222,16 @@ class Runner:
     restored = checkpointer.restore()
     if restored:
       logging.info("Resumed from %s at step %d.", restored, trainer.step)
-    return checkpointer, best
+    return checkpointer, best, restored
+
+  def adapt_model(self, model, train, tokenizer):
+    """A new run's ``model.adapt`` (if the model has one) on the training
+    split's ``(ids, labels)``; a resumed run has its state from the
+    checkpoint."""
+    if hasattr(model, "adapt"):
+      data = self.config.data
+      model.adapt(pipeline.labelled_batches(train, tokenizer, data.max_len,
+                                            data.truncation))
 
   def build_controller(self, trainer, splits, tokenizer, batching):
     """The loop with its actions, resumed where the checkpoint left off.
@@ -234,7 +240,9 @@ class Runner:
       ``(controller, status)``: status holds the Throughput and
       BestCheckpoint actions, read for the summary.
     """
-    checkpointer, best = self.build_checkpointer(trainer)
+    checkpointer, best, restored = self.build_checkpointer(trainer)
+    if not restored:
+      self.adapt_model(trainer.model, splits.train, tokenizer)
     directory, metric = self.model_dir, trainer.task.best_metric
     status = dict(throughput=actions.Throughput(), best=actions.BestCheckpoint(
         directory.best_saver(trainer.model), metric, best))
