@@ -17,7 +17,9 @@ from maskmodels.layers.base import ExplicitMask
 _HASH_BASE = 1_000_003
 
 
-def _check_orders(orders):
+def _check_buckets_and_orders(buckets, orders):
+  if not isinstance(buckets, int) or buckets < 1:
+    raise ValueError(f"buckets must be a positive int, got {buckets!r}.")
   if not orders or any(not isinstance(n, int) or n < 1 for n in orders):
     raise ValueError(f"orders must be positive ints, got {orders!r}.")
 
@@ -90,9 +92,7 @@ class HashedNgramBag(ExplicitMask, keras.layers.Layer):
 
   def __init__(self, buckets, dim, orders=(2,), **kwargs):
     super().__init__(**kwargs)
-    if not isinstance(buckets, int) or buckets < 1:
-      raise ValueError(f"buckets must be a positive int, got {buckets!r}.")
-    _check_orders(orders)
+    _check_buckets_and_orders(buckets, orders)
     self.buckets, self.dim, self.orders = buckets, dim, list(orders)
     self.table = keras.layers.Embedding(buckets, dim, dtype=self.dtype_policy,
                                         name="table")
@@ -141,12 +141,10 @@ class NaiveBayesNgrams(ExplicitMask, keras.layers.Layer):
   def __init__(self, buckets, num_classes, orders=(1, 2), smoothing=1.0,
                **kwargs):
     super().__init__(**kwargs)
-    if not isinstance(buckets, int) or buckets < 1:
-      raise ValueError(f"buckets must be a positive int, got {buckets!r}.")
+    _check_buckets_and_orders(buckets, orders)
     if not isinstance(num_classes, int) or num_classes < 2:
       raise ValueError(f"num_classes must be an int >= 2, got "
                        f"{num_classes!r}.")
-    _check_orders(orders)
     if not smoothing > 0:
       raise ValueError(f"smoothing must be > 0, got {smoothing!r}.")
     self.buckets, self.num_classes = buckets, num_classes
