@@ -32,9 +32,10 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from maskmodels import data, testing, training  # noqa: E402
-from maskmodels.models import SequenceClassifier  # noqa: E402
 from maskmodels.training import memory, optimization, trainer  # noqa: E402
 
+import maskmodels as mm  # noqa: E402
+from imdb_model import CLASSIFICATION, CustomLoop, make_model  # noqa: E402
 from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
 
 training.split_cpu(2)  # before any op: a 2-replica strategy for counting
@@ -50,42 +51,6 @@ flags.DEFINE_integer("max_len", 400, "Tokens kept per review.", lower_bound=1)
 flags.DEFINE_integer("steps", 50, "Timed steps per measurement.",
                      lower_bound=1)
 flags.DEFINE_integer("rounds", 2, "Alternating rounds.", lower_bound=1)
-
-
-def make_model(vocab_size):
-  return SequenceClassifier(
-      vocab_size, 2, 128, encoder_config=dict(
-          conv_filters=[128], kernel_size=5, pool_size=2,
-          normalization="layer", gru_units=[64], bidirectional=True),
-      pooling="max", dropout=0.3)
-
-
-class CustomLoop:
-  """The maskmodels Trainer on a strategy (default: one device)."""
-
-  def __init__(self, vocab_size, dataset_fn, steps_per_loop, jit_compile,
-               precision="float32", strategy=None):
-    self.strategy = strategy or tf.distribute.get_strategy()
-    training.set_precision(precision)  # layers keep the policy they are
-    with self.strategy.scope():        # built under
-      self.model = make_model(vocab_size)
-      self.model(tf.zeros([1, 1], tf.int32))
-      training.set_precision("float32")
-      optimizer = training.make_optimizer("adam", 1e-3)
-      optimizer.build(self.model.trainable_variables)
-    self.trainer = training.Trainer(training.ClassificationTask(),
-                                    self.model, optimizer, self.strategy,
-                                    clip_norm=1.0, jit_compile=jit_compile)
-    self.trainer.set_train_data(dataset_fn)
-    self.steps_per_loop = steps_per_loop
-
-  def run(self, steps):
-    """Trains ``steps`` steps; returns the examples trained on."""
-    examples = 0.0
-    for start in range(0, steps, self.steps_per_loop):
-      loop = min(self.steps_per_loop, steps - start)
-      examples += self.trainer.train(loop)["examples"]
-    return examples
 
 
 class KerasFit:
@@ -115,6 +80,8 @@ def textbook_model():
 def measure(name, runner, steps):
   start = time.perf_counter()
   examples = runner.run(steps)
+  if isinstance(examples, dict):  # the custom loop's counts
+    examples = examples["examples"]
   seconds = time.perf_counter() - start
   result = {"config": name, "steps": steps, "examples": int(examples),
             "examples_per_second": round(examples / seconds, 1),
@@ -161,14 +128,19 @@ def main(argv):
   if FLAGS.data_dir:
     examples = data.read_aclimdb(FLAGS.data_dir, "train")
   else:
-    examples = data.read_default("train")
+    examples = data.read_examples(
+        "default", "", "train",
+        default_data=mm.ClassificationTask.default_data)
   order = np.random.default_rng(0).permutation(len(examples))[:FLAGS.examples]
   examples = examples.subset(order)
+  examples = examples.with_labels(CLASSIFICATION.encode_labels(
+      examples.labels, examples.source))
   work_dir = tempfile.mkdtemp(prefix="maskmodels_bench_")
   vocab = data.learn_vocabulary(examples.texts, "word", 20000, verbose=0)
   data.write_vocabulary(vocab, os.path.join(work_dir, "vocab.txt"))
   tokenizer = data.build_tokenizer("word", os.path.join(work_dir, "vocab.txt"))
-  lengths = data.token_lengths(examples.texts, tokenizer, FLAGS.max_len)
+  featurizer = data.Featurizer(tokenizer)
+  lengths = data.token_lengths(examples, tokenizer, FLAGS.max_len)
   edges = data.length_boundaries(lengths, 8)
   batch = FLAGS.batch_size
   # A token budget that holds the fixed batch's tokens on average.
@@ -180,17 +152,18 @@ def main(argv):
 
   def dataset_fn(pipeline_config):
     return lambda ctx, start: data.make_dataset(
-        examples, tokenizer, pipeline_config, True, ctx, start)
+        examples, featurizer, pipeline_config, True, ctx, start)
 
-  fit_data = data.make_dataset(examples, tokenizer, config(), True).map(
-      lambda i, l, w: (i, l))
+  fit_data = data.make_dataset(examples, featurizer, config(), True).map(
+      lambda f, l, w: (f["ids"], l))
   textbook_vocab = vocab[:999]  # + 1 OOV bucket = 1000 ids
   data.write_vocabulary(textbook_vocab, os.path.join(work_dir, "v1000.txt"))
   textbook_tokenizer = data.build_tokenizer(
       "word", os.path.join(work_dir, "v1000.txt"), num_oov_buckets=1)
   textbook_data = data.make_dataset(
-      examples, textbook_tokenizer, data.PipelineConfig(100000, 32),
-      training=True).map(lambda i, l, w: (i, l))
+      examples, data.Featurizer(textbook_tokenizer),
+      data.PipelineConfig(100000, 32), training=True).map(
+          lambda f, l, w: (f["ids"], l))
   logging.info("Mean tokens per review: %.1f; token budget %d.",
                lengths.mean(), budget)
   token_ids = tokenizer.encode(examples.texts[:400]).flat_values.numpy()

@@ -8,25 +8,32 @@ tools quiet TensorFlow's start-up before it loads).
 
 import importlib
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _EXPORTS = {
     "maskmodels.layers": (
         "MaskedBatchNormalization", "MaskedConv1D", "MaskedConvBlock",
         "MaskedGRU", "MaskedLayerNormalization", "MaskedMaxPool1D",
         "MaskedPooling", "Pooling", "Dropout", "HashedNgramBag",
-        "NaiveBayesNgrams"),
-    "maskmodels.models": ("ConvGRUEncoder", "Encoder", "SequenceClassifier"),
+        "NaiveBayesNgrams", "WordFeature", "CharacterFeatures"),
+    "maskmodels.models": (
+        "ConvGRUEncoder", "Encoder", "Ensemble", "Head", "Member",
+        "NaiveBayesClassifier", "NgramBagClassifier", "PerStepHead",
+        "PooledHead", "SequenceBackbone", "SequenceModel"),
     "maskmodels.registry": (
-        "ENCODERS", "MODELS", "POOLINGS", "TASKS", "Registry",
-        "register_encoder", "register_model", "register_pooling",
-        "register_task"),
-    "maskmodels.settings": ("Settings", "setting"),
+        "BACKBONES", "ENCODERS", "HEADS", "MEMBERS", "MODELS", "POOLINGS",
+        "TASKS", "WORD_FEATURES", "Registry", "register_backbone",
+        "register_encoder", "register_head", "register_member",
+        "register_model", "register_pooling", "register_task",
+        "register_word_feature"),
+    "maskmodels.settings": ("Configurable", "Settings", "setting"),
     "maskmodels.errors": ("InputError",),
-    "maskmodels.training.tasks": ("ClassificationTask", "Task"),
+    "maskmodels.tasks": ("ClassificationTask", "LabelSpec", "TaggingTask",
+                         "Task"),
 }
 _SUBMODULES = ("data", "errors", "export", "layers", "masking", "models",
-               "registry", "settings", "testing", "training")
+               "registry", "serving", "settings", "tasks", "testing",
+               "training")
 _ORIGIN = {name: module for module, names in _EXPORTS.items()
            for name in names}
 __all__ = sorted(_ORIGIN) + list(_SUBMODULES)

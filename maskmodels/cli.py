@@ -128,6 +128,24 @@ def import_plugins(modules):
       raise
 
 
+def guarded(main, show_traceback=lambda: False):
+  """``main`` with bad input turned into a one-line ``error:`` and exit
+  status 1 (unless ``show_traceback()``); any other exception is a bug and
+  keeps its traceback."""
+  from maskmodels.errors import InputError  # pylint: disable=import-outside-toplevel
+
+  def run_main(argv):
+    try:
+      return main(argv)
+    except (InputError, FileNotFoundError, FloatingPointError) as error:
+      if show_traceback():
+        raise
+      sys.stderr.write(f"error: {error}\n")
+      sys.exit(1)
+
+  return run_main
+
+
 def run(main, define_flags=None, doc=None):
   """Runs ``main`` as an absl app, after ``--import`` and ``define_flags``.
 
@@ -140,21 +158,10 @@ def run(main, define_flags=None, doc=None):
   is a bug and keeps its traceback (absl's ``--pdb_post_mortem`` works).
   """
   from absl import app, flags  # pylint: disable=import-outside-toplevel
-  from maskmodels.errors import InputError  # pylint: disable=import-outside-toplevel
   if doc:
     sys.modules["__main__"].__doc__ = doc
   _define_common_flags()
   import_plugins(plugin_modules(sys.argv))
   if define_flags:
     define_flags()
-
-  def guarded(argv):
-    try:
-      return main(argv)
-    except (InputError, FileNotFoundError, FloatingPointError) as error:
-      if flags.FLAGS.traceback:
-        raise
-      sys.stderr.write(f"error: {error}\n")
-      sys.exit(1)
-
-  app.run(guarded)
+  app.run(guarded(main, lambda: flags.FLAGS.traceback))

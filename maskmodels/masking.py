@@ -10,6 +10,8 @@ Conventions used throughout maskmodels:
 
 import tensorflow as tf
 
+from maskmodels import graph as _graph  # noqa: F401  (AutoGraph leaves us be)
+
 PADDING_MODES = ("same", "valid", "causal")
 
 
@@ -81,13 +83,23 @@ def to_right_padded(inputs, mask):
     and the permutation used, for :func:`restore_order`.
   """
   perm = right_padding_permutation(mask)
-  return (tf.gather(inputs, perm, batch_dims=1),
-          tf.gather(mask, perm, batch_dims=1), perm)
+  return reorder(inputs, perm), reorder(mask, perm), perm
 
 
 def restore_order(packed, perm):
   """Inverse of :func:`to_right_padded` for a ``[batch, time, ...]`` tensor."""
-  return tf.gather(packed, tf.argsort(perm, axis=1), batch_dims=1)
+  return reorder(packed, tf.argsort(perm, axis=1))
+
+
+def reorder(values, perm):
+  """``values`` ``[batch, time, ...]`` reordered along time by ``perm``
+  (``tf.gather(values, perm, batch_dims=1)``), without a copy when ``perm``
+  is the identity (input already right-padded, the usual case inside a
+  model)."""
+  identity = tf.reduce_all(tf.equal(
+      perm, tf.range(tf.shape(perm)[1], dtype=perm.dtype)))
+  return tf.cond(identity, lambda: tf.identity(values),
+                 lambda: tf.gather(values, perm, batch_dims=1))
 
 
 def to_left_padded(inputs, mask):

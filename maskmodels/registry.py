@@ -1,7 +1,9 @@
 """Name -> thing registries, so a flag or a config can pick a component.
 
-Every lookup by name in maskmodels goes through a :class:`Registry`:
-models, encoders, poolings and tasks (research code registers its own), and
+Every lookup by name in maskmodels goes through a :class:`Registry`: the
+parts of a model (backbones, encoders, word features, poolings, heads,
+ensemble members), the models that join a backbone and a head, and tasks
+(research code registers its own of each), and
 the fixed choices behind flags (tokenizers, data formats, optimizers,
 schedules, precisions, strategies, normalizations).
 """
@@ -84,12 +86,20 @@ class Registry:
     return name in self._entries
 
 
+BACKBONES = Registry("backbone", keras_serializable=True)
 ENCODERS = Registry("encoder", keras_serializable=True)
+WORD_FEATURES = Registry("word feature", keras_serializable=True)
 POOLINGS = Registry("pooling", keras_serializable=True)
+HEADS = Registry("head", keras_serializable=True)
 MODELS = Registry("model", keras_serializable=True)
+MEMBERS = Registry("member", keras_serializable=True)
 TASKS = Registry("task")
 
+register_backbone = BACKBONES.register
 register_encoder = ENCODERS.register
+register_word_feature = WORD_FEATURES.register
 register_pooling = POOLINGS.register
+register_head = HEADS.register
 register_model = MODELS.register
+register_member = MEMBERS.register
 register_task = TASKS.register

@@ -8,7 +8,11 @@ encoder, a pooling, a task) declare their own settings the same way, as a
 nested ``Config`` class.
 
 Field types: ``bool``, ``int``, ``float``, ``str``, ``list[int]``,
-``list[str]`` and ``dict`` (JSON).
+``list[str]`` and ``dict`` (JSON); a list setting also takes one item.
+
+:class:`Configurable` makes a Keras layer or model take its ``Config``'s
+fields as keyword arguments, so a component's defaults live in its
+``Config`` and nowhere else.
 """
 
 import copy
@@ -71,6 +75,8 @@ def _converted(field, value):
       raise bad("a string")
     return value
   if kind is list:
+    if isinstance(value, item) and not isinstance(value, bool):
+      value = [value]  # one value for every item
     if not isinstance(value, (list, tuple)) or not all(
         isinstance(v, item) and not isinstance(v, bool) for v in value):
       raise bad(f"a list of {item.__name__}")
@@ -168,3 +174,33 @@ def _plain(value):
       isinstance(v, (bool, int, float, str)) for v in value):
     return list(value)
   return None
+
+
+class Configurable:
+  """Mixin: a Keras layer or model whose settings are its ``Config``.
+
+  The constructor takes the ``Config`` fields by name (their defaults come
+  from the ``Config`` only, so ``MyEncoder()`` is the component the
+  command line builds by default); every other keyword goes on to Keras.
+  The validated settings are ``self.settings``, and ``get_config`` holds
+  them with Keras's own entries, so ``from_config`` rebuilds the same
+  component. Put it first among the bases::
+
+      class MyEncoder(mm.Configurable, mm.Encoder):
+        @dataclasses.dataclass
+        class Config(mm.Settings):
+          width: int = mm.setting(32, "Channels.", lower=1, resume=True)
+  """
+
+  Config = None
+
+  def __init__(self, *args, **kwargs):
+    names = {f.name for f in dataclasses.fields(self.Config)}
+    values = {name: kwargs.pop(name) for name in list(kwargs)
+              if name in names}
+    settings = self.Config(**values)
+    super().__init__(*args, **kwargs)
+    self.settings = settings
+
+  def get_config(self):
+    return dict(super().get_config(), **self.settings.to_dict())

@@ -6,6 +6,9 @@ Usage::
     seqs = testing.random_sequences(8, max_len=20, dim=16)   # float features
     testing.assert_padding_invariant(my_layer, seqs)          # or ids + model
     testing.assert_layer(lambda **kw: MyLayer(32, **kw), seqs)  # every check
+    words = testing.random_sentences(8, 12, 10, vocab_size=50,
+                                     char_buckets=64)     # words + chars
+    testing.assert_nested_padding_invariant(tagger, words, char_buckets=64)
 
 :func:`assert_layer` runs the whole battery on a layer: padding invariance,
 a config round trip, finite outputs and gradients on empty sequences, and
@@ -23,6 +26,12 @@ Two input kinds are understood:
 
 The output may be ``[batch, dim]`` (pooled), ``(sequence, mask)``, or a
 sequence ``[batch, time, dim]`` on the input's time axis.
+
+:func:`check_nested_padding` checks two levels of padding, words and the
+characters inside them (``{"ids": [batch, words], "chars": [batch, words,
+chars]}``): extra pad characters, extra pad words, both layouts and
+batch-mates must not change a real token's output, and no gradient may
+reach a pad token's or a pad character's embedding.
 """
 
 import dataclasses
@@ -109,9 +118,15 @@ def _pad_batch(sequences, width, left, fill, rng):
 
 
 def _call(model, batch, mask, ids):
+  """The model's output (an ensemble's combined output)."""
   if ids:
-    return model(tf.constant(batch), training=False)
-  return model(tf.constant(batch), mask=tf.constant(mask), training=False)
+    outputs = model(tf.constant(batch), training=False)
+  else:
+    outputs = model(tf.constant(batch), mask=tf.constant(mask),
+                    training=False)
+  if isinstance(outputs, dict) and "output" in outputs:
+    return outputs["output"]
+  return outputs
 
 
 def _real_outputs(outputs, in_mask, ids, pad_id, batch):
@@ -154,7 +169,7 @@ def _compare(check, reference, candidate, lengths, atol, rtol):
   return failures
 
 
-def _pad_gradient(model, batch, mask, ids, pad_id, seed):
+def _pad_gradient(model, batch, mask, ids, pad_id, seed, pad_rows=None):
   """Largest |d loss / d input| over pad positions (embedding rows for ids)."""
   x = tf.constant(batch)
   with tf.GradientTape() as tape:
@@ -176,26 +191,32 @@ def _pad_gradient(model, batch, mask, ids, pad_id, seed):
     grad = np.asarray(grad)
     return float(np.max(np.abs(grad[~mask]), initial=0.0)), bool(
         np.all(np.isfinite(grad)))
-  worst, finite, found = 0.0, True, False
-  variables = model.trainable_variables
-  for grad in tape.gradient(loss, variables):
-    if isinstance(grad, tf.IndexedSlices):
-      found = True
-      rows = np.asarray(grad.values)
-      finite &= bool(np.all(np.isfinite(rows)))
-      at_pad = np.asarray(grad.indices) == pad_id
-      worst = max(worst, float(np.max(np.abs(rows[at_pad]), initial=0.0)))
-  if not found:
+  rows = pad_rows if pad_rows is not None else (
+      model.pad_rows() if hasattr(model, "pad_rows") else [])
+  if not rows:
     raise ValueError(
-        "No embedding-lookup gradient found (tf.IndexedSlices); cannot locate "
-        "pad-position embeddings. Pass check_gradients=False, or check the "
-        "encoder on float features instead.")
+        "The model names no embedding rows that pad positions look up "
+        "(pad_rows()); cannot check their gradient. Pass "
+        "check_gradients=False, or check the encoder on float features.")
+  worst, finite = 0.0, True
+  grads = tape.gradient(loss, [variable for variable, _ in rows])
+  for grad, (_, row) in zip(grads, rows):
+    if grad is None:
+      continue
+    if isinstance(grad, tf.IndexedSlices):
+      values, indices = np.asarray(grad.values), np.asarray(grad.indices)
+      at_pad = values[indices == row]
+    else:
+      values = np.asarray(grad)
+      at_pad = values[row:row + 1]
+    finite &= bool(np.all(np.isfinite(values)))
+    worst = max(worst, float(np.max(np.abs(at_pad), initial=0.0)))
   return worst, finite
 
 
 def check_padding_invariance(model, sequences, *, pad_id=0, extra_padding=3,
                              atol=1e-5, rtol=0.0, check_gradients=True,
-                             seed=0):
+                             seed=0, pad_rows=None):
   """Runs every padding-invariance check and returns the failures.
 
   Each sequence's output alone, padded to its own length, is the reference.
@@ -214,6 +235,9 @@ def check_padding_invariance(model, sequences, *, pad_id=0, extra_padding=3,
     atol, rtol: tolerances of the value comparisons.
     check_gradients: whether to run the gradient check.
     seed: seed for pad garbage and gradient projections.
+    pad_rows: ``[(embedding variable, row)]`` that pad positions look up
+      (default: ``model.pad_rows()``, which maskmodels models give); only
+      these rows' gradients are checked.
 
   Returns:
     A list of :class:`Failure`; empty when the model is padding invariant.
@@ -246,7 +270,8 @@ def check_padding_invariance(model, sequences, *, pad_id=0, extra_padding=3,
                          lengths, atol, rtol)
   if check_gradients:
     batch, mask = _pad_batch(sequences, width, True, fill, rng)
-    worst, finite = _pad_gradient(model, batch, mask, ids, pad_id, seed)
+    worst, finite = _pad_gradient(model, batch, mask, ids, pad_id, seed,
+                                  pad_rows)
     if worst != 0.0:
       failures.append(Failure("gradient at pad steps",
                               f"max |grad| = {worst:.3g}, expected exactly 0"))
@@ -542,3 +567,185 @@ class CollectiveCounter:
     """All-reduces that carry every trainable variable's gradient."""
     size = len(self.trainer.model.trainable_variables)
     return self.calls.count(("batch_reduce_to", size))
+
+
+# --------------------------------------------------------------------------
+# Two levels of padding: words, and characters inside words.
+# --------------------------------------------------------------------------
+
+
+def random_sentences(count, max_words, max_chars, *, vocab_size,
+                     char_buckets, seed=0):
+  """Random sentences of words with characters, for nested padding checks.
+
+  Lengths always include an empty sentence, a full one, one-character and
+  ``max_chars``-character words.
+
+  Returns:
+    A list of ``(ids, chars)``: int32 ``[words]`` token ids (never 0) and a
+    list of int32 ``[length]`` character ids per word (never 0).
+  """
+  rng = np.random.default_rng(seed)
+  sentences = []
+  for index in range(count):
+    words = int(rng.integers(0, max_words + 1))
+    words = {0: 0, 1: max_words}.get(index, words)
+    ids = rng.integers(1, vocab_size, size=words).astype(np.int32)
+    chars = [rng.integers(1, char_buckets, size=int(rng.integers(
+        1, max_chars + 1))).astype(np.int32) for _ in range(words)]
+    if words:
+      chars[0] = chars[0][:1]  # a one-character word
+      chars[-1] = rng.integers(1, char_buckets, size=max_chars).astype(
+          np.int32)
+    sentences.append((ids, chars))
+  return sentences
+
+
+def _nested_batch(sentences, words, chars, left_words, left_chars, rng,
+                  char_buckets):
+  """Features ``{"ids": [b, words], "chars": [b, words, chars]}`` and the
+  word mask; pad words hold random character ids (a model must not read
+  them)."""
+  batch = len(sentences)
+  ids = np.zeros((batch, words), np.int32)
+  codes = rng.integers(1, char_buckets, size=(batch, words, chars)).astype(
+      np.int32)
+  mask = np.zeros((batch, words), bool)
+  for row, (sentence_ids, sentence_chars) in enumerate(sentences):
+    start = words - len(sentence_ids) if left_words else 0
+    ids[row, start:start + len(sentence_ids)] = sentence_ids
+    mask[row, start:start + len(sentence_ids)] = True
+    for offset, word in enumerate(sentence_chars):
+      slot = codes[row, start + offset]
+      slot[:] = 0
+      begin = chars - len(word) if left_chars else 0
+      slot[begin:begin + len(word)] = word
+  return {"ids": ids, "chars": codes}, mask
+
+
+def _nested_call(model, features, mask):
+  features = {k: tf.constant(v) for k, v in features.items()}
+  if getattr(model, "feature", None):  # a word-feature layer
+    return model(features, mask=tf.constant(mask), training=False)
+  outputs = model(features, training=False)
+  if isinstance(outputs, dict) and "output" in outputs:
+    return outputs["output"]
+  return outputs
+
+
+def _per_sentence(outputs, mask):
+  values = np.asarray(tf.cast(outputs, tf.float32))
+  if values.ndim == 2:
+    return list(values)
+  return [values[row][mask[row]] for row in range(len(values))]
+
+
+def check_nested_padding(model, sentences, *, char_buckets, extra_words=3,
+                         extra_chars=3, atol=1e-5, check_gradients=True,
+                         seed=0, pad_rows=None):
+  """Padding checks at both levels; returns the failures.
+
+  Each sentence alone, with as many word slots as words and as many
+  character slots as its longest word, is the reference. The checks
+  compare it with: extra pad characters inside every word, its characters
+  aligned to the end of their slots (left-padded words), extra pad words
+  on the right and on the left, and all sentences in one batch (right- and
+  left-padded). Pad words always hold random character ids, which must
+  not matter. With ``check_gradients``, the gradient of a random
+  projection of the outputs at the embedding rows that pad positions look
+  up (``model.pad_rows()``: pad tokens and pad characters) must be
+  exactly zero, and every gradient finite.
+
+  Args:
+    model: a model taking features ``{"ids", "chars"}`` (its output per
+      sequence ``[batch, dim]`` or per token ``[batch, words, ...]``), or a
+      word-feature layer (``layer(features, mask=word_mask)``).
+    sentences: :func:`random_sentences` output.
+    char_buckets: character ids are below this.
+    extra_words, extra_chars: pad words and pad characters added.
+
+  Returns:
+    A list of :class:`Failure`.
+  """
+  rng = np.random.default_rng(seed)
+  lengths = [len(ids) for ids, _ in sentences]
+
+  def longest(group):
+    return max([len(w) for _, chars in group for w in chars] + [1])
+
+  def run(group, words, chars, left_words=False, left_chars=False):
+    features, mask = _nested_batch(group, words, chars, left_words,
+                                   left_chars, rng, char_buckets)
+    return _per_sentence(_nested_call(model, features, mask), mask)
+
+  reference = [run([s], max(len(s[0]), 1), longest([s]))[0]
+               for s in sentences]
+  failures = []
+  for check, options in (
+      ("extra pad characters", dict(extra_chars=extra_chars)),
+      ("characters left-padded", dict(extra_chars=extra_chars,
+                                      left_chars=True)),
+      ("extra pad words", dict(extra_words=extra_words)),
+      ("words left-padded", dict(extra_words=extra_words, left_words=True))):
+    extra_w, extra_c = (options.pop("extra_words", 0),
+                        options.pop("extra_chars", 0))
+    alone = [run([s], max(len(s[0]), 1) + extra_w, longest([s]) + extra_c,
+                 **options)[0] for s in sentences]
+    failures += _compare(f"alone, {check}", reference, alone, lengths, atol,
+                         0.0)
+  width, chars = max(lengths) + extra_words, longest(sentences) + extra_chars
+  for check, left in (("batched, right padding", False),
+                      ("batched, left padding", True)):
+    failures += _compare(check, reference, run(
+        sentences, width, chars, left_words=left, left_chars=left),
+                         lengths, atol, 0.0)
+  if check_gradients:
+    failures += _nested_gradient_failures(model, sentences, width, chars,
+                                          rng, char_buckets, seed, pad_rows)
+  return failures
+
+
+def _nested_gradient_failures(model, sentences, words, chars, rng,
+                              char_buckets, seed, pad_rows):
+  features, mask = _nested_batch(sentences, words, chars, True, False, rng,
+                                 char_buckets)
+  rows = pad_rows if pad_rows is not None else (
+      model.pad_rows() if hasattr(model, "pad_rows") else [])
+  if not rows:
+    raise ValueError("The model names no embedding rows that pad positions "
+                     "look up (pad_rows()); pass check_gradients=False.")
+  with tf.GradientTape() as tape:
+    outputs = tf.cast(_nested_call(model, features, mask), tf.float32)
+    if outputs.shape.rank > 2:
+      outputs = masking.apply_mask(outputs, tf.constant(mask))
+    loss = tf.reduce_sum(outputs * tf.random.stateless_normal(
+        tf.shape(outputs), seed=[seed, 2]))
+  failures, worst = [], 0.0
+  for grad, (_, row) in zip(tape.gradient(loss, [v for v, _ in rows]), rows):
+    if grad is None:
+      continue
+    if isinstance(grad, tf.IndexedSlices):
+      values, indices = np.asarray(grad.values), np.asarray(grad.indices)
+      at_pad = values[indices == row]
+    else:
+      values = np.asarray(grad)
+      at_pad = values[row:row + 1]
+    if not np.all(np.isfinite(values)):
+      failures.append(Failure("gradient finite", "non-finite gradient"))
+    worst = max(worst, float(np.max(np.abs(at_pad), initial=0.0)))
+  if worst != 0.0:
+    failures.append(Failure("gradient at pad tokens and characters",
+                            f"max |grad| = {worst:.3g}, expected exactly 0"))
+  return failures
+
+
+def assert_nested_padding_invariant(model, sentences, **kwargs):
+  """Raises :class:`PaddingInvarianceError` naming every failed check of
+  :func:`check_nested_padding` (same arguments)."""
+  failures = check_nested_padding(model, sentences, **kwargs)
+  if failures:
+    name = getattr(model, "name", type(model).__name__)
+    raise PaddingInvarianceError(
+        f"{name} is not invariant to padding at both levels; "
+        f"{len(failures)} check(s) failed:\n" +
+        "\n".join(f"  {failure}" for failure in failures))

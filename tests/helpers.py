@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import tensorflow as tf
 
@@ -14,6 +16,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Settings of a small, fast model for the command-line tools.
 TINY_FLAGS = ["--embedding_dim=16", "--conv_filters=16", "--gru_units=8",
               "--vocab_size=400", "--max_len=96", "--batch_size=32"]
+TINY_RUN = TINY_FLAGS + ["--train_steps=12", "--steps_per_loop=4",
+                         "--warmup_steps=2", "--checkpoint_every_steps=4"]
 
 
 def write_jsonl(path, count, seed, text_key="text", label_key="label"):
@@ -46,15 +50,75 @@ def checkpoint_values(model_dir):
   return {name: reader.get_tensor(name) for name in names}
 
 
+def summary_scalars(folder):
+  """``{(tag, step): value}`` of the TensorBoard scalars in ``folder``."""
+  values = {}
+  for path in tf.io.gfile.glob(os.path.join(folder, "events.out.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        values[(value.tag, event.step)] = float(
+            tf.make_ndarray(value.tensor))
+  return values
+
+
 def env(**extra):
   """The environment of a command-line tool run by a test."""
   return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
               **extra)
 
 
-def run_script(script, *args, stdin=None, cwd=ROOT, timeout=600, **extra_env):
-  """Runs ``scripts/<script>`` in a fresh process."""
-  return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script),
-                         *args], capture_output=True, text=True,
-                        env=env(**extra_env), input=stdin, timeout=timeout,
-                        cwd=cwd)
+# Seconds a command may take to exit after its last line of output.
+EXIT_BOUND = 30.0
+
+
+class Completed(subprocess.CompletedProcess):
+  """A finished command, with ``exit_seconds``: from its last output line
+  (on either stream) to its exit."""
+  exit_seconds = 0.0
+
+
+def run_script(script, *args, stdin=None, cwd=ROOT, timeout=600,
+               check_exit=True, **extra_env):
+  """Runs ``scripts/<script>`` in a fresh process, as a user does.
+
+  Fails if the process is still there ``EXIT_BOUND`` seconds after its last
+  line of output (a command must end when its work is done).
+  """
+  process = subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, "scripts", script), *args],
+      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True, env=env(**extra_env), cwd=cwd)
+  streams = {"stdout": [], "stderr": []}
+  last = [time.monotonic()]
+
+  def read(name, stream):
+    for line in stream:
+      streams[name].append(line)
+      last[0] = time.monotonic()
+
+  readers = [threading.Thread(target=read, args=(name, getattr(process,
+                                                               name)))
+             for name in streams]
+  for reader in readers:
+    reader.start()
+  if stdin:
+    process.stdin.write(stdin)
+  process.stdin.close()
+  deadline = time.monotonic() + timeout
+  while process.poll() is None:
+    now = time.monotonic()
+    if now > deadline or (check_exit and now - last[0] > EXIT_BOUND and
+                          any(streams.values())):
+      process.kill()
+      process.wait()
+      raise AssertionError(
+          f"{script} {' '.join(args)} did not exit {now - last[0]:.0f} s "
+          f"after its last output line: {''.join(streams['stdout'])[-500:]}"
+          f"{''.join(streams['stderr'])[-1500:]}")
+    time.sleep(0.05)
+  for reader in readers:
+    reader.join()
+  result = Completed(process.args, process.returncode,
+                     "".join(streams["stdout"]), "".join(streams["stderr"]))
+  result.exit_seconds = time.monotonic() - last[0]
+  return result

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from maskmodels.training import actions, memory
+from helpers import summary_scalars
+from maskmodels.training import actions, curves, memory
 from maskmodels.training.controller import Controller
 from maskmodels.training.trainer import NonFiniteLossError
 
@@ -105,6 +106,17 @@ def test_best_checkpoint_saves_on_improvement_only():
   assert saved == [10, 20] and action.value == pytest.approx(0.7)
 
 
+def test_best_checkpoint_of_a_lower_is_better_metric_keeps_the_lowest():
+  saved = []
+  best = tf.Variable(np.inf, dtype=tf.float64)
+  action = actions.BestCheckpoint(saved.append, "mae", best, mode="min")
+  for step, mae in ((10, 0.9), (20, 0.4), (30, 0.6), (40, 0.4), (50, 0.3)):
+    action(step, {"mae": mae})
+  assert saved == [10, 20, 50] and action.value == pytest.approx(0.3)
+  with pytest.raises(ValueError, match="mode must be 'max' or 'min'"):
+    actions.BestCheckpoint(saved.append, "mae", best, mode="lowest")
+
+
 def test_memory_probe_adds_peak_memory_and_traces():
   outputs = {}
   actions.MemoryProbe({"train": 1, "eval": 2})(5, outputs)
@@ -115,16 +127,22 @@ def test_memory_probe_adds_peak_memory_and_traces():
 
 def test_history_records_and_writes_files_and_curves(tmp_path):
   written = {}
-  history = actions.History({"train": [], "validation": []},
-                            lambda name, value: written.update({name: value}),
-                            str(tmp_path / "curves.png"), "accuracy")
+  history = actions.History(
+      {"train": [], "validation": []},
+      lambda name, value: written.update({name: value}),
+      str(tmp_path / "curves.png"),
+      curves.panels_for(["loss", "accuracy", "mae"]), ("mae", "min"))
   history.record_train(3, {"loss": 0.9, "accuracy": 0.5, "seconds": 1.0,
-                           "learning_rate": 0.1, "examples": 12.0})
+                           "steps": 3, "learning_rate": 0.1,
+                           "examples": 12.0, "mae": 0.4,
+                           "loss/network": 1.0})
   assert written == {}  # files are written at evaluations
   history.record_eval(3, {"loss": 0.8, "accuracy": 0.6})
+  # Every number is kept (a task's own metric, a member's loss) but the
+  # loop's own timing.
   assert written["history.json"]["train"] == [
       (3, {"loss": 0.9, "accuracy": 0.5, "learning_rate": 0.1,
-           "examples": 12.0})]
+           "examples": 12.0, "mae": 0.4, "loss/network": 1.0})]
   assert written["history.json"]["validation"] == [(3, {"loss": 0.8,
                                                         "accuracy": 0.6})]
   assert os.path.getsize(tmp_path / "curves.png") > 10_000
@@ -156,6 +174,9 @@ def test_progress_bar_shows_the_run_and_summaries_take_numbers(capsys,
   shown = capsys.readouterr().out
   assert "14/20" in shown and "loss: 0.5" in shown and "ex/s: 99" in shown
   writer = tf.summary.create_file_writer(str(tmp_path))
-  actions.Summaries(writer)(3, {"loss": 0.5, "name": "text", "flag": True})
+  actions.Summaries(writer)(3, {"loss": 0.5, "mae": 2, "name": "text",
+                                "flag": True})
   writer.flush()
-  assert os.listdir(tmp_path)
+  assert summary_scalars(str(tmp_path)) == {("loss", 3): 0.5,
+                                            ("mae", 3): 2.0}
+

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 
 import pytest
 from absl import flags
@@ -10,6 +11,8 @@ import maskmodels as mm
 from maskmodels import flags as mm_flags
 from maskmodels.errors import InputError
 from maskmodels.training import ExperimentConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @mm.register_task("test_smoothed")
@@ -38,7 +41,10 @@ class PlainEncoder(mm.Encoder):
 def test_create_groups_settings_and_fills_component_settings():
   config = ExperimentConfig.create(vocab_size=500, conv_filters=[16],
                                    head_dropout=0.2)
-  assert config.data.vocab_size == 500 and config.model.head_dropout == 0.2
+  assert config.data.vocab_size == 500
+  assert config.model.head == "pooled"  # the classification task's head
+  assert config.model.head_config == {"head_units": [], "head_dropout": 0.2,
+                                      "pooling": "max", "pooling_config": {}}
   encoder = config.model.encoder_config
   assert encoder["conv_filters"] == [16] and encoder["gru_units"] == [64]
   assert config.train.task_config == {}  # classification has no settings
@@ -70,7 +76,18 @@ def test_only_the_chosen_components_settings_are_used_or_recorded():
     (dict(batch_size="64"), "batch_size='64': expected an integer"),
     (dict(conv_filters=[16.5]), "conv_filters=\\[16.5\\]: expected a list "
      "of int"),
-    (dict(ngram_orders=[2, 0]), "ngram_orders=\\[2, 0\\]: must be >= 1"),
+    (dict(members=["ngram_bag"], ngram_orders=[2, 0]),
+     "ngram_orders=\\[2, 0\\]: must be >= 1"),
+    (dict(members=["naive_bayes", "bagging"]), "member 'bagging' is not "
+     "registered; choose one of naive_bayes, ngram_bag"),
+    (dict(members=["naive_bayes"], members_config={"ngram_bag": {}}),
+     "--members_config has settings of ngram_bag, which --members does "
+     "not name"),
+    (dict(ngram_buckets=4), "--ngram_buckets is a setting of member "
+     "'ngram_bag', which this run does not use; pass settings of the chosen "
+     "member with --members_config"),
+    (dict(task="tagging", pooling="mean"), "--pooling is a setting of head "
+     "'pooled', which this run does not use"),
     (dict(task="test_smoothed", label_smoothing=0.9),
      "label_smoothing=0.9: must be <= 0.5"),
 ])
@@ -81,17 +98,41 @@ def test_bad_values_name_the_setting_and_what_is_allowed(values, message):
 
 def test_saved_config_round_trips_and_unknown_keys_are_refused(tmp_path):
   config = ExperimentConfig.create(task="test_smoothed", label_smoothing=0.2,
-                                   conv_filters=[8, 8], class_names=["a", "b"])
+                                   conv_filters=[8, 8], label_names=["a", "b"],
+                                   members=["naive_bayes"],
+                                   naive_bayes_buckets=1000)
   path = str(tmp_path / "config.json")
   config.save(path)
   assert ExperimentConfig.load(path) == config
   values = json.load(open(path))
   assert values["train"]["task_config"] == {"label_smoothing": 0.2}
+  assert values["model"]["members_config"] == {"naive_bayes": {
+      "naive_bayes_buckets": 1000, "naive_bayes_orders": [1, 2],
+      "naive_bayes_smoothing": 1.0}}
+  assert values["version"] == "0.3"
   values["model"]["conv_filters"] = [4]  # not a model setting any more
   with open(path, "w") as f:
     json.dump(values, f)
   with pytest.raises(InputError, match="unknown setting\\(s\\) conv_filters"):
     ExperimentConfig.load(path)
+
+
+def test_a_model_directory_of_another_version_is_a_one_line_error(
+    tmp_path):
+  path = str(tmp_path / "config.json")
+  ExperimentConfig.create().save(path)
+  values = json.load(open(path))
+  for version, named in ((None, "0.2"), ("0.2", "0.2"), ("0.4", "0.4")):
+    if version is None:
+      values.pop("version")
+    else:
+      values["version"] = version
+    with open(path, "w") as f:
+      json.dump(values, f)
+    with pytest.raises(InputError, match=f"written by maskmodels {named}; "
+                       f"this is maskmodels 0.3.0, whose model directories "
+                       f"differ. Retrain in a new --model_dir."):
+      ExperimentConfig.load(path)
 
 
 def test_resume_mismatches_name_each_setting_and_both_values():
@@ -100,17 +141,18 @@ def test_resume_mismatches_name_each_setting_and_both_values():
                                   kernel_size=3, optimizer="adamw",
                                   learning_rate=0.5)
   assert after.resume_mismatches(before) == [
-      "encoder_config.kernel_size: 5 in the model directory, 3 now",
+      "encoder_config.kernel_size: [5] in the model directory, [3] now",
       "task_config.label_smoothing: 0.1 in the model directory, 0.3 now",
       "optimizer: 'adam' in the model directory, 'adamw' now"]
 
 
 @pytest.fixture
 def parsed_flags():
-  """Defines the flags once and parses a command line; restores after."""
-  if "vocab_size" not in flags.FLAGS:
-    mm_flags.define_runtime_flags()
-    mm_flags.define_experiment_flags()
+  """Defines the train command's flags once and parses a command line;
+  restores after."""
+  if "model_dir" not in flags.FLAGS:
+    from maskmodels.commands import train  # pylint: disable=import-outside-toplevel
+    train.define_flags()
 
   def parse(*argv):
     flags.FLAGS.unparse_flags()
@@ -142,7 +184,51 @@ def test_a_component_setting_clashing_with_another_is_an_error():
     vocab_size: str = mm.setting("big", "A setting named like a core one.")
 
   if "vocab_size" not in flags.FLAGS:
-    mm_flags.define_experiment_flags()
+    from maskmodels.commands import train  # pylint: disable=import-outside-toplevel
+    train.define_flags()
   with pytest.raises(ValueError, match="Setting 'vocab_size' of encoder "
                      "'clash' clashes with flag --vocab_size"):
     mm_flags.define_settings_flags(Clash, "encoder 'clash'")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--batch_size=-4"], "batch_size"),
+    (["--max_len=0"], "max_len"),
+    (["--model=transformer"], "model 'transformer' is not registered; "
+     "choose one of sequence"),
+    (["--pooling=median"], "choose one of attention, last, max, mean"),
+    (["--conv_filters=a,b"], "expected comma-separated int values"),
+    (['--encoder_config={"conv_filter": 4}'], "conv_filter is not a setting "
+     "of encoder 'conv_gru'; its settings: conv_filters, kernel_size"),
+    (["--encoder=unmasked_conv_gru", "--strides=2"], "--strides is a "
+     "setting of encoder 'conv_gru', which this run does not use"),
+    (["--task=tagging", "--tokenizer=wordpiece"], None),
+])
+def test_bad_flags_name_the_flag_and_value(parsed_flags, argv, message):
+  if message is None:  # valid flags; the task refuses them when it runs
+    config = parsed_flags(*argv)
+    with pytest.raises(InputError, match="--task=tagging needs "
+                       "--tokenizer=word"):
+      mm.tasks.build_task("tagging", {}).validate(config)
+    return
+  with pytest.raises((InputError, flags.Error), match=message):
+    parsed_flags(*argv)
+
+
+def test_an_unknown_strategy_and_a_missing_import_are_named(capsys):
+  from maskmodels import cli, training
+  with pytest.raises(InputError, match="strategy 'horovod' is not "
+                     "registered; choose one of default, mirrored"):
+    training.get_strategy("horovod")
+  with pytest.raises(SystemExit) as exit_:
+    cli.import_plugins(["no_such_module"])
+  assert exit_.value.code == 1
+  assert "--import=no_such_module: no module named" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flagfile", sorted(
+    name for name in os.listdir(os.path.join(ROOT, "configs"))
+    if name.endswith(".flags")))
+def test_checked_in_flagfiles_are_valid(parsed_flags, flagfile):
+  config = parsed_flags(f"--flagfile={os.path.join(ROOT, 'configs', flagfile)}")
+  assert config.data.data_format in ("aclimdb", "conllu")

@@ -1,4 +1,5 @@
-"""The exported SavedModel serves raw strings like the in-memory model."""
+"""The exported SavedModel serves raw inputs like the in-memory model, in a
+fresh process that imports only TensorFlow and tensorflow-text."""
 
 import json
 import os
@@ -16,10 +17,37 @@ from maskmodels.data import synthetic
 TEXTS = ["", "Superb.", "I found the plot dreadful and the pacing boring.",
          "   ", "caf\u00e9 cr\u00e8me " * 3,
          " ".join(synthetic.generate_reviews(1, seed=9)[0]) * 40]  # very long
+SENTENCES = ["", "Hello", "The cat sat on the mat .",
+             " ".join(["word", "Über", "naïve", "x" * 90, "."] * 100)]  # 500
+SERVE = """
+import json, sys
+import tensorflow as tf, tensorflow_text
+loaded = tf.saved_model.load(sys.argv[1])
+outputs = {}
+for name, fn in loaded.signatures.items():
+  args = {k: tf.constant(v) for k, v in json.loads(sys.argv[2])[name].items()}
+  outputs[name] = {k: v.numpy().tolist() for k, v in fn(**args).items()}
+print(json.dumps({"outputs": outputs, "meta": loaded.metadata().numpy().decode(),
+                  "modules": sorted(m.split(".")[0] for m in sys.modules
+                                    if m.startswith("maskmodels"))},
+                 default=lambda b: b.decode()))
+"""
+
+
+def serve_in_fresh_process(export_dir, inputs):
+  """Every signature's outputs, run in a new process with TF + tf-text."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+  result = subprocess.run([sys.executable, "-c", SERVE, export_dir,
+                           json.dumps(inputs)], capture_output=True,
+                          text=True, env=env, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  served = json.loads(result.stdout.strip().splitlines()[-1])
+  assert served["modules"] == []  # maskmodels was never imported there
+  return served
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def classifier_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp("export")
   data_path = write_jsonl(root / "reviews.jsonl", 200, seed=4)
   config = training.ExperimentConfig.create(
@@ -27,42 +55,70 @@ def model_dir(tmp_path_factory):
       tokenizer="wordpiece", vocab_size=300, max_len=200, embedding_dim=16,
       conv_filters=[16], gru_units=[8], pooling="attention", batch_size=16,
       train_steps=6, steps_per_loop=3, warmup_steps=1,
-      naive_bayes_buckets=1009, naive_bayes_weight=2.0)
+      members=["naive_bayes"], naive_bayes_buckets=1009)
   path = str(root / "run")
   training.train_and_evaluate(config, path, tf.distribute.get_strategy())
   return path
 
 
-def test_saved_model_in_a_fresh_process_matches_the_model(model_dir, tmp_path):
+def test_classifier_saved_model_in_a_fresh_process_matches_the_model(
+    classifier_dir, tmp_path):
   export_dir = str(tmp_path / "exported")
-  export.export_saved_model(model_dir, export_dir)
+  export.export_saved_model(classifier_dir, export_dir)
   assert export.is_saved_model(export_dir)
-  assert not export.is_saved_model(model_dir)
-  config, tokenizer, model = training.load_trained(model_dir)
-  expected = training.predict(config, tokenizer, model, TEXTS)
-  code = (
-      "import json, sys\n"
-      "import tensorflow as tf, tensorflow_text\n"
-      "serve = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
-      "out = serve(texts=tf.constant(json.loads(sys.stdin.read())))\n"
-      "print(json.dumps({'probabilities': out['probabilities'].numpy()"
-      ".tolist(), 'labels': [l.decode() for l in out['labels'].numpy()]}))\n")
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-  result = subprocess.run([sys.executable, "-c", code, export_dir],
-                          input=json.dumps(TEXTS), capture_output=True,
-                          text=True, env=env, timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
-  served = json.loads(result.stdout.strip().splitlines()[-1])
-  np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
-  assert served["labels"] == [config.data.class_names[i]
-                              for i in expected.argmax(axis=1)]
-
-
-def test_prediction_runs_as_one_graph_for_any_batch(model_dir):
-  config, tokenizer, model = training.load_trained(model_dir)
-  predictor = training.Predictor(config, tokenizer, model)
-  for texts in (TEXTS, TEXTS[:1], [], TEXTS * 30):
-    probabilities = predictor(texts, batch_size=64)
-    assert probabilities.shape == (len(texts), 2)
+  assert not export.is_saved_model(classifier_dir)
+  run = training.load_trained(classifier_dir)
+  server = run.server()
+  expected = server.predict(TEXTS)
+  served = serve_in_fresh_process(export_dir, {"serving_default": {
+      "texts": TEXTS}})
+  outputs = served["outputs"]["serving_default"]
+  np.testing.assert_allclose(outputs["probabilities"],
+                             [row["probabilities"] for row in expected],
+                             atol=1e-5)
+  assert outputs["labels"] == [row["labels"].decode() for row in expected]
+  assert json.loads(served["meta"])["label_names"] == ["neg", "pos"]
   # One trace for every batch size and width: a [None] string signature.
-  assert predictor.probabilities.experimental_get_tracing_count() == 1
+  for texts in (TEXTS[:1], [], TEXTS * 30):
+    assert len(server.predict(texts)) == len(texts)
+  assert server.texts.experimental_get_tracing_count() == 1
+
+
+@pytest.fixture(scope="module")
+def tagger_dir(tmp_path_factory):
+  """A tagger with character features, on the embedded tagged data."""
+  path = str(tmp_path_factory.mktemp("tagger") / "run")
+  config = training.ExperimentConfig.create(
+      task="tagging", vocab_size=2000, embedding_dim=16, conv_filters=[16],
+      kernel_size=[3], gru_units=[8], batch_size=32, train_steps=6,
+      steps_per_loop=3, warmup_steps=1, word_features=["chars"],
+      char_dim=8, char_filters=8, max_chars=12)
+  training.train_and_evaluate(config, path, tf.distribute.get_strategy())
+  return path
+
+
+def test_tagger_saved_model_gives_one_tag_per_word_in_a_fresh_process(
+    tagger_dir, tmp_path):
+  export_dir = str(tmp_path / "exported")
+  export.export_saved_model(tagger_dir, export_dir)
+  run = training.load_trained(tagger_dir)
+  expected = run.server().predict(SENTENCES)
+  words = [s.split() for s in SENTENCES]
+  width = max(len(w) for w in words)
+  served = serve_in_fresh_process(export_dir, {
+      "serving_default": {"texts": SENTENCES},
+      "words": {"words": [w + [""] * (width - len(w)) for w in words],
+                "lengths": [len(w) for w in words]}})
+  for signature in ("serving_default", "words"):
+    outputs = served["outputs"][signature]
+    assert outputs["lengths"] == [0, 1, 7, 500]
+    for row, sentence in enumerate(words):
+      tags = outputs["tags"][row][:len(sentence)]
+      assert tags == [t.decode() for t in
+                      expected[row]["tags"][:len(sentence)]]
+      assert all(tag in run.task.label_names for tag in tags)
+  # The in-process server and the task's line agree on alignment.
+  line = run.task.describe(SENTENCES[2], expected[2])
+  assert [pair.rsplit("/", 1)[0] for pair in line.split()] == words[2]
+  with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
+    assert b"CudnnRNN" not in f.read()

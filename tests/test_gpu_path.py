@@ -90,7 +90,9 @@ def test_masked_gru_on_the_cudnn_path_takes_empty_rows_in_a_graph(
   layer = mm.MaskedGRU(4, bidirectional=bidirectional,
                        return_sequences=return_sequences)
   x, mask = _inputs_with_empty_rows()
-  on_cpu = layer(x, mask=mask)  # eagerly Keras falls back to its own kernel
+  mm.layers.set_use_cudnn(layer, False)
+  on_cpu = layer(x, mask=mask)  # the fused kernel, as on a CPU host
+  mm.layers.set_use_cudnn(layer, "auto")
   gpu_host.clear()
   on_gpu = tf.function(lambda a, m: layer(a, mask=m))(x, mask)
   assert gpu_host  # the cuDNN path ran, its mask assertion included
@@ -105,48 +107,49 @@ def test_masked_gru_on_the_cudnn_path_takes_empty_rows_in_a_graph(
 def corpus(tmp_path_factory):
   texts = ["a fine film", "", "dull", "   ", "a fine dull film " * 5, ""] * 4
   labels = np.array([1, 0, 0, 1, 1, 0] * 4, np.int32)
-  examples = data.Examples(texts, labels, ["neg", "pos"], "corpus")
+  examples = data.Examples(texts, labels, "corpus")
   path = str(tmp_path_factory.mktemp("vocab") / "vocab.txt")
   data.write_vocabulary(data.learn_vocabulary(texts, "word", 50, verbose=0),
                         path)
-  return examples, data.build_tokenizer("word", path)
+  return examples, data.Featurizer(data.build_tokenizer("word", path))
 
 
-def _trainer(tokenizer, jit_compile=False):
+def _trainer(featurizer, jit_compile=False):
   keras.utils.set_random_seed(7)
-  model = mm.SequenceClassifier(
-      tokenizer.vocab_size, 2, 8, pooling="last", encoder_config=dict(
-          conv_filters=[8], kernel_size=3, padding="valid", gru_units=[6],
-          normalization="layer"))
+  model = mm.SequenceModel.classifier(
+      featurizer.tokenizer.vocab_size, 2, embedding_dim=8, pooling="last",
+      encoder_config=dict(conv_filters=[8], kernel_size=3, padding="valid",
+                          gru_units=[6], normalization="layer"))
   model.build()
   optimizer = training.make_optimizer("adam", 1e-2)
   optimizer.build(model.trainable_variables)
-  return training.Trainer(training.ClassificationTask(), model, optimizer,
+  return training.Trainer(mm.ClassificationTask(label_names=["neg", "pos"]),
+                          model, optimizer,
                           tf.distribute.get_strategy(), clip_norm=1.0,
                           jit_compile=jit_compile)
 
 
-def _steps(trainer, examples, tokenizer):
+def _steps(trainer, examples, featurizer):
   # Batches of 4 sorted by length: whole batches of empty texts, and texts
   # that the "valid" convolution empties.
   config = data.PipelineConfig(max_len=40, batch_size=4, shuffle=False,
                                bucket_boundaries=(1, 3))
   trainer.set_train_data(lambda ctx, start: data.make_dataset(
-      examples, tokenizer, config, True, ctx, start))
+      examples, featurizer, config, True, ctx, start))
   losses = [trainer.train(2)["loss"] for _ in range(3)]
   results = trainer.evaluate(lambda ctx: data.make_dataset(
-      examples, tokenizer, config, False, ctx))
+      examples, featurizer, config, False, ctx))
   return losses, results
 
 
 def test_train_and_eval_steps_with_empty_rows_on_the_cudnn_path(
     corpus, monkeypatch):
-  examples, tokenizer = corpus
-  cpu_losses, cpu_results = _steps(_trainer(tokenizer), examples, tokenizer)
+  examples, featurizer = corpus
+  cpu_losses, cpu_results = _steps(_trainer(featurizer), examples, featurizer)
   calls = []
   monkeypatch.setattr(keras_rnn, "_is_gpu_available", lambda: True)
   monkeypatch.setattr(tf.raw_ops, "CudnnRNNV3", _cudnn_gru_stand_in(calls))
-  gpu_losses, gpu_results = _steps(_trainer(tokenizer), examples, tokenizer)
+  gpu_losses, gpu_results = _steps(_trainer(featurizer), examples, featurizer)
   assert calls
   np.testing.assert_allclose(gpu_losses, cpu_losses, atol=1e-5)
   assert gpu_results["examples"] == len(examples)
@@ -154,10 +157,10 @@ def test_train_and_eval_steps_with_empty_rows_on_the_cudnn_path(
 
 
 def test_xla_steps_use_the_generic_gru_kernel(corpus, gpu_host):
-  examples, tokenizer = corpus
-  trainer = _trainer(tokenizer, jit_compile=True)
+  examples, featurizer = corpus
+  trainer = _trainer(featurizer, jit_compile=True)
   gpu_host.clear()  # building the model ran it eagerly, before the trainer
-  losses, _ = _steps(trainer, examples, tokenizer)
+  losses, _ = _steps(trainer, examples, featurizer)
   assert np.isfinite(losses).all()
   assert not gpu_host  # XLA cannot compile CudnnRNNV3; it was never traced
 
@@ -176,9 +179,9 @@ def test_a_model_exported_on_a_gpu_host_serves_without_cudnn(gpu_host,
   serve = export.load_serving_function(export_dir)
   texts = ["", "   ", "a superb film", ""]
   probabilities = serve(texts=tf.constant(texts))["probabilities"].numpy()
-  config, tokenizer, model = training.load_trained(model_dir)
+  run = training.load_trained(model_dir)
   np.testing.assert_allclose(
-      probabilities, training.predict(config, tokenizer, model, texts),
-      atol=1e-5)
+      probabilities, [row["probabilities"] for row in
+                      run.server().predict(texts)], atol=1e-5)
   everything_empty = serve(texts=tf.constant(["", ""]))["probabilities"]
   assert np.isfinite(everything_empty.numpy()).all()

@@ -1,16 +1,21 @@
+"""The composed models: backbone + head, ensembles, their defaults."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import keras
 
 import maskmodels as mm
-from maskmodels import testing
+from maskmodels import testing, training
+from maskmodels.errors import InputError
 
 VOCAB = 40
 WIDTH = 14
 
 SMALL_ENCODER = dict(conv_filters=[6, 6], kernel_size=[3, 5], strides=[1, 2],
                      pool_size=[2, 1], gru_units=[5, 4], dropout=0.3)
+KEEPS_TIME = dict(conv_filters=[6], kernel_size=[3], gru_units=[5],
+                  dropout=0.3)
 
 
 @pytest.fixture(scope="module")
@@ -18,62 +23,140 @@ def ids():
   return testing.random_sequences(7, WIDTH, vocab_size=VOCAB, seed=11)
 
 
-@pytest.mark.parametrize("pooling", mm.MaskedPooling.MODES)
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_classifier_is_padding_invariant(ids, pooling, bidirectional):
-  model = mm.SequenceClassifier(
-      VOCAB, num_classes=3, embedding_dim=8, pooling=pooling,
-      encoder_config=dict(SMALL_ENCODER, bidirectional=bidirectional),
-      head_units=[6], dropout=0.2)
-  testing.assert_padding_invariant(model, ids, atol=1e-5)
+def classifier(**overrides):
+  settings = dict(encoder_config=SMALL_ENCODER, pooling="attention",
+                  head_units=[6], head_dropout=0.2, embedding_dim=8)
+  settings.update(overrides)
+  return lambda **kw: mm.SequenceModel.classifier(VOCAB, 3, **settings, **kw)
 
 
-@pytest.mark.parametrize("config", [
-    dict(conv_filters=[], gru_units=[4]),            # GRU only
-    dict(conv_filters=[4], gru_units=[]),            # conv only
-    dict(conv_filters=[4, 4], kernel_size=3, strides=2, dilation_rate=1,
-         padding="valid", normalization="layer", gru_units=[3]),
-    dict(conv_filters=[4], dilation_rate=2, padding="causal", gru_units=[3]),
-    dict(conv_filters=[4], strides=2, gru_units=[3], bidirectional=True,
-         concat_conv=True),                          # conv features beside GRU
-])
-def test_encoder_variants_are_padding_invariant(config):
-  encoder = mm.ConvGRUEncoder(**config)
-  testing.assert_padding_invariant(
-      encoder, testing.random_sequences(6, WIDTH, dim=5, seed=12))
+def ensemble(member, member_settings, adapt_on=None):
+  def build(**kw):
+    network = classifier()(**kw)
+    model = mm.Ensemble({"network": network,
+                         "side": mm.MEMBERS.get(member)(3, **member_settings,
+                                                        **kw)},
+                        **kw)
+    model.build()
+    if adapt_on is not None:
+      batch = keras.utils.pad_sequences(adapt_on, padding="pre")
+      model.adapt([(tf.constant(batch), tf.constant(np.arange(len(batch)) %
+                                                    3))])
+      side = model.member("side")
+      side.ngrams.kernel.assign(tf.ones_like(side.ngrams.kernel))
+    model.member_weights.assign([1.0, 2.5])
+    return model
+  return build
 
 
-def test_binary_classifier_with_nonzero_pad_id(ids):
+MODELS = {
+    "classifier_attention": classifier(),
+    "classifier_max_unidirectional": classifier(
+        pooling="max", encoder_config=dict(SMALL_ENCODER,
+                                           bidirectional=False)),
+    "classifier_last": classifier(pooling="last"),
+    "classifier_valid_convolutions_last": classifier(
+        pooling="last", encoder_config=dict(
+            conv_filters=[6, 6], kernel_size=[3], padding="valid",
+            gru_units=[4])),
+    "tagger": lambda **kw: mm.SequenceModel.tagger(
+        VOCAB, 4, encoder_config=KEEPS_TIME, head_units=[5], embedding_dim=8,
+        **kw),
+    "ensemble_with_ngram_bag": ensemble("ngram_bag", dict(
+        ngram_buckets=101, ngram_dim=6, ngram_orders=[1, 2, 3])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_passes_the_battery(name, ids):
+  """Padding invariance (values and pad-row gradients), config round trip,
+  empty texts, the dtype policy of every sublayer."""
+  testing.assert_layer(MODELS[name], ids, atol=1e-5)
+
+
+def test_ensemble_with_naive_bayes_passes_the_battery(ids):
+  factory = ensemble("naive_bayes", dict(naive_bayes_buckets=211,
+                                         naive_bayes_orders=[1, 2, 3]),
+                     adapt_on=ids)
+  model = factory()
+  ratios = model.member("side").ngrams.ratios.numpy()
+  assert np.abs(ratios).max() > 0.1  # adapted
+  testing.assert_layer(factory, ids, atol=1e-5)
+
+
+def test_model_with_nonzero_pad_id_is_padding_invariant(ids):
   shifted = [np.where(s == 7, 1, s) for s in ids]  # 7 is now the pad id
-  model = mm.SequenceClassifier(VOCAB, num_classes=2, embedding_dim=8,
-                                encoder_config=SMALL_ENCODER, pad_id=7)
+  model = mm.SequenceModel.classifier(VOCAB, 2, encoder_config=SMALL_ENCODER,
+                                      pad_id=7, embedding_dim=8)
   assert model(tf.constant([[1, 2, 7]])).shape == (1, 2)
   testing.assert_padding_invariant(model, shifted, pad_id=7)
 
 
-def test_classifier_empty_texts_have_finite_outputs_and_gradients():
-  model = mm.SequenceClassifier(VOCAB, 2, 8, encoder_config=SMALL_ENCODER,
-                                pooling="attention")
-  ids = tf.zeros([3, 9], tf.int32)
-  with tf.GradientTape() as tape:
-    logits = model(ids, training=True)
-    loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
-        tf.constant([0, 1, 1]), logits, from_logits=True))
-  grads = tape.gradient(loss, model.trainable_variables)
-  assert np.all(np.isfinite(logits.numpy()))
-  for grad in grads:
-    assert np.all(np.isfinite(tf.convert_to_tensor(grad).numpy()))
+@pytest.mark.parametrize("component,flags", [
+    ("encoder_config", lambda c: c.model.encoder_config),
+    ("backbone_config", lambda c: c.model.backbone_config),
+    ("head_config", lambda c: c.model.head_config)])
+def test_a_component_s_defaults_are_the_command_line_s(component, flags):
+  default = training.ExperimentConfig.create()
+  built = {"encoder_config": mm.ConvGRUEncoder(),
+           "backbone_config": mm.SequenceBackbone(VOCAB),
+           "head_config": mm.PooledHead(2)}[component]
+  assert built.settings.to_dict() == flags(default)
+  # The config round trip keeps every setting.
+  assert type(built).from_config(built.get_config()).settings == (
+      built.settings)
 
 
-@pytest.mark.parametrize("pooling", ["mean", "attention"])
-def test_classifier_with_an_ngram_bag_is_padding_invariant(ids, pooling):
-  model = mm.SequenceClassifier(
-      VOCAB, num_classes=2, embedding_dim=8, pooling=pooling,
-      encoder_config=SMALL_ENCODER, ngram_buckets=101, ngram_dim=6,
-      ngram_orders=[1, 2, 3], dropout=0.2)
-  testing.assert_padding_invariant(model, ids, atol=1e-5)
-  empty = model(tf.zeros([2, 4], tf.int32))
-  assert np.all(np.isfinite(empty.numpy()))
+def test_a_per_step_head_refuses_an_encoder_that_changes_the_time_axis():
+  for config, named in ((dict(pool_size=[2]), "pool_size=2"),
+                        (dict(strides=[3]), "strides=3"),
+                        (dict(padding="valid"), "padding=valid")):
+    with pytest.raises(InputError, match=f"per-step head needs an encoder "
+                       f"that keeps the time axis.*{named}"):
+      mm.SequenceModel.tagger(VOCAB, 3, encoder_config=dict(
+          KEEPS_TIME, **config))
+  with pytest.raises(InputError, match="head .pooled. gives per-sequence "
+                     "outputs; this task labels tokens"):
+    training.builders.build_model(
+        training.ExperimentConfig.create(task="tagging", head="pooled",
+                                         label_names=["A", "B"]),
+        mm.tasks.build_task("tagging", {}, ["A", "B"]), VOCAB)
+
+
+def test_overriding_call_changes_training_and_serving(ids):
+  class Doubled(mm.SequenceModel):
+    def call(self, inputs, training=None):
+      return 2.0 * super().call(inputs, training=training)
+
+  model = classifier(head_dropout=0.0, encoder_config=dict(
+      SMALL_ENCODER, dropout=0.0))()
+  doubled = Doubled(model.backbone, model.head)
+  batch = tf.constant(keras.utils.pad_sequences(ids, padding="post"))
+  np.testing.assert_allclose(doubled(batch), 2 * model(batch), atol=1e-6)
+  task = mm.tasks.build_task("classification", {}, ["a", "b", "c"])
+  trainer = training.Trainer(task, doubled, training.make_optimizer(
+      "sgd", 0.0), tf.distribute.get_strategy())
+  _, _, outputs = trainer.forward_backward(
+      {"ids": batch}, tf.zeros([len(ids)], tf.int32), tf.ones([len(ids)]),
+      float(len(ids)))
+  np.testing.assert_allclose(outputs, 2 * model(batch, training=True),
+                             atol=1e-6)
+
+
+def test_keras_file_round_trip_gives_identical_outputs(tmp_path, ids):
+  model = ensemble("ngram_bag", dict(ngram_buckets=97, ngram_dim=4,
+                                     ngram_orders=[2, 3]))()
+  # Move the batch-norm moving statistics away from their initial values so
+  # the round trip is shown to keep non-trainable state too.
+  model(tf.constant([[1, 2, 3, 0], [4, 5, 0, 0]]), training=True)
+  batch = keras.utils.pad_sequences(ids, padding="post")
+  expected = model(batch)["output"].numpy()
+  path = str(tmp_path / "model.keras")
+  model.save(path)
+  loaded = keras.models.load_model(path, safe_mode=True)
+  assert isinstance(loaded, mm.Ensemble)
+  np.testing.assert_array_equal(loaded(batch)["output"], expected)
+  np.testing.assert_array_equal(loaded.member_weights, [1.0, 2.5])
 
 
 def test_ngram_bag_reads_the_ngrams_of_real_steps_in_order():
@@ -124,10 +207,10 @@ def test_naive_bayes_ratios_count_each_text_once_per_ngram():
         tf.constant([gram]), tf.ones([1, len(gram)], tf.bool), [len(gram)],
         100_003)[0].numpy()[0, 0]
     want += layer.ratios.numpy()[code] * layer.kernel.numpy()[code]
-  for ids in ([[5, 6, 5, 6, 5]], [[0, 0, 5, 6, 5, 6, 5]],
-              [[5, 6, 5, 6, 5, 0, 0, 0]]):
-    ids = tf.constant(ids)
-    np.testing.assert_allclose(layer(ids, mask=ids != 0).numpy()[0],
+  for batch in ([[5, 6, 5, 6, 5]], [[0, 0, 5, 6, 5, 6, 5]],
+                [[5, 6, 5, 6, 5, 0, 0, 0]]):
+    batch = tf.constant(batch)
+    np.testing.assert_allclose(layer(batch, mask=batch != 0).numpy()[0],
                                want + [0.5, -0.5], rtol=1e-5)
   np.testing.assert_allclose(layer(tf.zeros([2, 3], tf.int32),
                                    mask=tf.zeros([2, 3], tf.bool)),
@@ -136,80 +219,64 @@ def test_naive_bayes_ratios_count_each_text_once_per_ngram():
     mm.NaiveBayesNgrams(10, 2, smoothing=0)
 
 
-def test_classifier_with_naive_bayes_ngrams_is_padding_invariant(ids):
-  model = mm.SequenceClassifier(
-      VOCAB, num_classes=3, embedding_dim=8, pooling="attention",
-      encoder_config=SMALL_ENCODER, naive_bayes_buckets=211,
-      naive_bayes_orders=[1, 2, 3])
-  batch = keras.utils.pad_sequences(ids, padding="pre")
-  model.adapt([(tf.constant(batch), tf.constant([0, 1, 2, 0, 1, 2, 0]))])
-  ratios = model.naive_bayes.ratios.numpy()
-  assert np.abs(ratios).max() > 0.1
-  model.naive_bayes.kernel.assign(tf.ones_like(model.naive_bayes.kernel))
-  testing.assert_padding_invariant(model, ids, atol=1e-5)
-  clone = mm.SequenceClassifier.from_config(model.get_config())
-  clone.build()
-  clone.set_weights(model.get_weights())
-  np.testing.assert_allclose(clone(batch), model(batch), atol=1e-6)
+def test_member_weights_are_fitted_to_the_best_validation_metric():
+  """Three members, one right, one wrong and one noise: the fit keeps the
+  weights whose combination scores best, as a brute force over the grid
+  finds it."""
+  rng = np.random.default_rng(3)
+  labels = rng.integers(0, 2, size=60)
 
+  class Fixed(keras.Model):
+    def __init__(self, logits, **kwargs):
+      super().__init__(**kwargs)
+      self.fixed = tf.constant(logits, tf.float32)
 
-def _trained_classifier():
-  model = mm.SequenceClassifier(VOCAB, 3, 8, encoder_config=SMALL_ENCODER,
-                                pooling="attention", head_units=[4],
-                                ngram_buckets=97, ngram_dim=4,
-                                ngram_orders=[2, 3])
-  model(tf.ones([1, 3], tf.int32))
-  # Move the batch-norm moving statistics away from their initial values so
-  # the round trip is shown to keep non-trainable state too.
-  model(tf.constant([[1, 2, 3, 0], [4, 5, 0, 0]]), training=True)
-  return model
+    def call(self, inputs, training=None):
+      return tf.gather(self.fixed, tf.cast(inputs[:, 0], tf.int32))
 
+  right = np.eye(2)[labels] * 0.3 + rng.normal(scale=0.2, size=(60, 2))
+  wrong = np.eye(2)[1 - labels] * 0.2
+  noise = rng.normal(size=(60, 2))
+  model = mm.Ensemble({"a": Fixed(noise), "b": Fixed(right),
+                       "c": Fixed(wrong)})
+  model(tf.zeros([1, 1], tf.int32))
+  task = mm.tasks.build_task("classification", {}, ["0", "1"])
+  batches = [(tf.constant(np.arange(60)[i:i + 16, None]),
+              tf.constant(labels[i:i + 16], tf.int32), tf.ones(
+                  [len(labels[i:i + 16])])) for i in range(0, 60, 16)]
+  result = mm.models.fit_member_weights(model, task, batches)
+  chosen = model.member_weights.numpy()
+  assert chosen[0] == 1.0 and chosen[1] > 0 and chosen[2] == 0.0
 
-def test_keras_file_round_trip_gives_identical_outputs(tmp_path, ids):
-  model = _trained_classifier()
-  batch = tf.keras.preprocessing.sequence.pad_sequences(ids, padding="post")
-  expected = model(batch).numpy()
-  path = str(tmp_path / "model.keras")
-  model.save(path)
-  loaded = keras.models.load_model(path, safe_mode=True)
-  assert isinstance(loaded, mm.SequenceClassifier)
-  np.testing.assert_array_equal(loaded(batch), expected)
+  def accuracy(weights):
+    combined = weights[0] * noise + weights[1] * right + weights[2] * wrong
+    return (combined.argmax(1) == labels).mean()
 
-
-def test_get_config_round_trip_gives_identical_outputs(ids):
-  model = _trained_classifier()
-  batch = tf.keras.preprocessing.sequence.pad_sequences(ids, padding="pre")
-  clone = mm.SequenceClassifier.from_config(model.get_config())
-  clone.build()
-  clone.set_weights(model.get_weights())
-  np.testing.assert_array_equal(clone(batch), model(batch))
+  best = max(accuracy((1.0, b, c)) for b in mm.models.ensemble.WEIGHT_GRID
+             for c in mm.models.ensemble.WEIGHT_GRID)
+  assert result["accuracy"] == pytest.approx(best) == pytest.approx(
+      accuracy(chosen))
+  assert result["member_weights"] == dict(zip("abc", map(float, chosen)))
 
 
 def test_registry_finds_builtins_and_reports_unknown_names():
   assert mm.ENCODERS.get("conv_gru") is mm.ConvGRUEncoder
-  assert mm.MODELS.get("classifier") is mm.SequenceClassifier
+  assert mm.MODELS.get("sequence") is mm.SequenceModel
+  assert mm.HEADS.get("per_step") is mm.PerStepHead
+  assert mm.MEMBERS.get("naive_bayes") is mm.NaiveBayesClassifier
   assert set(mm.MaskedPooling.MODES) <= set(mm.POOLINGS.names())
-  with pytest.raises(ValueError, match="encoder 'transformer' is not registered; choose one of conv_gru"):
-    mm.SequenceClassifier(VOCAB, encoder="transformer")
+  with pytest.raises(ValueError, match="encoder 'transformer' is not "
+                     "registered; choose one of conv_gru"):
+    mm.SequenceBackbone(VOCAB, encoder="transformer")
   with pytest.raises(ValueError, match="already registered"):
     mm.register_encoder("conv_gru")(type("Other", (mm.Encoder,), {}))
 
 
-def test_classifier_argument_errors_name_the_value():
-  with pytest.raises(ValueError, match="num_classes must be an int >= 2.*1"):
-    mm.SequenceClassifier(VOCAB, num_classes=1)
-  with pytest.raises(ValueError, match="kernel_size must be an int or a list "
-                     "of 2 ints"):
-    mm.ConvGRUEncoder(conv_filters=[4, 4], kernel_size=[3])
-
-
-def test_valid_convolutions_with_last_step_pooling_build_and_are_invariant(
-    ids):
-  # The build batch [1, 1] is emptied by the "valid" convolution.
-  model = mm.SequenceClassifier(
-      VOCAB, 2, 8, pooling="last", encoder_config=dict(
-          conv_filters=[6, 6], kernel_size=3, padding="valid",
-          gru_units=[4]))
-  model.build()
-  assert model(tf.zeros([2, 0], tf.int32)).shape == (2, 2)
-  testing.assert_padding_invariant(model, ids, atol=1e-5)
+def test_model_argument_errors_name_the_value():
+  with pytest.raises(ValueError, match="output_size must be a positive int"):
+    mm.PooledHead(0)
+  with pytest.raises(InputError, match=r"kernel_size=\[3, 5, 7\]: give one "
+                     r"value for every conv block or one per block \(2\)"):
+    mm.ConvGRUEncoder(conv_filters=[4, 4], kernel_size=[3, 5, 7])
+  with pytest.raises(InputError, match="dropout=1.5: must be <= 0.99"):
+    mm.ConvGRUEncoder(dropout=1.5)

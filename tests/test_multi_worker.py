@@ -49,6 +49,7 @@ def test_two_workers_train_and_only_the_chief_checkpoints(tmp_path):
   cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
   workers = start_workers(model_dir, cluster, "--train_steps=8",
                           "--steps_per_loop=4", "--checkpoint_every_steps=4",
+                          "--members=naive_bayes",
                           "--naive_bayes_buckets=4099")
   outputs = [w.communicate(timeout=900) for w in workers]
   for worker, (_, err) in zip(workers, outputs):

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -21,6 +22,13 @@ def test_commands_from_a_wheel_in_a_fresh_venv(tmp_path):
                "--no-build-isolation", "-w", str(wheels), ROOT, cwd=ROOT)
   assert built.returncode == 0, built.stderr[-3000:]
   wheel = next(wheels.glob("maskmodels-*.whl"))
+  # The embedded data travels in the wheel, the tagged sample with the
+  # treebank's license and README (CC BY-SA 4.0).
+  names = set(zipfile.ZipFile(wheel).namelist())
+  for name in ("default_train.jsonl.gz", "default_test.jsonl.gz",
+               "ewt_sample_train.conllu.gz", "ewt_sample_test.conllu.gz",
+               "ud_ewt_LICENSE.txt", "ud_ewt_README.md", "ud_ewt_SAMPLE.md"):
+    assert f"maskmodels/data/{name}" in names, name
   venv = tmp_path / "venv"
   # TensorFlow and the other dependencies come from this interpreter's
   # site-packages; maskmodels itself only from the wheel.

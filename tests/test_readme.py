@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from helpers import ROOT, run_script
+from helpers import EXIT_BOUND, ROOT, run_script
 
 README = pathlib.Path(ROOT, "README.md")
 
@@ -60,9 +60,9 @@ def test_research_module_passes_the_checker_battery(research_dir):
                        features)
   testing.assert_layer(lambda **kw: my_research.MeanStd(**kw), features)
   testing.assert_padding_invariant(
-      mm.SequenceClassifier(50, encoder="conv_attention",
-                            encoder_config={"channels": 8},
-                            pooling="mean_std"),
+      mm.SequenceModel.classifier(50, 2, encoder="conv_attention",
+                                  encoder_config={"channels": 8},
+                                  pooling="mean_std"),
       testing.random_sequences(6, 12, vocab_size=50))
 
 
@@ -85,28 +85,25 @@ def test_research_commands_train_resume_evaluate_export_and_serve(
   label, probability, text = results["predict.py"].stdout.split("\t")
   assert label in ("neg", "pos") and text.strip() == "A superb film."
 
-  train_args = [a.replace("runs/", f"{research_dir}/runs/")
-                for a in _commands()[0][1]]
-  resumed = run_script("train.py", *train_args, *tiny, "--train_steps=6",
-                       cwd=str(research_dir))
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert "Resumed from" in resumed.stderr and "at step 3." in resumed.stderr
-  changed = [a.replace("--label_smoothing=0.1", "--label_smoothing=0.2")
-             for a in train_args]
-  refused = run_script("train.py", *changed, *tiny, "--train_steps=9",
-                       cwd=str(research_dir))
-  assert refused.returncode == 1
-  assert ("task_config.label_smoothing: 0.1 in the model directory, 0.2 now"
-          in refused.stderr)
-  served = run_script("predict.py",
-                      f"--model_dir={research_dir}/runs/research",
-                      "--import=my_research", "", "Dull.",
-                      cwd=str(research_dir))
-  assert served.returncode == 0, served.stderr[-3000:]
-  assert len(served.stdout.splitlines()) == 2
+  for result in results.values():
+    assert result.exit_seconds < EXIT_BOUND
 
 
-def test_ci_runs_the_readme_test_command():
-  command = re.search(r"```bash\n(pip install -e [^\n]*pytest[^\n]*)\n```",
-                      README.read_text()).group(1)
-  assert command in pathlib.Path(ROOT, ".ci", "run").read_text()
+def test_resuming_the_research_task_with_another_setting_is_refused(
+    research_dir):
+  """In-process: the task's own setting is checked on resume."""
+  import maskmodels as mm  # pylint: disable=import-outside-toplevel
+  from maskmodels import training  # pylint: disable=import-outside-toplevel
+  sys.path.insert(0, str(research_dir))
+  try:
+    import my_research  # noqa: F401  pylint: disable=import-outside-toplevel,import-error,unused-import
+  finally:
+    sys.path.remove(str(research_dir))
+  model_dir = research_dir / "runs" / "research"
+  if not (model_dir / "config.json").exists():
+    pytest.skip("the commands test did not train the research model")
+  saved = training.ModelDirectory(str(model_dir)).load_config()
+  changed = saved.replace(task_config={"label_smoothing": 0.2})
+  assert changed.resume_mismatches(saved) == [
+      "task_config.label_smoothing: 0.1 in the model directory, 0.2 now"]
+  assert mm.TASKS.get("smoothed").Config().label_smoothing == 0.1

@@ -15,8 +15,10 @@ def test_checker_fails_on_a_mask_ignoring_conv_gru_model():
       keras.layers.GRU(8),
       keras.layers.Dense(2)])
   ids = testing.random_sequences(5, 10, vocab_size=30, seed=1)
+  model(tf.constant([[1, 2]]))
   with pytest.raises(testing.PaddingInvarianceError) as error:
-    testing.assert_padding_invariant(model, ids)
+    testing.assert_padding_invariant(
+        model, ids, pad_rows=[(model.layers[0].embeddings, 0)])
   message = str(error.value)
   assert "is not padding invariant" in message
   for check in ("alone, extra right padding", "batched, left padding",
@@ -104,14 +106,14 @@ class _LeakyStage(keras.layers.Layer):
 
 def test_a_failure_names_the_first_sublayer_that_leaks():
   ids = testing.random_sequences(6, 10, vocab_size=30, seed=4)
-  model = mm.SequenceClassifier(30, encoder=_Block(leaky=True),
-                                pooling="mean")
+  model = mm.SequenceModel.classifier(30, 2, encoder=_Block(leaky=True),
+                                      pooling="mean")
   with pytest.raises(testing.PaddingInvarianceError,
                      match=r"first leaking sublayer: \S*_block\S*/middle "
                      r"\(max \|diff\| = "):
     testing.assert_padding_invariant(model, ids)
-  assert testing.locate_leak(mm.SequenceClassifier(
-      30, encoder=_Block(leaky=False), pooling="mean"), ids) is None
+  assert testing.locate_leak(mm.SequenceModel.classifier(
+      30, 2, encoder=_Block(leaky=False), pooling="mean"), ids) is None
 
 
 def test_the_battery_passes_library_layers_and_catches_each_fault():
@@ -125,9 +127,9 @@ def test_the_battery_passes_library_layers_and_catches_each_fault():
                       conv_filters=[4], gru_units=[3], **kw)):
     testing.assert_layer(factory, features)
   testing.assert_layer(
-      lambda **kw: mm.SequenceClassifier(30, 2, 8, pooling="attention",
-                                         token_dropout=0.1, dropout=0.1,
-                                         **kw),
+      lambda **kw: mm.SequenceModel.classifier(
+          30, 2, embedding_dim=8, pooling="attention", token_dropout=0.1,
+          head_dropout=0.1, **kw),
       testing.random_sequences(5, 8, vocab_size=30))
 
   class NoConfig(mm.Pooling):  # takes an argument get_config does not save
@@ -166,3 +168,37 @@ def test_the_battery_passes_library_layers_and_catches_each_fault():
   failures = testing.check_layer(NaNOnEmpty, features)
   assert {"empty sequences, width 8", "empty sequences, width 0"} <= {
       f.check for f in failures}
+
+
+def test_the_gradient_check_reads_only_the_rows_the_model_names():
+  """A leak from pad steps far below atol is caught by the gradient at the
+  pad row the model names, and only there: an n-gram member's hash bucket
+  0 (hit by real n-grams) is not taken for padding."""
+  ids = testing.random_sequences(6, 10, vocab_size=30, seed=6)
+
+  class Leaky(keras.Model):
+    def __init__(self, **kwargs):
+      super().__init__(**kwargs)
+      self.embedding = keras.layers.Embedding(30, 4)
+      self.pool = _LeakyMean(1e-30)
+
+    def pad_rows(self):
+      return [(self.embedding.embeddings, 0)]
+
+    def call(self, inputs, training=None):
+      return self.pool(self.embedding(inputs), mask=inputs != 0)
+
+  failures = testing.check_padding_invariance(Leaky(), ids)
+  assert [f.check for f in failures] == ["gradient at pad steps"]
+  network = mm.SequenceModel.classifier(30, 2, embedding_dim=6,
+                                        pooling="mean")
+  network.build()
+  assert network.pad_rows() == [(network.backbone.embedding.embeddings, 0)]
+
+  # Bucket 0 of a bag's table is read by every real bigram here (one bucket).
+  bag = mm.NgramBagClassifier(2, ngram_buckets=1, ngram_dim=3)
+  model = mm.Ensemble({"network": network, "bag": bag})
+  model.build()
+  assert testing.check_padding_invariance(model, ids) == []
+  with pytest.raises(ValueError, match="names no embedding rows"):
+    testing.check_padding_invariance(bag, ids)

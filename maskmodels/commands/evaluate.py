@@ -29,19 +29,24 @@ def define_flags():
                       "labels (default: the run's, for its test file).")
 
 
-def examples_to_evaluate(data):
-  """The examples the flags name, with the run's ``data`` settings as the
-  defaults."""
-  from maskmodels.data import readers  # pylint: disable=import-outside-toplevel
-  path = FLAGS.data_path or data.test_path or data.data_path
-  on_test_file = not FLAGS.data_path and bool(data.test_path)
-  text_column = FLAGS.text_column or (
-      on_test_file and data.test_text_column) or data.text_column
-  label_column = FLAGS.label_column or (
-      on_test_file and data.test_label_column) or data.label_column
-  return readers.read_examples(FLAGS.data_format or data.data_format, path,
-                               FLAGS.split, text_column, label_column,
-                               data.class_names)
+def examples_to_evaluate(config, data_format=None, data_path=None,
+                         split="test", text_column=None, label_column=None):
+  """The examples the flags name (their values are the arguments), with
+  the run's settings as the defaults."""
+  # pylint: disable=import-outside-toplevel
+  import dataclasses
+  from maskmodels.data import readers
+  from maskmodels.training.builders import task_of
+  data = config.data
+  if data_format:
+    data = dataclasses.replace(data, data_format=data_format)
+  path = data_path or data.test_path or data.data_path
+  on_test_file = not data_path and bool(data.test_path)
+  columns = data.columns(
+      text_column or (on_test_file and data.test_text_column) or "",
+      label_column or (on_test_file and data.test_label_column) or "")
+  return readers.read_examples(data.data_format, path, split, *columns,
+                               default_data=task_of(config).default_data)
 
 
 def main(argv):
@@ -50,9 +55,12 @@ def main(argv):
   from maskmodels import training  # pylint: disable=import-outside-toplevel
   cli.absorb_onednn_notice()
   config = training.ModelDirectory(FLAGS.model_dir).load_config()
-  examples = examples_to_evaluate(config.data)
+  examples = examples_to_evaluate(
+      config, FLAGS.data_format, FLAGS.data_path, FLAGS.split,
+      FLAGS.text_column, FLAGS.label_column)
   metrics = training.evaluate(FLAGS.model_dir, examples)
-  metrics["examples"] = int(metrics["examples"])
+  metrics = {name: int(value) if name in ("examples", "tokens") else value
+             for name, value in metrics.items()}
   print(json.dumps(dict(metrics, source=examples.source)))
 
 

@@ -1,13 +1,20 @@
-r"""Predicts labels for texts given as arguments, or one per line on stdin.
+r"""Predicts for inputs given as arguments, or one per line on stdin.
 
     maskmodels-predict --model_dir=runs/default "A superb film." "Dull."
     cat reviews.txt | maskmodels-predict --model_dir=runs/default
     maskmodels-predict --model_dir=exported "A superb film."
+    maskmodels-predict --model_dir=runs/tagger "The cat sat ."
+    maskmodels-predict --model_dir=runs/tagger --input_format=conllu \
+        --input=en_ewt-ud-test.conllu
 
 --model_dir is a training model directory or an exported SavedModel.
-Prints one line per text: label, probability, text.
+Prints one line per input, as the task writes it: a classifier's label,
+probability and text; a tagger's words with their tags (word/TAG). A
+pre-tokenized task splits each line at whitespace, or reads the words of
+each sentence of a CoNLL-U file (--input_format=conllu).
 """
 
+import json
 import sys
 
 from absl import flags
@@ -15,33 +22,58 @@ from absl import flags
 from maskmodels import cli
 
 FLAGS = flags.FLAGS
+INPUT_FORMATS = ("text", "conllu")
 
 
 def define_flags():
   flags.DEFINE_string("model_dir", None, "A trained model directory or an "
                       "exported SavedModel.", required=True)
-  flags.DEFINE_integer("batch_size", 64, "Texts per batch.", lower_bound=1)
+  flags.DEFINE_integer("batch_size", 64, "Inputs per batch.", lower_bound=1)
+  flags.DEFINE_enum("input_format", "text", INPUT_FORMATS,
+                    "text: one input per argument or line; conllu: the "
+                    "words of each sentence of --input.")
+  flags.DEFINE_string("input", None, "A file to read instead of the "
+                      "arguments or stdin.")
+
+
+def read_inputs(argv, input_format="text", path=None, stdin=None):
+  """The inputs: the arguments, else the lines of ``path`` or of stdin
+  (strings), or a CoNLL-U file's sentences (word lists)."""
+  # pylint: disable=import-outside-toplevel
+  from maskmodels.data import readers
+  from maskmodels.errors import InputError
+  if input_format == "conllu":
+    if not path:
+      raise InputError("--input_format=conllu needs --input.")
+    return readers.read_conllu(path).texts
+  if path:
+    with open(path, encoding="utf-8", errors="replace") as f:
+      return [line.rstrip("\n") for line in f]
+  return argv[1:] or [line.rstrip("\n") for line in (stdin or sys.stdin)]
+
+
+def server_and_task(model_dir):
+  """``(predict function, task)`` of a model directory or a SavedModel."""
+  # pylint: disable=import-outside-toplevel
+  from maskmodels import export, serving, training
+  if not export.is_saved_model(model_dir):
+    run = training.load_trained(model_dir)
+    return run.server().predict, run.task
+  loaded = export.load_saved_model(model_dir)
+  meta = json.loads(loaded.metadata().numpy().decode())
+  task = serving.task_of_saved_model(meta)
+  signatures = loaded.signatures
+  return lambda inputs, batch_size: serving.predict_rows(
+      signatures[export.SIGNATURE], signatures.get(export.WORDS_SIGNATURE),
+      inputs, batch_size), task
 
 
 def main(argv):
-  # pylint: disable=import-outside-toplevel
-  import numpy as np
-  from maskmodels import export, training
   cli.absorb_onednn_notice()
-  texts = argv[1:] or [line.rstrip("\n") for line in sys.stdin]
-  if export.is_saved_model(FLAGS.model_dir):
-    serve = export.load_serving_function(FLAGS.model_dir)
-    outputs = serve(texts=np.array(texts, dtype=object))
-    labels = [label.decode() for label in outputs["labels"].numpy()]
-    best = outputs["probabilities"].numpy().max(axis=1)
-  else:
-    config, tokenizer, model = training.load_trained(FLAGS.model_dir)
-    probabilities = training.predict(config, tokenizer, model, texts,
-                                     FLAGS.batch_size)
-    labels = [config.data.class_names[i] for i in probabilities.argmax(1)]
-    best = probabilities.max(axis=1)
-  for text, label, probability in zip(texts, labels, best):
-    print(f"{label}\t{probability:.4f}\t{text}")
+  inputs = read_inputs(argv, FLAGS.input_format, FLAGS.input)
+  predict, task = server_and_task(FLAGS.model_dir)
+  for given, row in zip(inputs, predict(inputs, FLAGS.batch_size)):
+    print(task.describe(given, row))
 
 
 def run():

@@ -1,6 +1,7 @@
-r"""Trains a masked sequence classifier and reports held-out accuracy.
+r"""Trains a masked sequence model and reports its held-out metric.
 
     maskmodels-train --strategy=mirrored                 # embedded data
+    maskmodels-train --task=tagging                      # embedded tagged data
     maskmodels-train --flagfile=configs/imdb.flags --data_path=aclImdb
     maskmodels-train --import=my_lab --encoder=my_encoder --task=my_task
 
@@ -30,7 +31,7 @@ def define_flags():
   mm_flags.define_experiment_flags()
 
 
-def done_line(summary, model_dir):
+def done_line(summary, model_dir, best_metric="accuracy"):
   """The one-line report printed at the end of a run."""
   parts = [f"{summary['steps']} steps in {summary['wall_seconds']:.0f} s"]
   if summary["train_examples_per_second"]:
@@ -39,8 +40,13 @@ def done_line(summary, model_dir):
   for name, value in summary.items():
     if name.startswith("best_validation_") and value is not None:
       parts.append(f"best validation {name[16:]} {value:.4f}")
-  if summary.get("test_accuracy") is not None:
-    parts.append(f"held-out test accuracy {summary['test_accuracy']:.4f} on "
+  weights = summary.get("ensemble", {}).get("member_weights")
+  if weights:
+    parts.append("member weights " + ", ".join(
+        f"{name} {weight:g}" for name, weight in weights.items()))
+  if summary.get(f"test_{best_metric}") is not None:
+    parts.append(f"held-out test {best_metric.replace('_', ' ')} "
+                 f"{summary[f'test_{best_metric}']:.4f} on "
                  f"{summary['test_examples']} examples")
   return f"Done: {'; '.join(parts)}. Model in {model_dir}."
 
@@ -68,7 +74,8 @@ def main(argv):
     sys.stderr.write(f"error: {lost}\n")
     sys.exit(WORKER_LOST_EXIT_CODE)
   print(json.dumps(summary, indent=2))
-  print(done_line(summary, FLAGS.model_dir))
+  task = training.builders.task_of(config)
+  print(done_line(summary, FLAGS.model_dir, task.best_metric))
 
 
 def run():

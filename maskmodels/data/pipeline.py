@@ -1,9 +1,12 @@
-"""tf.data pipelines: examples -> batches of ``(ids, labels, weights)``.
+"""tf.data pipelines: examples -> batches of ``(features, labels, weights)``.
 
-A batch is ``ids`` int32 ``[batch, time]`` (0 = pad, right-padded), ``labels``
-int32 ``[batch]`` and ``weights`` float32 ``[batch]``: 1 for a real example,
-0 for the filler rows that complete a short batch. Summing weights counts
-every example exactly once.
+A batch is ``features``, a dict with ``"ids"`` int32 ``[batch, time]`` (0 =
+pad, right-padded) and the model's word features (``"chars"`` int32
+``[batch, time, chars]``); ``labels`` of the task's :class:`LabelSpec`,
+``[batch]`` or ``[batch, time]`` (its pad value at pad tokens); and
+``weights`` float32 ``[batch]``: 1 for a real example, 0 for the filler
+rows that complete a short batch. Summing weights counts every example
+exactly once.
 
 Order and passes. Training data is permuted as a whole, with a new seeded
 permutation every pass, so the order of the input files (sorted by label,
@@ -23,6 +26,7 @@ import tensorflow as tf
 
 from maskmodels.data import text as text_lib
 from maskmodels.errors import InputError
+from maskmodels.tasks.base import LabelSpec
 
 
 @dataclasses.dataclass
@@ -42,6 +46,7 @@ class PipelineConfig:
     static_shapes: TPU mode: every batch padded to its bucket's edge.
     shuffle: permute training data anew every pass.
     seed: permutation seed.
+    labels: the task's :class:`LabelSpec` (dtype, per token, pad value).
   """
   max_len: int = 256
   batch_size: int = 32
@@ -51,6 +56,7 @@ class PipelineConfig:
   static_shapes: bool = False
   shuffle: bool = True
   seed: int = 0
+  labels: LabelSpec = dataclasses.field(default_factory=LabelSpec)
 
   def __post_init__(self):
     for name in ("max_len", "batch_size"):
@@ -93,28 +99,84 @@ class PipelineConfig:
                 replicas) for width in widths]
 
 
-def token_lengths(texts, tokenizer, max_len, truncation="head"):
-  """Token counts (after truncation) of ``texts``: int array ``[n]``."""
-  dataset = _encoded(tf.data.Dataset.from_tensor_slices(
-      tf.constant(texts, tf.string)), tokenizer, max_len, truncation)
-  return np.fromiter((len(ids) for ids in dataset.as_numpy_iterator()),
-                     np.int64, count=len(texts))
+def token_lengths(examples, tokenizer, max_len, truncation="head"):
+  """Token counts (after truncation) of ``examples``: int array ``[n]``.
 
-
-def labelled_batches(examples, tokenizer, max_len, truncation="head",
-                     batch_size=256):
-  """``(ids, labels)`` batches of ``examples`` in order, for counting.
-
-  Yields int32 ids ``[batch, time]`` (0-padded on the right) and int32
-  labels ``[batch]``; no shuffling, weights or filler rows.
+  Pre-tokenized inputs count their words (one token each); texts are
+  tokenized.
   """
-  texts = tf.data.Dataset.from_tensor_slices(
-      (tf.constant(examples.texts, tf.string),
-       tf.constant(examples.labels, tf.int32)))
-  return texts.batch(batch_size).map(
-      lambda t, labels: (tokenizer.encode(t, max_len, truncation).to_tensor(),
-                         labels),
-      num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+  if examples.pretokenized:
+    return np.minimum([len(words) for words in examples.texts], max_len
+                      ).astype(np.int64)
+  dataset = (tf.data.Dataset.from_tensor_slices(tf.constant(
+      examples.texts, tf.string)).batch(256)
+             .map(lambda t: tokenizer.encode(t, max_len, truncation),
+                  num_parallel_calls=tf.data.AUTOTUNE).unbatch())
+  return np.fromiter((len(ids) for ids in dataset.as_numpy_iterator()),
+                     np.int64, count=len(examples))
+
+
+def _inputs_and_labels(examples, labels):
+  """A dataset of ``(input, label)`` per example: a string or words
+  ``[len]``, and a label ``[]`` or ``[len]``."""
+  if examples.pretokenized:
+    inputs = tf.RaggedTensor.from_row_lengths(
+        tf.constant([w for words in examples.texts for w in words] or [""],
+                    tf.string)[:sum(map(len, examples.texts))],
+        [len(words) for words in examples.texts])
+  else:
+    inputs = tf.constant(examples.texts, tf.string)
+  dtype = tf.as_dtype(labels.dtype)
+  if labels.per_token:
+    values = [np.asarray(l) for l in examples.labels]
+    targets = tf.RaggedTensor.from_row_lengths(
+        tf.constant(np.concatenate(values) if values else [], dtype),
+        [len(v) for v in values])
+    if any(len(v) != len(w) for v, w in zip(values, examples.texts)):
+      raise InputError(f"{examples.source}: an example has a number of tags "
+                       f"other than its number of words.")
+  else:
+    targets = tf.constant(np.asarray(examples.labels), dtype)
+  return tf.data.Dataset.from_tensor_slices((inputs, targets))
+
+
+def _featurized(examples, featurizer, config, batch_size=256):
+  """``(features, label)`` per example, in order: features dense (ids
+  ``[len]``, word features ``[len, ...]``), the label truncated as the
+  tokens are."""
+  pairs = _inputs_and_labels(examples, config.labels)
+  ragged = examples.pretokenized or config.labels.per_token
+  batches = (pairs.ragged_batch(batch_size) if ragged else
+             pairs.batch(batch_size))
+
+  def featurize(inputs, labels):
+    features = featurizer(inputs, config.max_len, config.truncation)
+    if config.labels.per_token:
+      labels = text_lib.truncate_tokens(labels, config.max_len,
+                                        config.truncation)
+    return features, labels
+
+  def densify(features, label):
+    return ({name: value.to_tensor() if isinstance(
+        value, tf.RaggedTensor) else value for name, value in
+             features.items()}, label)
+
+  return (batches.map(featurize, num_parallel_calls=tf.data.AUTOTUNE)
+          .unbatch().map(densify))
+
+
+def labelled_batches(examples, featurizer, max_len, truncation="head",
+                     labels=None, batch_size=256):
+  """``(features, labels)`` batches of ``examples`` in order, for counting.
+
+  Yields dense features (``"ids"`` int32 ``[batch, time]``, 0-padded on the
+  right) and labels ``[batch]``; no shuffling, weights or filler rows.
+  """
+  config = PipelineConfig(max_len=max_len, truncation=truncation,
+                          labels=labels or LabelSpec())
+  return _featurized(examples, featurizer, config).padded_batch(
+      batch_size, padding_values=_padding_values(
+          examples, featurizer, config.labels)[:2]).prefetch(2)
 
 
 def length_boundaries(lengths, num_buckets=8):
@@ -154,41 +216,67 @@ def batches_per_pass(lengths, config, replicas=1):
                                                                 sizes)))
 
 
-def _encoded(texts, tokenizer, max_len, truncation):
-  """A dataset of strings -> a dataset of int32 ids ``[len]``, in order."""
-  return (texts.batch(256)
-          .map(lambda t: tokenizer.encode(t, max_len, truncation),
-               num_parallel_calls=tf.data.AUTOTUNE)
-          .unbatch())
+def _padding_values(examples, featurizer, labels):
+  """``(features, label, weight)`` padding: 0, the label's pad, 0."""
+  del examples
+  names = ["ids"] + [layer.feature for layer in featurizer.word_features]
+  return ({name: tf.constant(0, tf.int32) for name in names},
+          tf.constant(labels.pad, tf.as_dtype(labels.dtype)),
+          tf.constant(0.0))
 
 
-def _fill_rows(ids, labels, weights, size):
-  """Completes a short batch with ``size - batch`` zero-weight pad rows."""
-  missing = size - tf.shape(ids)[0]
-  return (tf.pad(ids, [[0, missing], [0, 0]]), tf.pad(labels, [[0, missing]]),
-          tf.pad(weights, [[0, missing]]))
+def _fill_rows(batch, size, padding):
+  """Completes a short batch with ``size - batch`` filler rows (padding
+  values, weight 0)."""
+  missing = size - tf.shape(batch[2])[0]
+
+  def fill(tensor, value):
+    pads = [[0, missing]] + [[0, 0]] * (tensor.shape.rank - 1)
+    return tf.pad(tensor, pads, constant_values=value)
+
+  return tf.nest.map_structure(fill, batch, padding)
 
 
-def _global_batches(dataset, config, replicas):
-  """Pads ``(ids, label, weight)`` elements into full global batches."""
+def _padded_shapes(element_spec, featurizer, static):
+  """The padded shapes of one element: every axis to the batch's longest
+  (or, with static shapes, the bucket's edge), but a word feature's inner
+  axis keeps its fixed width (``feature_width``) when static."""
+  widths = {layer.feature: getattr(layer, "feature_width", None)
+            for layer in featurizer.word_features}
+
+  def shape(name, spec):
+    dims = [None] * spec.shape.rank
+    if static and widths.get(name) and len(dims) == 2:
+      dims[1] = widths[name]
+    return dims
+
+  features, label, weight = element_spec
+  return ({name: shape(name, spec) for name, spec in features.items()},
+          [None] * label.shape.rank, [])
+
+
+def _global_batches(dataset, config, replicas, padding, shapes):
+  """Pads ``(features, label, weight)`` elements into full global batches."""
   sizes = config.bucket_batch_sizes(replicas)
   if config.bucket_boundaries is None:
-    batches = dataset.padded_batch(sizes[0])
-    return batches.map(lambda *b: _fill_rows(*b, sizes[0]))
+    batches = dataset.padded_batch(sizes[0], padded_shapes=shapes,
+                                   padding_values=padding)
+    return batches.map(lambda *b: _fill_rows(b, sizes[0], padding))
   edges = config.bucket_edges()
   batches = dataset.bucket_by_sequence_length(
-      lambda ids, label, weight: tf.shape(ids)[0],
+      lambda features, label, weight: tf.shape(features["ids"])[0],
       bucket_boundaries=edges, bucket_batch_sizes=sizes,
+      padded_shapes=shapes, padding_values=padding,
       pad_to_bucket_boundary=config.static_shapes)
   edge_tensor = tf.constant(edges, tf.int32, shape=[len(edges)])
   size_tensor = tf.constant(sizes, tf.int32)
 
-  def fill(ids, labels, weights):
+  def fill(*batch):
     # Bucket i's batches are padded to a width in [edge[i-1], edge[i]):
     # to the longest text, or (static shapes) to edge[i] - 1.
-    bucket = tf.searchsorted(edge_tensor, [tf.shape(ids)[1]],
+    bucket = tf.searchsorted(edge_tensor, [tf.shape(batch[0]["ids"])[1]],
                              side="right")[0]
-    return _fill_rows(ids, labels, weights, size_tensor[bucket])
+    return _fill_rows(batch, size_tensor[bucket], padding)
 
   return batches.map(fill)
 
@@ -202,29 +290,30 @@ def _replica_batches(dataset, input_context):
     return dataset
 
   def split(*batch):
-    rows = tf.shape(batch[0])[0] // replicas
+    rows = tf.shape(batch[2])[0] // replicas
     start = input_context.input_pipeline_id * local * rows
 
     def part(t):
       t = t[start:start + local * rows]
       return tf.reshape(t, tf.concat([[local, rows], tf.shape(t)[1:]], 0))
 
-    return tf.data.Dataset.from_tensor_slices(tuple(part(t) for t in batch))
+    return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(
+        part, batch))
 
   return dataset.flat_map(split)
 
 
-def make_dataset(examples, tokenizer, config, training, input_context=None,
+def make_dataset(examples, featurizer, config, training, input_context=None,
                  start_batch=0):
-  """Builds the batched dataset for ``examples``.
+  """Builds the batched dataset for ``examples`` (labels encoded).
 
-  Texts are tokenized once, in the graph, and cached. Training data is
+  Inputs are featurized once, in the graph, and cached. Training data is
   permuted as a whole every pass and repeats without end; evaluation data
   makes one pass in a fixed order.
 
   Args:
-    examples: ``readers.Examples``.
-    tokenizer: a ``text.Tokenizer``.
+    examples: ``readers.Examples`` whose labels a task encoded.
+    featurizer: a ``features.Featurizer``.
     config: a :class:`PipelineConfig`.
     training: permute and repeat.
     input_context: a ``tf.distribute.InputContext``: the elements are then
@@ -232,24 +321,21 @@ def make_dataset(examples, tokenizer, config, training, input_context=None,
     start_batch: global batches to skip (a resumed run's consumed steps).
 
   Returns:
-    A ``tf.data.Dataset`` of ``(ids, labels, weights)``.
+    A ``tf.data.Dataset`` of ``(features, labels, weights)``.
   """
   if len(examples) == 0:
     raise InputError(f"No examples in {examples.source}; cannot build a "
                      f"dataset.")
   replicas = input_context.num_replicas_in_sync if input_context else 1
-  texts = tf.data.Dataset.from_tensor_slices(
-      (tf.constant(examples.texts, tf.string),
-       tf.constant(examples.labels, tf.int32)))
-  ids = _encoded(texts.map(lambda t, _: t), tokenizer, config.max_len,
-                 config.truncation)
-  labels = texts.map(lambda _, label: label)
-  dataset = tf.data.Dataset.zip(ids, labels).map(
-      lambda i, label: (i, label, tf.constant(1.0))).cache()
+  dataset = _featurized(examples, featurizer, config).map(
+      lambda features, label: (features, label, tf.constant(1.0))).cache()
   if training and config.shuffle:
     dataset = dataset.shuffle(len(examples), seed=config.seed,
                               reshuffle_each_iteration=True)
-  dataset = _global_batches(dataset, config, replicas)
+  dataset = _global_batches(
+      dataset, config, replicas,
+      _padding_values(examples, featurizer, config.labels),
+      _padded_shapes(dataset.element_spec, featurizer, config.static_shapes))
   if training:
     dataset = dataset.repeat()
   if start_batch:
@@ -259,15 +345,15 @@ def make_dataset(examples, tokenizer, config, training, input_context=None,
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def dataset_fn(examples, tokenizer, config, training, start_batch=0):
+def dataset_fn(examples, featurizer, config, training, start_batch=0):
   """A function of a ``tf.distribute.InputContext`` for
   ``strategy.distribute_datasets_from_function``.
 
   ``config.batch_size`` is the global batch size; each replica gets its rows.
   """
   def build(input_context):
-    return make_dataset(examples, tokenizer, config, training, input_context,
-                        start_batch)
+    return make_dataset(examples, featurizer, config, training,
+                        input_context, start_batch)
   return build
 
 
@@ -281,8 +367,8 @@ def padded_step_fraction(dataset, batches=None):
   """Fraction of padded steps over a dataset of batches (or its first
   ``batches``); zero-weight filler rows count as padding."""
   real = total = 0
-  for ids, _, _ in dataset.take(-1 if batches is None else batches):
-    batch_real, batch_total = padding_stats(ids)
+  for features, _, _ in dataset.take(-1 if batches is None else batches):
+    batch_real, batch_total = padding_stats(features["ids"])
     real += int(batch_real)
     total += int(batch_total)
   return 1.0 - real / total if total else 0.0

@@ -1,53 +1,77 @@
-"""Dataset readers: aclImdb folders, CSV/TSV and JSON Lines -> ``Examples``.
+"""Dataset readers: aclImdb folders, CSV/TSV, JSON Lines and CoNLL-U ->
+``Examples``.
 
-Readers load texts into memory as Python strings (bytes that are not UTF-8
-are replaced, counted, and reported once); tokenization happens later, in the
-graph. Every error names the path, column or value at fault.
+Readers load inputs into memory as Python strings (bytes that are not UTF-8
+are replaced, counted, and reported once) and keep the labels raw, as the
+file gives them: the task encodes them (class names, numbers, tags).
+Tokenization happens later, in the graph. Every error names the path, line,
+column or value at fault.
 """
 
 import contextlib
 import csv
 import dataclasses
 import gzip
-import importlib.resources
 import json
 import os
 import sys
 
+import conllu
 import numpy as np
 from absl import logging
 
 from maskmodels.errors import InputError
 from maskmodels.registry import Registry
 
-# Data formats by name: each reader takes (path, split, text_column,
-# label_column, class_names) and returns Examples.
-FORMATS = Registry("data format")
-
 
 @dataclasses.dataclass
 class Examples:
-  """Texts with integer labels.
+  """Inputs with their labels.
 
   Attributes:
-    texts: list of ``str``.
-    labels: int32 array ``[n]``, indices into ``class_names``.
-    class_names: class names in label order.
+    texts: the inputs: ``str`` texts, or lists of ``str`` words.
+    labels: one label per input, raw as read (a class name, a number, a
+      list of tags), or as a task encoded them.
     source: where the examples came from, for messages.
   """
   texts: list
-  labels: np.ndarray
-  class_names: list
+  labels: list
   source: str = ""
 
   def __len__(self):
     return len(self.texts)
 
+  @property
+  def pretokenized(self):
+    """Whether the inputs are lists of words (else strings)."""
+    return bool(self.texts) and not isinstance(self.texts[0], str)
+
   def subset(self, indices, source=None):
-    """The examples at ``indices``, same classes."""
+    """The examples at ``indices``."""
     return Examples([self.texts[i] for i in indices],
-                    self.labels[np.asarray(indices, dtype=np.int64)],
-                    self.class_names, source or self.source)
+                    [self.labels[i] for i in indices], source or self.source)
+
+  def with_labels(self, labels):
+    """The same inputs with other (encoded) labels."""
+    return Examples(self.texts, labels, self.source)
+
+
+@dataclasses.dataclass(frozen=True)
+class Reader:
+  """A data format: its read function and its default columns.
+
+  ``read(path, split, text_column, label_column)`` returns ``Examples``;
+  ``split`` is for folder layouts (aclImdb, a folder of CoNLL-U files),
+  files ignore it.
+  """
+  read: object
+  text_column: str = "text"
+  label_column: str = "label"
+  folders: bool = False  # a path may be a folder of splits
+
+
+# Data formats by name (research code may add its own Reader).
+FORMATS = Registry("data format")
 
 
 class _Decoder:
@@ -71,45 +95,27 @@ class _Decoder:
           "by U+FFFD.", self.replaced, self.source)
 
 
-def _labels(raw_labels, class_names, source):
-  """Maps raw label strings to indices, with sorted names unless given."""
-  raw_labels = [str(label) for label in raw_labels]
-  names = list(class_names) if class_names else sorted(set(raw_labels))
-  index = {name: i for i, name in enumerate(names)}
-  labels = np.empty(len(raw_labels), np.int32)
-  for i, label in enumerate(raw_labels):
-    if label not in index:
-      raise InputError(f"Unknown label {label!r} in {source} (example {i}); "
-                       f"expected one of {names}.")
-    labels[i] = index[label]
-  return labels, names
-
-
-def _finish(texts, raw_labels, class_names, source, decoder):
+def _finish(texts, raw_labels, source, decoder):
   if not texts:
     raise InputError(f"No examples found in {source}.")
   decoder.report()
-  labels, names = _labels(raw_labels, class_names, source)
-  if len(names) < 2:
-    raise InputError(f"{source} has a single class {names}; a classifier "
-                     f"needs at least 2.")
-  return Examples(texts, labels, names, source)
+  return Examples(texts, raw_labels, source)
 
 
 # aclImdb's folder of unlabelled reviews, never a class.
 UNLABELLED_FOLDER = "unsup"
 
 
-def read_aclimdb(root, split, class_names=None):
-  """Reads ``<root>/<split>/<class>/*.txt``.
+def read_aclimdb(root, split):
+  """Reads ``<root>/<split>/<class>/*.txt``; the label is the folder name.
 
   Args:
     root: dataset folder (e.g. ``aclImdb``).
     split: subfolder, e.g. ``"train"`` or ``"test"``.
-    class_names: classes in label order; default every subfolder holding
-      ``.txt`` files, sorted by name. Either way a class folder outside
-      the list is an error, never skipped silently; aclImdb's unlabelled
-      ``unsup`` folder is the one exception.
+
+  Every subfolder holding ``.txt`` files is a class (the task refuses one
+  it does not know, never skips it); aclImdb's unlabelled ``unsup`` folder
+  is the one folder left out.
   """
   folder = os.path.join(root, split)
   if not os.path.isdir(folder):
@@ -120,26 +126,16 @@ def read_aclimdb(root, split, class_names=None):
       if name != UNLABELLED_FOLDER and os.path.isdir(os.path.join(
           folder, name)) and any(f.endswith(".txt") for f in os.listdir(
               os.path.join(folder, name))))
-  if class_names is None:
-    class_names = found
-  for name in class_names:
-    if not os.path.isdir(os.path.join(folder, name)):
-      raise FileNotFoundError(
-          f"Class folder not found: {os.path.join(folder, name)}")
-  unknown = [name for name in found if name not in class_names]
-  if unknown:
-    raise InputError(f"Unknown label {unknown[0]!r} in {folder}: its class "
-                     f"folders must be among {list(class_names)}.")
   decoder = _Decoder(folder)
   texts, raw_labels = [], []
-  for name in class_names:
+  for name in found:
     class_folder = os.path.join(folder, name)
     for file_name in sorted(os.listdir(class_folder)):
       if file_name.endswith(".txt"):
         with open(os.path.join(class_folder, file_name), "rb") as f:
           texts.append(decoder(f.read()))
         raw_labels.append(name)
-  return _finish(texts, raw_labels, class_names, folder, decoder)
+  return _finish(texts, raw_labels, folder, decoder)
 
 
 def _open_binary(path):
@@ -161,7 +157,7 @@ def _unlimited_csv_fields():
 
 
 def read_delimited(path, text_column="text", label_column="label",
-                   delimiter=",", class_names=None):
+                   delimiter=","):
   """Reads a CSV (or, with ``delimiter="\\t"``, TSV) file with a header row.
 
   Fields of any length are read (a review of a million characters too).
@@ -187,11 +183,15 @@ def read_delimited(path, text_column="text", label_column="label",
                          f"{len(row)} fields, the header has {len(header)}.")
       texts.append(row[text_at])
       raw_labels.append(row[label_at])
-  return _finish(texts, raw_labels, class_names, path, decoder)
+  return _finish(texts, raw_labels, path, decoder)
 
 
-def read_jsonl(path, text_key="text", label_key="label", class_names=None):
-  """Reads JSON Lines: one object a line with a text and a label field."""
+def read_jsonl(path, text_key="text", label_key="label"):
+  """Reads JSON Lines: one object a line with a text and a label field.
+
+  A text may be a string or a list of words (pre-tokenized input, then its
+  label may be a list with one tag per word).
+  """
   decoder = _Decoder(path)
   texts, raw_labels = [], []
   with _open_binary(path) as f:
@@ -208,52 +208,140 @@ def read_jsonl(path, text_key="text", label_key="label", class_names=None):
         if not isinstance(record, dict) or key not in record:
           raise InputError(f"Field {key!r} missing in {path} at line "
                            f"{number}.")
-      texts.append(str(record[text_key]))
+      text = record[text_key]
+      texts.append([str(w) for w in text] if isinstance(text, list) else
+                   str(text))
       raw_labels.append(record[label_key])
-  return _finish(texts, raw_labels, class_names, path, decoder)
+  return _finish(texts, raw_labels, path, decoder)
 
 
-def read_examples(data_format, path, split="train", text_column="text",
-                  label_column="label", class_names=None):
+CONLLU_COLUMNS = {"upos": 3, "xpos": 4}
+
+
+def conllu_file(path, split):
+  """``path`` itself, or in a folder the one ``*<split>.conllu`` file
+  (``en_ewt-ud-dev.conllu`` for ``dev``)."""
+  if not os.path.isdir(path):
+    return path
+  found = sorted(name for name in os.listdir(path)
+                 if name.endswith((f"{split}.conllu", f"{split}.conllu.gz")))
+  if len(found) != 1:
+    raise FileNotFoundError(
+        f"Expected one *{split}.conllu file in {path}, found "
+        f"{found or 'none'}.")
+  return os.path.join(path, found[0])
+
+
+def read_conllu(path, tag_column="upos"):
+  """Reads a CoNLL-U file: one example per sentence, its words and tags.
+
+  Words are the syntactic words (lines whose ID is an integer): a
+  multiword token's range line (``1-2``) and empty nodes (``8.1``) are
+  skipped, as UPOS tagging defines; comment lines (``#``) are skipped.
+
+  Args:
+    path: a ``.conllu`` file (or ``.conllu.gz``).
+    tag_column: ``"upos"`` or ``"xpos"``.
+
+  Returns:
+    ``Examples`` of word lists, labels the lists of their tags.
+
+  Raises:
+    InputError: a malformed line, naming the file and line number.
+  """
+  if tag_column not in CONLLU_COLUMNS:
+    raise InputError(f"CoNLL-U tag column {tag_column!r}: choose one of "
+                     f"{', '.join(CONLLU_COLUMNS)} (--label_column).")
+  at = CONLLU_COLUMNS[tag_column]
+  decoder = _Decoder(path)
+  sentences, tags, words, labels = [], [], [], []
+
+  def end_sentence():
+    if words:
+      sentences.append(list(words))
+      tags.append(list(labels))
+    words.clear()
+    labels.clear()
+
+  with _open_binary(path) as f:
+    for number, raw in enumerate(f, 1):
+      line = decoder(raw).rstrip("\r\n")
+      if not line.strip():
+        end_sentence()
+        continue
+      if line.startswith("#"):
+        continue
+      fields = line.split("\t")
+      try:
+        if len(fields) != 10:
+          raise conllu.exceptions.ParseException(
+              f"{len(fields)} tab-separated fields, CoNLL-U has 10")
+        token_id = conllu.parser.parse_id_value(fields[0])
+      except conllu.exceptions.ParseException as error:
+        raise InputError(f"{path}:{number}: malformed CoNLL-U line "
+                         f"({str(error).rstrip('.')}): {line[:80]!r}"
+                         ) from None
+      if isinstance(token_id, int):
+        words.append(fields[1])
+        labels.append(fields[at])
+  end_sentence()
+  return _finish(sentences, tags, path, decoder)
+
+
+def read_examples(data_format, path, split="train", text_column="",
+                  label_column="", default_data=None):
   """Reads ``path`` in ``data_format``, a name registered in ``FORMATS``.
 
   Args:
-    data_format: ``"default"`` (the embedded data), ``"aclimdb"``,
-      ``"csv"``, ``"tsv"``, ``"jsonl"``, or a registered research reader.
+    data_format: ``"default"`` (the task's embedded data), ``"aclimdb"``,
+      ``"csv"``, ``"tsv"``, ``"jsonl"``, ``"conllu"``, or a research
+      reader's name.
     path: the aclImdb root folder or the data file.
     split: the aclImdb (or embedded data) split; files ignore it.
-    text_column, label_column: CSV/TSV columns or JSONL keys.
-    class_names: classes in label order (default: sorted label names).
+    text_column, label_column: CSV/TSV columns, JSONL keys or the CoNLL-U
+      tag column ("": the format's own default).
+    default_data: the task's ``DefaultData`` (for ``"default"``).
   """
-  return FORMATS.get(data_format)(path, split, text_column, label_column,
-                                  class_names)
+  if data_format == "default":
+    if default_data is None:
+      raise InputError("This task has no embedded data; give --data_format "
+                       "and --data_path.")
+    reader = FORMATS.get(default_data.data_format)
+    with default_data.path(split) as local:
+      return reader.read(str(local), split, reader.text_column,
+                         reader.label_column)
+  reader = FORMATS.get(data_format)
+  return reader.read(path, split, text_column or reader.text_column,
+                     label_column or reader.label_column)
 
 
-FORMATS.add("aclimdb", lambda path, split, text, label, names: read_aclimdb(
-    path, split, names))
-FORMATS.add("csv", lambda path, split, text, label, names: read_delimited(
-    path, text, label, ",", names))
-FORMATS.add("tsv", lambda path, split, text, label, names: read_delimited(
-    path, text, label, "\t", names))
-FORMATS.add("jsonl", lambda path, split, text, label, names: read_jsonl(
-    path, text, label, names))
+def default_columns(data_format):
+  """``(text_column, label_column)`` a format reads unless told."""
+  if data_format == "default":
+    return "", ""
+  reader = FORMATS.get(data_format)
+  return reader.text_column, reader.label_column
 
 
-DEFAULT_SPLITS = ("train", "test")
+FORMATS.add("aclimdb", Reader(lambda path, split, text, label: read_aclimdb(
+    path, split)))
+FORMATS.add("csv", Reader(lambda path, split, text, label: read_delimited(
+    path, text, label, ",")))
+FORMATS.add("tsv", Reader(lambda path, split, text, label: read_delimited(
+    path, text, label, "\t")))
+FORMATS.add("jsonl", Reader(lambda path, split, text, label: read_jsonl(
+    path, text, label)))
+FORMATS.add("conllu", Reader(lambda path, split, text, label: read_conllu(
+    conllu_file(path, split), label), text_column="form",
+                                 label_column="upos", folders=True))
+FORMATS.add("default", Reader(None, "", "", folders=True))
 
 
-def read_default(split="train"):
-  """The embedded default dataset (synthetic reviews), ``"train"``/``"test"``."""
-  if split not in DEFAULT_SPLITS:
-    raise InputError(f"split must be one of {DEFAULT_SPLITS}, got {split!r}.")
-  resource = importlib.resources.files("maskmodels.data").joinpath(
-      f"default_{split}.jsonl.gz")
-  with importlib.resources.as_file(resource) as path:
-    return read_jsonl(str(path), class_names=["neg", "pos"])
-
-
-FORMATS.add("default", lambda path, split, text, label, names: read_default(
-    split))
+def reads_folders(data_format, path):
+  """Whether ``path`` in ``data_format`` is a folder of named splits."""
+  if data_format in ("aclimdb", "default"):
+    return True
+  return FORMATS.get(data_format).folders and os.path.isdir(path)
 
 
 def split_validation(examples, fraction, seed=0):

@@ -10,6 +10,8 @@ import collections
 from absl import logging
 
 import tensorflow as tf
+
+from maskmodels import graph as _graph  # noqa: F401  (AutoGraph leaves us be)
 import tensorflow_text as tf_text
 from tensorflow_text.python.ops import bert_tokenizer
 from tensorflow_text.tools.wordpiece_vocab import (
@@ -178,6 +180,22 @@ class Tokenizer(tf.Module):
       ids = truncate_tokens(ids, max_len, truncation)
     return ids
 
+  def words(self, texts, max_len=None, truncation="head"):
+    """The words of ``texts`` that get one id each (word tokenizers)."""
+    raise InputError(f"The {self.kind} tokenizer splits words; word "
+                     f"features need --tokenizer=word (one id per word).")
+
+  def encode_words(self, words, max_len=None, truncation="head"):
+    """Words -> one id each: ragged string ``[batch, (words)]`` -> ragged
+    int32 ``[batch, (<= max_len)]``, the ids aligned with the words kept.
+
+    Each word is standardized as text is, then looked up whole; no split
+    (a tokenizer that splits words refuses). Truncation keeps the words
+    :func:`truncate_tokens` keeps.
+    """
+    raise InputError(f"The {self.kind} tokenizer splits words; pre-tokenized "
+                     f"input needs --tokenizer=word (one id per word).")
+
   def save_vocabulary(self, path):
     """Writes the vocabulary file to ``path``."""
     write_vocabulary(self.vocab, path)
@@ -208,6 +226,26 @@ class WordTokenizer(Tokenizer):
 
   def _tokenize(self, texts):
     return tf.ragged.map_flat_values(self.table.lookup, split_words(texts))
+
+  def words(self, texts, max_len=None, truncation="head"):
+    """The words ``encode`` looks up: strings ``[batch]`` -> standardized
+    words, ragged ``[batch, (<= max_len)]``."""
+    texts = standardize(tf.convert_to_tensor(texts, tf.string))
+    if max_len is not None:
+      texts = clip_characters(texts, max_len * CHARS_PER_TOKEN, truncation)
+    words = split_words(texts)
+    if max_len is not None:
+      words = truncate_tokens(words, max_len, truncation)
+    return words
+
+  def encode_words(self, words, max_len=None, truncation="head"):
+    if truncation not in TRUNCATIONS:
+      raise InputError(f"truncation must be one of {TRUNCATIONS}, got "
+                       f"{truncation!r}.")
+    if max_len is not None:
+      words = truncate_tokens(words, max_len, truncation)
+    return tf.cast(tf.ragged.map_flat_values(
+        lambda w: self.table.lookup(standardize(w)), words), tf.int32)
 
 
 class WordPieceTokenizer(Tokenizer):
@@ -246,6 +284,15 @@ def _counted_batches(texts, batch_size=1024, verbose=1):
                           verbose=verbose)
 
 
+def _standardized_words(sentences, batch_size=1024):
+  """Standardized words of pre-tokenized ``sentences``, in batches."""
+  flat = [word for words in sentences for word in words]
+  return (tf.data.Dataset.from_tensor_slices(tf.constant(flat or [""],
+                                                         tf.string))
+          .take(len(flat)).batch(batch_size)
+          .map(standardize, num_parallel_calls=tf.data.AUTOTUNE))
+
+
 def learn_vocabulary(texts, kind, vocab_size, verbose=1):
   """Learns a vocabulary from training texts, with progress on the console.
 
@@ -254,7 +301,8 @@ def learn_vocabulary(texts, kind, vocab_size, verbose=1):
   ``bert_vocab_from_dataset`` does and runs its WordPiece learner.
 
   Args:
-    texts: a list of strings (the training split).
+    texts: a list of strings (the training split), or of word lists
+      (pre-tokenized: each standardized word counts whole).
     kind: ``"word"`` or ``"wordpiece"``.
     vocab_size: size of the vocabulary including reserved tokens.
     verbose: 0 for no progress output.
@@ -266,6 +314,10 @@ def learn_vocabulary(texts, kind, vocab_size, verbose=1):
   if vocab_size < 3:
     raise InputError(f"vocab_size must be >= 3, got {vocab_size}.")
   logging.info("Counting the words of %d texts.", len(texts))
+  pretokenized = bool(texts) and not isinstance(texts[0], str)
+  if pretokenized and kind != "word":
+    raise InputError(f"Pre-tokenized input needs --tokenizer=word (one id "
+                     f"per word), got {kind!r}.")
   if kind == "wordpiece":
     reserved = [PAD_TOKEN, UNK_TOKEN]
     splitter = bert_tokenizer.BasicTokenizer(lower_case=False)
@@ -280,8 +332,15 @@ def learn_vocabulary(texts, kind, vocab_size, verbose=1):
       vocab = wordpiece_learner.learn(counts, vocab_size, reserved)
     return reserved + [t for t in vocab if t not in reserved]
   counts = collections.Counter()
-  for batch in _counted_batches(texts, verbose=verbose):
-    counts.update(split_words(batch).flat_values.numpy().tolist())
+  if pretokenized:
+    words = sum(len(t) for t in texts)
+    for batch in progress.counted(_standardized_words(texts), words, "words",
+                                  size=lambda b: int(b.shape[0]),
+                                  verbose=verbose):
+      counts.update(batch.numpy().tolist())
+  else:
+    for batch in _counted_batches(texts, verbose=verbose):
+      counts.update(split_words(batch).flat_values.numpy().tolist())
   ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
   words = [w.decode("utf-8") for w, _ in ranked if w.decode("utf-8").strip()]
   words = [w for w in words if w not in (PAD_TOKEN, UNK_TOKEN)]

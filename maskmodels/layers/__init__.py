@@ -9,3 +9,4 @@ from maskmodels.layers.normalization import (MaskedBatchNormalization,
 from maskmodels.layers.ngrams import HashedNgramBag, NaiveBayesNgrams
 from maskmodels.layers.pooling import MaskedPooling, Pooling
 from maskmodels.layers.recurrent import MaskedGRU, set_use_cudnn
+from maskmodels.layers.characters import CharacterFeatures, WordFeature

@@ -2,10 +2,14 @@
 
 import keras
 import tensorflow as tf
+from keras.src import backend as keras_backend
 
 from maskmodels import masking
 from maskmodels.layers.base import ExplicitMask
 from maskmodels.layers.dropout import Dropout
+from maskmodels.layers.gru_kernel import gru_sequences
+
+KERNELS = ("fused", "keras")
 
 
 @keras.saving.register_keras_serializable(package="maskmodels")
@@ -18,6 +22,11 @@ class MaskedGRU(ExplicitMask, keras.layers.Layer):
   rejects a row with no real step, so an empty row reads one zero step whose
   outputs are then zeroed. Pad steps are zeroed before the GRU reads them.
 
+  Where Keras would not pick cuDNN (a CPU, XLA, export), the ``"fused"``
+  kernel runs the recurrence (``maskmodels.layers.gru_kernel``): the same
+  arithmetic and weights as Keras's GRU, with the input projection of all
+  steps in one matrix product and both directions in one loop.
+
   Args:
     units: GRU units per direction.
     bidirectional: also read the sequence backwards (outputs concatenated).
@@ -27,6 +36,9 @@ class MaskedGRU(ExplicitMask, keras.layers.Layer):
     recurrent_dropout: Keras's recurrent dropout (disables cuDNN).
     use_cudnn: Keras's ``use_cudnn`` (``"auto"``, True or False); see also
       :func:`set_use_cudnn`.
+    kernel: ``"fused"`` (the CPU kernel above wherever Keras would not use
+      cuDNN) or ``"keras"`` (Keras's own choice: its generic loop on a CPU).
+      ``recurrent_dropout`` always runs Keras's loop.
 
   Call args:
     inputs: float ``[batch, time, channels]``.
@@ -43,13 +55,16 @@ class MaskedGRU(ExplicitMask, keras.layers.Layer):
 
   def __init__(self, units, bidirectional=False, return_sequences=False,
                dropout=0.0, recurrent_dropout=0.0, use_cudnn="auto",
-               **kwargs):
+               kernel="fused", **kwargs):
     super().__init__(**kwargs)
     if not isinstance(units, int) or units < 1:
       raise ValueError(f"units must be a positive int, got {units!r}.")
     if not 0.0 <= dropout < 1.0:
       raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+    if kernel not in KERNELS:
+      raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}.")
     self.units = units
+    self.kernel = kernel
     self.bidirectional = bidirectional
     self.return_sequences = return_sequences
     self.dropout = dropout
@@ -79,8 +94,21 @@ class MaskedGRU(ExplicitMask, keras.layers.Layer):
     packed, packed_mask, perm = masking.to_right_padded(inputs, mask)
     x = self.input_dropout(masking.apply_mask(packed, packed_mask),
                            training=training)
-    # At least one step, and one real step per row: an empty row reads a
-    # zero first step (cuDNN asserts against all-pad rows inside a graph).
+    if self._keras_kernel():
+      outputs = self._keras_call(x, packed_mask, training)
+    else:
+      sequences, final = gru_sequences(
+          x, masking.lengths_from_mask(packed_mask), self._cells())
+      outputs = sequences if self.return_sequences else final
+    if self.return_sequences:
+      outputs = masking.apply_mask(outputs, packed_mask)
+      return masking.restore_order(outputs, perm), mask
+    return outputs
+
+  def _keras_call(self, x, packed_mask, training):
+    """Keras's GRU over right-padded ``x``: at least one step, and one real
+    step per row, so an empty row reads a zero first step (cuDNN asserts
+    against all-pad rows inside a graph) and its outputs are zeroed."""
     time = tf.shape(x)[1]
     x = tf.pad(x, [[0, 0], [0, tf.maximum(0, 1 - time)], [0, 0]])
     empty = tf.logical_not(tf.reduce_any(packed_mask, axis=1))
@@ -90,16 +118,34 @@ class MaskedGRU(ExplicitMask, keras.layers.Layer):
         tf.logical_and(empty[:, tf.newaxis], first_step[tf.newaxis, :]))
     outputs = self.rnn(x, mask=kernel_mask, training=training)
     if self.return_sequences:
-      outputs = masking.apply_mask(outputs[:, :time], packed_mask)
-      return masking.restore_order(outputs, perm), mask
+      return outputs[:, :time]
     return tf.where(empty[:, tf.newaxis], tf.zeros((), outputs.dtype), outputs)
+
+  def _cells(self):
+    """The Keras GRU cells, forward first."""
+    if self.bidirectional:
+      return [self.rnn.forward_layer.cell, self.rnn.backward_layer.cell]
+    return [self.rnn.cell]
+
+  def _keras_kernel(self):
+    """Whether Keras's GRU runs: asked for, recurrent dropout, or cuDNN
+    (which Keras picks when it traces on a GPU host, and which is faster
+    there)."""
+    if self.kernel == "keras" or self.recurrent_dropout:
+      return True
+    use_cudnn = self.rnn.forward_layer.use_cudnn if self.bidirectional else (
+        self.rnn.use_cudnn)
+    cell = self._cells()[0]
+    return use_cudnn in (True, "auto") and keras_backend.cudnn_ok(
+        cell.activation, cell.recurrent_activation, False, cell.use_bias,
+        reset_after=cell.reset_after)
 
   def get_config(self):
     config = super().get_config()
     config.update(units=self.units, bidirectional=self.bidirectional,
                   return_sequences=self.return_sequences, dropout=self.dropout,
                   recurrent_dropout=self.recurrent_dropout,
-                  use_cudnn=self.use_cudnn)
+                  use_cudnn=self.use_cudnn, kernel=self.kernel)
     return config
 
 

@@ -1,5 +1,13 @@
-"""Encoders and models; each is registered by name."""
+"""Models, composed: backbones, encoders, heads, ensemble members.
 
-from maskmodels.models.classifier import SequenceClassifier
+Importing this package registers the built-in components by name.
+"""
+
+from maskmodels.models.backbone import SequenceBackbone
 from maskmodels.models.baselines import UnmaskedConvGRUEncoder
 from maskmodels.models.encoders import ConvGRUEncoder, Encoder
+from maskmodels.models.ensemble import Ensemble, fit_member_weights
+from maskmodels.models.heads import Head, PerStepHead, PooledHead
+from maskmodels.models.members import (Member, NaiveBayesClassifier,
+                                       NgramBagClassifier)
+from maskmodels.models.sequence_model import SequenceModel

@@ -6,11 +6,12 @@ import keras
 import tensorflow as tf
 
 from maskmodels import masking
+from maskmodels.errors import InputError
 from maskmodels.layers.base import ExplicitMask
 from maskmodels.layers.conv_block import NORMALIZATIONS, MaskedConvBlock
 from maskmodels.layers.recurrent import MaskedGRU
 from maskmodels.registry import register_encoder
-from maskmodels.settings import Settings, setting
+from maskmodels.settings import Configurable, Settings, setting
 
 
 class Encoder(ExplicitMask, keras.Model):
@@ -24,27 +25,28 @@ class Encoder(ExplicitMask, keras.Model):
 
 
 def _per_block(value, count, name):
-  """Expands an int to ``count`` copies, or checks a list has ``count`` items."""
-  if isinstance(value, int):
-    return [value] * count
+  """One value per block: a single value repeated, or a list of ``count``."""
   value = list(value)
+  if len(value) == 1:
+    return value * count
   if len(value) != count:
-    raise ValueError(f"{name} must be an int or a list of {count} ints (one "
-                     f"per conv block), got {value!r}.")
+    raise InputError(f"{name}={value!r}: give one value for every conv "
+                     f"block or one per block ({count}).")
   return value
 
 
 @register_encoder("conv_gru")
-class ConvGRUEncoder(Encoder):
+class ConvGRUEncoder(Configurable, Encoder):
   """N masked conv blocks, then M masked GRU layers, the mask threaded through.
 
-  Args:
+  Settings (its ``Config``; ``ConvGRUEncoder()`` is the encoder the command
+  line builds by default):
     conv_filters: filters of each conv block; ``[]`` for no conv block.
-    kernel_size, strides, dilation_rate, pool_size: an int for every block or
-      a list with one value per block.
+    kernel_size, strides, dilation_rate, pool_size: one value for every
+      block, or one per block.
     padding: conv padding mode, ``"same"``, ``"valid"`` or ``"causal"``.
-    normalization: ``"batch"``, ``"layer"`` or ``"none"``, in each conv block.
-    activation: conv block activation.
+    normalization: ``"batch"``, ``"layer"`` or ``"none"``, in each block.
+    activation: the conv blocks' activation.
     gru_units: units of each GRU layer; ``[]`` for none.
     bidirectional: whether the GRU layers read both directions.
     dropout: dropout in conv blocks and on GRU inputs.
@@ -57,30 +59,36 @@ class ConvGRUEncoder(Encoder):
 
   Returns:
     ``(outputs, mask)``: ``[batch, time', channels]`` and bool
-    ``[batch, time']``, time' shrunk by conv strides and pooling.
+    ``[batch, time']``, time' shrunk by conv strides and pooling (see
+    :meth:`time_changes`).
   """
 
   @dataclasses.dataclass
   class Config(Settings):
-    """The encoder's settings as a training run sees them (flags, config)."""
+    """The encoder's settings: its defaults, flags and saved config."""
     conv_filters: list[int] = setting(
         [64], "conv_gru: filters of each conv block (empty: none).",
-        resume=True)
-    kernel_size: int = setting(5, "conv_gru: conv kernel size.", lower=1,
-                               resume=True)
-    strides: int = setting(1, "conv_gru: conv stride.", lower=1, resume=True)
-    dilation_rate: int = setting(1, "conv_gru: conv dilation.", lower=1,
+        lower=1, resume=True)
+    kernel_size: list[int] = setting(
+        [5], "conv_gru: conv kernel size (one for every block, or one per "
+        "block).", lower=1, resume=True)
+    strides: list[int] = setting([1], "conv_gru: conv stride.", lower=1,
                                  resume=True)
-    pool_size: int = setting(
-        2, "conv_gru: max-pool size after each conv block (1: none).",
+    dilation_rate: list[int] = setting([1], "conv_gru: conv dilation.",
+                                       lower=1, resume=True)
+    pool_size: list[int] = setting(
+        [2], "conv_gru: max-pool size after each conv block (1: none).",
         lower=1, resume=True)
     padding: str = setting("same", "conv_gru: conv padding.",
                            choices=masking.PADDING_MODES, resume=True)
     normalization: str = setting("batch", "conv_gru: conv block "
                                  "normalization.", choices=NORMALIZATIONS,
                                  resume=True)
+    activation: str = setting("relu", "conv_gru: conv block activation.",
+                              resume=True)
     gru_units: list[int] = setting(
-        [64], "conv_gru: units of each GRU layer (empty: none).", resume=True)
+        [64], "conv_gru: units of each GRU layer (empty: none).", lower=1,
+        resume=True)
     bidirectional: bool = setting(True, "conv_gru: bidirectional GRUs.",
                                   resume=True)
     dropout: float = setting(
@@ -90,40 +98,43 @@ class ConvGRUEncoder(Encoder):
         False, "conv_gru: output the last conv block's features beside the "
         "GRU's (the pooling sees both).", resume=True)
 
-  def __init__(self, conv_filters=(128,), kernel_size=5, strides=1,
-               dilation_rate=1, pool_size=1, padding="same",
-               normalization="batch", activation="relu", gru_units=(128,),
-               bidirectional=True, dropout=0.0, concat_conv=False, **kwargs):
+  def __init__(self, **kwargs):
     super().__init__(**kwargs)
-    self.conv_filters = list(conv_filters)
-    self.kernel_size = kernel_size
-    self.strides = strides
-    self.dilation_rate = dilation_rate
-    self.pool_size = pool_size
-    self.padding = padding
-    self.normalization = normalization
-    self.activation = activation
-    self.gru_units = list(gru_units)
-    self.bidirectional = bidirectional
-    self.dropout = dropout
-    self.concat_conv = concat_conv
-    count = len(self.conv_filters)
-    geometry = zip(self.conv_filters,
-                   _per_block(kernel_size, count, "kernel_size"),
-                   _per_block(strides, count, "strides"),
-                   _per_block(dilation_rate, count, "dilation_rate"),
-                   _per_block(pool_size, count, "pool_size"))
+    config = self.settings
+    count = len(config.conv_filters)
+    geometry = zip(config.conv_filters,
+                   _per_block(config.kernel_size, count, "kernel_size"),
+                   _per_block(config.strides, count, "strides"),
+                   _per_block(config.dilation_rate, count, "dilation_rate"),
+                   _per_block(config.pool_size, count, "pool_size"))
     policy = self.dtype_policy
     self.blocks = [
-        MaskedConvBlock(f, k, strides=s, dilation_rate=d, padding=padding,
-                        normalization=normalization, activation=activation,
-                        dropout=dropout, pool_size=p, dtype=policy,
+        MaskedConvBlock(f, k, strides=s, dilation_rate=d,
+                        padding=config.padding,
+                        normalization=config.normalization,
+                        activation=config.activation,
+                        dropout=config.dropout, pool_size=p, dtype=policy,
                         name=f"conv_block_{i}")
         for i, (f, k, s, d, p) in enumerate(geometry)]
     self.grus = [
-        MaskedGRU(units, bidirectional=bidirectional, return_sequences=True,
-                  dropout=dropout, dtype=policy, name=f"gru_{i}")
-        for i, units in enumerate(self.gru_units)]
+        MaskedGRU(units, bidirectional=config.bidirectional,
+                  return_sequences=True, dropout=config.dropout,
+                  dtype=policy, name=f"gru_{i}")
+        for i, units in enumerate(config.gru_units)]
+
+  def time_changes(self):
+    """The settings that make the output time axis differ from the input's
+    (``["pool_size=2", ...]``); empty when every input step has its own
+    output step."""
+    config, changes = self.settings, []
+    if not config.conv_filters:
+      return changes
+    for name in ("strides", "pool_size"):
+      if any(v != 1 for v in getattr(config, name)):
+        changes.append(f"{name}={','.join(map(str, getattr(config, name)))}")
+    if config.padding == "valid" and any(k > 1 for k in config.kernel_size):
+      changes.append("padding=valid")
+    return changes
 
   def build(self, input_shape):
     channels = input_shape[-1]
@@ -141,16 +152,6 @@ class ConvGRUEncoder(Encoder):
     conv_features = x
     for gru in self.grus:
       x, mask = gru(x, mask=mask, training=training)
-    if self.concat_conv and self.grus:
+    if self.settings.concat_conv and self.grus:
       x = tf.concat([conv_features, x], axis=-1)
     return x, mask
-
-  def get_config(self):
-    return {
-        "name": self.name, "conv_filters": self.conv_filters,
-        "kernel_size": self.kernel_size, "strides": self.strides,
-        "dilation_rate": self.dilation_rate, "pool_size": self.pool_size,
-        "padding": self.padding, "normalization": self.normalization,
-        "activation": self.activation, "gru_units": self.gru_units,
-        "bidirectional": self.bidirectional, "dropout": self.dropout,
-        "concat_conv": self.concat_conv}

@@ -10,9 +10,8 @@ from maskmodels.training.config import (CheckpointConfig, DataConfig,
                                         RuntimeConfig, TrainConfig)
 from maskmodels.training.actions import PREEMPTED_EXIT_CODE, TrainingInterrupted
 from maskmodels.training.controller import Controller
-from maskmodels.training.inference import (Predictor, evaluate, load_trained,
-                                           predict)
+from maskmodels.training.inference import TrainedRun, evaluate, load_trained
 from maskmodels.training.model_dir import ModelDirectory
-from maskmodels.training.runner import Runner, read_splits, train_and_evaluate
-from maskmodels.training.tasks import ClassificationTask, Task
+from maskmodels.training.runner import (Runner, encode_splits, read_splits,
+                                        train_and_evaluate)
 from maskmodels.training.trainer import NonFiniteLossError, Trainer

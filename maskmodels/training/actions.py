@@ -11,9 +11,9 @@ import math
 import signal
 import threading
 
-import keras
 import tensorflow as tf
 
+from maskmodels import progress
 from maskmodels.training import curves, memory
 from maskmodels.training.trainer import NonFiniteLossError
 
@@ -84,20 +84,28 @@ class NaNGuard:
 
 
 class ProgressBar:
-  """A Keras ``Progbar`` over the run's steps with loss, accuracy, ex/s, lr."""
+  """Progress over the run's steps with the task's metrics, ex/s and lr: a
+  live Keras ``Progbar`` on a terminal, one plain line per loop in a log.
 
-  SHOWN = (("loss", "loss"), ("accuracy", "accuracy"),
-           ("examples_per_second", "ex/s"), ("learning_rate", "lr"))
+  Args:
+    total_steps: the run's last step.
+    start_step: the step it starts from (a resumed run's).
+    metrics: the training metrics to show (the task's, ``loss`` first).
+    verbose: 0 to show nothing (non-chief workers).
+  """
 
-  def __init__(self, total_steps, start_step, verbose=1):
-    self.bar = keras.utils.Progbar(
-        total_steps, verbose=verbose, interval=0.0,  # one update per loop
-        stateful_metrics=[label for _, label in self.SHOWN])
+  EXTRA = (("examples_per_second", "ex/s"), ("learning_rate", "lr"))
+
+  def __init__(self, total_steps, start_step, metrics=("loss",), verbose=1):
+    self.shown = [(name, name) for name in metrics] + list(self.EXTRA)
+    self.bar = progress.bar(
+        total_steps, "step", verbose=verbose, interval=0.0,  # every loop
+        stateful_metrics=[label for _, label in self.shown])
     self.bar.update(start_step)
 
   def __call__(self, step, outputs):
     self.bar.update(step, [(label, outputs[name]) for name, label in
-                           self.SHOWN if name in outputs])
+                           self.shown if name in outputs])
 
 
 class Summaries:
@@ -131,17 +139,25 @@ class BestCheckpoint:
 
   Args:
     save: a function of the step that saves the best checkpoint.
-    metric: the evaluation output to maximize.
+    metric: the evaluation output to follow.
     best: a float64 ``tf.Variable`` holding the best value so far (it is
-      part of the training checkpoint, so a resumed run remembers it).
+      part of the training checkpoint, so a resumed run remembers it); it
+      starts at the worst value (``-inf`` for ``"max"``, ``inf`` for
+      ``"min"``).
+    mode: ``"max"`` (higher is better) or ``"min"`` (lower is better).
   """
 
-  def __init__(self, save, metric, best):
-    self.save, self.metric, self.best = save, metric, best
+  def __init__(self, save, metric, best, mode="max"):
+    if mode not in ("max", "min"):
+      raise ValueError(f"mode must be 'max' or 'min', got {mode!r}.")
+    self.save, self.metric, self.best, self.mode = save, metric, best, mode
+    self.step = None
 
   def __call__(self, step, outputs):
-    if outputs[self.metric] > float(self.best.numpy()):
-      self.best.assign(outputs[self.metric])
+    value, best = outputs[self.metric], float(self.best.numpy())
+    if value < best if self.mode == "min" else value > best:
+      self.best.assign(value)
+      self.step = step
       self.save(step)
 
   @property
@@ -153,27 +169,30 @@ class BestCheckpoint:
 class History:
   """Records train outputs after every loop and evaluation outputs after
   every evaluation; writes ``history.json`` and ``curves.png`` at each
-  evaluation.
+  evaluation. Every number an output holds is kept (the task's metrics
+  among them).
 
   Args:
     history: ``{"train": [(step, outputs)], "validation": [...]}`` so far.
     write_json: a function ``(name, value)`` writing a model-directory file.
     curves_path: where the plot goes, or None (non-chief workers).
-    best_metric: the validation metric the best checkpoint follows.
+    panels: the plot's panels (``curves.panels_for``).
+    best: ``(metric, mode)`` the best checkpoint follows.
   """
 
-  KEPT = ("loss", "accuracy", "learning_rate", "examples_per_second",
-          "grad_norm", "padded_fraction", "examples")
+  SKIPPED = ("seconds", "steps")
 
-  def __init__(self, history, write_json, curves_path, best_metric):
+  def __init__(self, history, write_json, curves_path, panels, best):
     self.history = history
     self.write_json = write_json
     self.curves_path = curves_path
-    self.best_metric = best_metric
+    self.panels = panels
+    self.best = best
 
   def record_train(self, step, outputs):
-    self.history["train"].append(
-        (step, {k: v for k, v in outputs.items() if k in self.KEPT}))
+    self.history["train"].append((step, {
+        k: v for k, v in outputs.items() if k not in self.SKIPPED and
+        isinstance(v, (int, float)) and not isinstance(v, bool)}))
 
   def record_eval(self, step, outputs):
     self.history["validation"].append((step, dict(outputs)))
@@ -182,8 +201,8 @@ class History:
   def write(self):
     self.write_json("history.json", self.history)
     if self.curves_path and self.history["train"]:
-      curves.write_curves_png(self.curves_path, self.history,
-                              best_metric=self.best_metric)
+      curves.write_curves_png(self.curves_path, self.history, self.panels,
+                              *self.best)
 
 
 class SignalPreemption:

@@ -1,49 +1,55 @@
-"""Building a run's parts from its ExperimentConfig: model and tokenizer.
+"""Building a run's parts from its ExperimentConfig: task, model, featurizer.
 
 Shared by training, evaluation, prediction and export, so each builds the
-same model from the same settings.
+same task, model and features from the same settings.
 """
 
 import tensorflow as tf
 
 from maskmodels.data import text
-from maskmodels.registry import MODELS
+from maskmodels.data.features import Featurizer
+from maskmodels.tasks import build_task
 
 
-def build_model(config, vocab_size, strategy=None):
-  """The run's model, with its weights created under ``strategy``.
+def task_of(config):
+  """The run's task, with its label vocabulary."""
+  train = config.train
+  return build_task(train.task, train.task_config, config.data.label_names)
 
-  The registered model class receives the model settings by name:
-  ``vocab_size``, ``num_classes``, ``embedding_dim``, ``encoder``,
-  ``encoder_config``, ``pooling``, ``pooling_config``, ``head_units``,
-  ``dropout`` (``--head_dropout``) and ``token_dropout``; with
-  ``--ngram_buckets`` > 0 also ``ngram_buckets``, ``ngram_dim`` and
-  ``ngram_orders``; with ``--naive_bayes_buckets`` > 0 also
-  ``naive_bayes_buckets``, ``naive_bayes_orders`` and ``naive_bayes_weight``.
-  """
-  settings = config.model
-  ngrams = dict(ngram_buckets=settings.ngram_buckets,
-                ngram_dim=settings.ngram_dim,
-                ngram_orders=settings.ngram_orders
-                ) if settings.ngram_buckets else {}
-  if settings.naive_bayes_buckets:
-    ngrams.update(naive_bayes_buckets=settings.naive_bayes_buckets,
-                  naive_bayes_orders=settings.naive_bayes_orders,
-                  naive_bayes_weight=settings.naive_bayes_weight)
+
+def build_model(config, task, vocab_size, strategy=None):
+  """The run's model (``task.build_model``), its weights created under
+  ``strategy``."""
   strategy = strategy or tf.distribute.get_strategy()
   with strategy.scope():
-    model = MODELS.get(settings.model)(
-        vocab_size=vocab_size, num_classes=len(config.data.class_names),
-        embedding_dim=settings.embedding_dim, encoder=settings.encoder,
-        encoder_config=settings.encoder_config, pooling=settings.pooling,
-        pooling_config=settings.pooling_config,
-        head_units=settings.head_units, dropout=settings.head_dropout,
-        token_dropout=settings.token_dropout, **ngrams)
-    model(tf.zeros([1, 1], tf.int32), training=False)
+    model = task.build_model(config.model, vocab_size)
+    model.build()
   return model
+
+
+def word_features_of(model):
+  """The word-feature layers of ``model``'s backbones, in order."""
+  found = []
+  for layer in model._flatten_layers(include_self=True):  # pylint: disable=protected-access
+    for feature in getattr(layer, "word_features", ()) or ():
+      if all(feature is not f for f in found):
+        found.append(feature)
+  return found
 
 
 def load_tokenizer(config, vocab_path):
   """The run's tokenizer over the vocabulary file at ``vocab_path``."""
   return text.build_tokenizer(config.data.tokenizer, vocab_path,
                               config.data.num_oov_buckets)
+
+
+def featurizer_of(tokenizer, model, task):
+  """Inputs -> ``model``'s features, for ``task``'s kind of input."""
+  return Featurizer(tokenizer, word_features_of(model), task.inputs)
+
+
+def inference_length(config, task):
+  """Tokens kept per example in evaluation, prediction and export: every
+  token of a per-token task (each must get its label), else
+  ``--eval_max_len`` or ``--max_len``."""
+  return None if task.labels.per_token else config.data.inference_max_len

@@ -22,9 +22,14 @@ MANIFEST_KEY = "manifest/.ATTRIBUTES/py_state"
 _AUTO_SUFFIX = re.compile(r"_\d+$")
 
 
-def _stable(path):
-  """A Keras variable path without the model's own name and auto suffixes."""
+def _stable(path, root=None):
+  """A Keras variable path from below the model ``root`` names (else
+  without its first part), auto suffixes removed: the same for a rebuilt
+  model in the same process, whatever name scopes were open around it."""
   parts = [_AUTO_SUFFIX.sub("", part) for part in path.split("/")]
+  root = _AUTO_SUFFIX.sub("", root) if root else None
+  if root in parts[:-1]:
+    return "/".join(parts[parts.index(root) + 1:])
   return "/".join(parts[1:] if len(parts) > 2 else parts)
 
 
@@ -37,10 +42,11 @@ def _entry(name, variable):
 def variable_manifest(model, optimizer=None):
   """``["path shape dtype", ...]`` of the model's (and optimizer's)
   variables, in checkpoint order."""
-  entries = [_entry("model/" + _stable(v.path), v) for v in model.variables]
+  entries = [_entry("model/" + _stable(v.path, model.name), v)
+             for v in model.variables]
   if optimizer is not None:
     # Keras names a slot after its variable's path with "/" as "_".
-    slots = sorted(((v.path.replace("/", "_"), _stable(v.path))
+    slots = sorted(((v.path.replace("/", "_"), _stable(v.path, model.name))
                     for v in model.trainable_variables),
                    key=lambda pair: -len(pair[0]))
     kind = type(getattr(optimizer, "inner_optimizer", optimizer)).__name__
@@ -118,6 +124,11 @@ def restore(checkpoint, path):
   """Checks ``path`` against ``checkpoint``'s manifest, then restores it."""
   check_manifest(path, checkpoint)
   checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+
+
+def checkpoint_step(path):
+  """The step a checkpoint path names (``.../ckpt-348`` -> 348)."""
+  return int(path.rsplit("-", 1)[1])
 
 
 def restore_weights(model, path):

@@ -3,28 +3,34 @@
 Model Garden's shape: ``data``, ``model``, ``train`` and ``checkpoint``
 groups of :func:`~maskmodels.settings.setting` fields. Flags are generated
 from it, ``config.json`` in the model directory is it, and fields marked
-``resume=True`` must match when a run resumes. The settings of the chosen
-encoder, pooling and task travel as their own dicts (``encoder_config``,
-``pooling_config``, ``task_config``), filled from the component's ``Config``
-class (and its flags) or JSON.
+``resume=True`` must match when a run resumes. The settings of each chosen
+component (backbone, encoder, word features, head, ensemble members, task)
+travel as their own dicts (``encoder_config``, ``head_config``,
+``members_config``...), filled from the component's ``Config`` class (and
+its flags) or JSON; a component's defaults live in its ``Config`` only.
 """
 
 import dataclasses
 import json
 import os
 
-from maskmodels import atomic_files
-# Imported for their side effect: the built-in models, encoders, poolings
-# and tasks register their names.
+from maskmodels import __version__, atomic_files
+# Imported for their side effect: the built-in components and tasks
+# register their names.
+from maskmodels import layers as _builtin_layers  # noqa: F401
 from maskmodels import models as _builtin_models  # noqa: F401
+from maskmodels import tasks as _builtin_tasks  # noqa: F401
 from maskmodels.data import readers, text
 from maskmodels.errors import InputError
-from maskmodels.registry import ENCODERS, MODELS, POOLINGS, TASKS
+from maskmodels.registry import (BACKBONES, ENCODERS, HEADS, MEMBERS, MODELS,
+                                 TASKS, WORD_FEATURES)
 from maskmodels.settings import Settings, component_settings, setting
 from maskmodels.training import optimization, strategy
-from maskmodels.training import tasks as _builtin_tasks  # noqa: F401
 
 EVALUATE_CHECKPOINTS = ("best", "final")
+# The model directories this version reads: written by the same minor
+# version (0.3.x); older ones hold other variables and settings.
+FORMAT_VERSION = ".".join(__version__.split(".")[:2])
 
 
 @dataclasses.dataclass
@@ -40,11 +46,20 @@ class DataConfig(Settings):
   test_path: str = setting(
       "", "CSV/TSV/JSONL test file ('': none; aclImdb and the default data "
       "use --test_split).")
-  train_split: str = setting("train", "aclImdb training split.")
-  test_split: str = setting("test", "aclImdb test split ('' = none).")
-  text_column: str = setting("text", "CSV/TSV column or JSONL key of texts.")
-  label_column: str = setting("label",
-                              "CSV/TSV column or JSONL key of labels.")
+  train_split: str = setting(
+      "train", "Training split of a data folder (aclImdb, a CoNLL-U folder, "
+      "the embedded data).")
+  validation_split: str = setting(
+      "", "Validation split of a data folder ('': carve "
+      "--validation_fraction from the training data).")
+  test_split: str = setting("test", "Test split of a data folder ('' = "
+                            "none).")
+  text_column: str = setting(
+      "", "CSV/TSV column or JSONL key of the inputs ('': the format's "
+      "own: text).")
+  label_column: str = setting(
+      "", "CSV/TSV column or JSONL key of the labels, or the CoNLL-U tag "
+      "column, upos or xpos ('': the format's own: label, upos).")
   validation_text_column: str = setting(
       "", "Text column of --validation_path ('': --text_column).")
   validation_label_column: str = setting(
@@ -56,8 +71,9 @@ class DataConfig(Settings):
   validation_fraction: float = setting(
       0.1, "Fraction of the training data held out for validation when no "
       "--validation_path is given.", lower=0.0, upper=1.0)
-  class_names: list[str] = setting([], "Classes in label order (from the "
-                                   "data).", flag=False, resume=True)
+  label_names: list[str] = setting(
+      [], "The task's label vocabulary (classes or tags in index order), "
+      "from the training split.", flag=False, resume=True)
   tokenizer: str = setting("word", "Tokenizer.", choices=text.TOKENIZERS,
                            resume=True)
   vocab_size: int = setting(8000, "Vocabulary size.", lower=3, resume=True)
@@ -83,46 +99,50 @@ class DataConfig(Settings):
     """Tokens kept per text in evaluation, prediction and export."""
     return self.eval_max_len or self.max_len
 
+  def columns(self, text_column="", label_column=""):
+    """``(text, label)`` columns of a file: the given ones, else the run's,
+    else the format's own."""
+    text_default, label_default = readers.default_columns(self.data_format)
+    return (text_column or self.text_column or text_default,
+            label_column or self.label_column or label_default)
+
 
 @dataclasses.dataclass
 class ModelConfig(Settings):
-  """The model: registered names and their settings."""
-  model: str = setting("classifier", "Registered model name.",
-                       choices=MODELS, resume=True)
-  embedding_dim: int = setting(64, "Embedding width.", lower=1, resume=True)
+  """The model: registered components and their settings.
+
+  A backbone (embeddings, word features, an encoder) and a head join in the
+  registered model; ``members`` adds ensemble members beside it. Each
+  component's own settings are its ``*_config`` dict.
+  """
+  model: str = setting("sequence", "Registered model joining the backbone "
+                       "and the head.", choices=MODELS, resume=True)
+  backbone: str = setting("sequence", "Registered backbone.",
+                          choices=BACKBONES, resume=True)
+  backbone_config: dict = setting({}, "JSON settings of --backbone.",
+                                  resume=True)
   encoder: str = setting("conv_gru", "Registered encoder name.",
                          choices=ENCODERS, resume=True)
   encoder_config: dict = setting(
       {}, "JSON settings of --encoder; for an encoder with settings flags "
       "(conv_gru's --conv_filters...), keys here override them.",
       resume=True)
-  pooling: str = setting("max", "Registered pooling name.", choices=POOLINGS,
-                         resume=True)
-  pooling_config: dict = setting({}, "JSON settings of --pooling.",
-                                 resume=True)
-  head_units: list[int] = setting([], "Hidden layers of the head.",
-                                  resume=True)
-  head_dropout: float = setting(0.1, "Dropout before each head layer.",
-                                lower=0.0, upper=0.99, resume=True)
-  token_dropout: float = setting(
-      0.0, "Rate of zeroing whole token embeddings in training.", lower=0.0,
-      upper=0.99, resume=True)
-  ngram_buckets: int = setting(
-      0, "Rows of a hashed n-gram bag read beside the encoder (0: none).",
-      lower=0, resume=True)
-  ngram_dim: int = setting(64, "Width of the n-gram bag's embeddings.",
-                           lower=1, resume=True)
-  ngram_orders: list[int] = setting([2], "N-gram lengths of the bag.",
-                                    lower=1, resume=True)
-  naive_bayes_buckets: int = setting(
-      0, "Hash buckets of a naive-Bayes-scaled linear n-gram model whose "
-      "logits add to the head's (NBSVM; 0: none).", lower=0, resume=True)
-  naive_bayes_orders: list[int] = setting(
-      [1, 2], "N-gram lengths of the naive Bayes model.", lower=1,
+  word_features: list[str] = setting(
+      [], "Registered word features whose outputs join the token "
+      "embeddings (chars: a character CNN).", resume=True)
+  word_features_config: dict = setting(
+      {}, "JSON settings of the word features, by name.", resume=True)
+  head: str = setting("", "Registered head ('': the task's own: pooled for "
+                      "a label per text, per_step for one per token).",
+                      resume=True)
+  head_config: dict = setting({}, "JSON settings of --head.", resume=True)
+  members: list[str] = setting(
+      [], "Registered ensemble members beside the network (naive_bayes, "
+      "ngram_bag); each learns from its own loss, and their output weights "
+      "are fitted on the validation split at the end of the run.",
       resume=True)
-  naive_bayes_weight: float = setting(
-      1.0, "Weight of the naive Bayes model's logits beside the head's (which "
-      "weigh 1) in the output; training does not depend on it.", lower=0.0)
+  members_config: dict = setting({}, "JSON settings of the members, by "
+                                 "name.", resume=True)
 
 
 @dataclasses.dataclass
@@ -163,9 +183,9 @@ class CheckpointConfig(Settings):
   keep_checkpoints: int = setting(3, "Checkpoints kept.", lower=1)
   evaluate_checkpoint: str = setting(
       "best", "Weights for the test pass, evaluation, prediction and export: "
-      "the best by validation accuracy, or the final ones (a schedule that "
-      "decays to zero usually ends best; a small validation split picks "
-      "noisily).", choices=EVALUATE_CHECKPOINTS)
+      "the best by the task's validation metric, or the final ones (a "
+      "schedule that decays to zero usually ends best; a small validation "
+      "split picks noisily).", choices=EVALUATE_CHECKPOINTS)
 
 
 @dataclasses.dataclass
@@ -181,9 +201,14 @@ class RuntimeConfig(Settings):
 
 GROUPS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
           "checkpoint": CheckpointConfig}
-# Which component setting dicts hold the settings of which chosen component.
-COMPONENTS = (("model", "encoder", "encoder_config", ENCODERS),
-              ("model", "pooling", "pooling_config", POOLINGS),
+# Which setting dicts hold the settings of which chosen components (a name,
+# or a list of names whose dict is keyed by name).
+COMPONENTS = (("model", "backbone", "backbone_config", BACKBONES),
+              ("model", "encoder", "encoder_config", ENCODERS),
+              ("model", "word_features", "word_features_config",
+               WORD_FEATURES),
+              ("model", "head", "head_config", HEADS),
+              ("model", "members", "members_config", MEMBERS),
               ("train", "task", "task_config", TASKS))
 
 
@@ -239,8 +264,10 @@ class ExperimentConfig:
                   for name, group in GROUPS.items()})
 
   def save(self, path):
-    """Writes the config as JSON (atomically)."""
-    atomic_files.write_json(path, self.to_dict(), indent=2, sort_keys=True)
+    """Writes the config as JSON (atomically), with the format version."""
+    atomic_files.write_json(path, dict(self.to_dict(),
+                                       version=FORMAT_VERSION),
+                            indent=2, sort_keys=True)
 
   @classmethod
   def load(cls, path):
@@ -252,10 +279,12 @@ class ExperimentConfig:
         values = json.load(f)
     except json.JSONDecodeError as error:
       raise InputError(f"{path} is corrupt: {error}") from None
-    if "data" not in values:
-      raise InputError(f"{path} was written by maskmodels 0.1, whose "
-                       f"checkpoints this version cannot read; retrain in a "
-                       f"new --model_dir.")
+    version = values.pop("version", None) if "data" in values else "0.1"
+    if version != FORMAT_VERSION:
+      raise InputError(f"{path} was written by maskmodels "
+                       f"{version or '0.2'}; this is maskmodels "
+                       f"{__version__}, whose model directories differ. "
+                       f"Retrain in a new --model_dir.")
     return cls.from_dict(values, source=path)
 
   def resume_mismatches(self, saved):
@@ -300,32 +329,56 @@ def resolve(values, explicit):
       (fields of a registered component's ``Config``).
     explicit: the names the user set; a component setting set for a
       component that is not chosen is an error, never silently dropped.
+      The task's ``run_defaults`` fill the settings the user did not set.
   """
   leaves, owners = leaf_fields(), component_flag_owners()
   unknown = sorted(set(values) - set(leaves) - set(owners))
   if unknown:
     raise InputError(f"Unknown setting(s): {', '.join(unknown)}.")
+  task = TASKS.get(values.get("task", TrainConfig().task))
+  values = dict({name: value for name, value in task.run_defaults.items()
+                 if name not in explicit}, **{
+                     name: value for name, value in values.items()
+                     if name in explicit or name not in task.run_defaults})
   groups = {name: {} for name in GROUPS}
   for name, value in values.items():
     if name in leaves:
       groups[leaves[name][0]][name] = value
   core = {name: cls.from_dict(groups[name], name)
           for name, cls in GROUPS.items()}
+  if not core["model"].head:
+    core["model"].head = TASKS.get(core["train"].task).default_head
   used = set()
+
+  def settings_of(registry, name, given, source):
+    flagged = {key: values[key] for key, owned in owners.items()
+               if (registry, name) in owned and key in values}
+    used.update(key for key in flagged if key in explicit)
+    return component_settings(registry, name, dict(flagged, **given), source)
+
   for group, choice, config_name, registry in COMPONENTS:
-    chosen = getattr(core[group], choice)
-    given = {name: values[name] for name, owned in owners.items()
-             if (registry, chosen) in owned and name in values}
-    used |= {name for name in given if name in explicit}
-    merged = dict(given, **getattr(core[group], config_name))
-    setattr(core[group], config_name, component_settings(
-        registry, chosen, merged, f"--{config_name}"))
+    chosen, given = (getattr(core[group], choice),
+                     getattr(core[group], config_name))
+    if isinstance(chosen, list):
+      for name in chosen:
+        registry.get(name)
+      extra = sorted(set(given) - set(chosen))
+      if extra:
+        raise InputError(f"--{config_name} has settings of {', '.join(extra)}"
+                         f", which --{choice} does not name.")
+      resolved = {name: settings_of(registry, name, dict(given.get(name, {})),
+                                    f"--{config_name} [{name}]")
+                  for name in chosen}
+    else:
+      resolved = settings_of(registry, chosen, given, f"--{config_name}")
+    setattr(core[group], config_name, resolved)
   stray = sorted((set(explicit) & set(owners)) - used - set(leaves))
   if stray:
     name = stray[0]
     registry, component = owners[name][0]
+    config_name = next(c for _, _, c, r in COMPONENTS if r is registry)
     raise InputError(
         f"--{name} is a setting of {registry.kind} {component!r}, which this "
         f"run does not use; pass settings of the chosen {registry.kind} with "
-        f"--{'encoder' if registry is ENCODERS else registry.kind}_config.")
+        f"--{config_name}.")
   return ExperimentConfig(**core)

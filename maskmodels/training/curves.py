@@ -1,9 +1,11 @@
-"""``curves.png``: a run's loss, accuracy and learning rate, with matplotlib.
+"""``curves.png``: a run's metrics and learning rate, with matplotlib.
 
-Three titled panels against the training step (the examples trained so far
-on a second axis at the top): training points after every loop of steps,
+One titled panel per metric the task declares (loss first), then the
+learning rate, against the training step (the examples trained so far on a
+second axis at the top): training points after every loop of steps,
 validation points at every evaluation, a legend, and the best checkpoint
-marked. Drawn headless (Agg) and written atomically.
+marked. An ensemble's members' training losses share the loss panel under
+their own names. Drawn headless (Agg) and written atomically.
 """
 
 import io
@@ -16,13 +18,21 @@ import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
 
 from maskmodels import atomic_files  # noqa: E402  pylint: disable=wrong-import-position
 
-PANELS = (("loss", "Loss", "cross-entropy (nats)"),
-          ("accuracy", "Accuracy", "fraction correct"),
-          ("learning_rate", "Learning rate", "learning rate"))
+LEARNING_RATE = ("learning_rate", "Learning rate", "learning rate")
 TRAIN_STYLE = dict(color="tab:blue", marker=".", markersize=3, linewidth=1,
                    label="train (per loop)")
 VALIDATION_STYLE = dict(color="tab:red", marker="o", markersize=5,
                         linewidth=1.5, label="validation (per evaluation)")
+MEMBER_COLORS = ("tab:olive", "tab:purple", "tab:brown", "tab:cyan")
+
+
+def panels_for(metrics, units=None):
+  """``[(metric, title, unit)]``: one panel per metric name, then the
+  learning rate. ``units`` maps names to axis labels (a task's
+  ``metric_units``)."""
+  units = units or {}
+  return [(name, name.replace("_", " ").capitalize(), units.get(name, name))
+          for name in metrics] + [LEARNING_RATE]
 
 
 def series(history, split, metric):
@@ -32,12 +42,13 @@ def series(history, split, metric):
   return [p[0] for p in points], [float(p[1]) for p in points]
 
 
-def best_point(history, metric):
-  """``(step, value)`` of the best validation ``metric``, or None."""
+def best_point(history, metric, mode="max"):
+  """``(step, value)`` of the best validation ``metric`` (highest for
+  ``mode="max"``, lowest for ``"min"``), or None."""
   steps, values = series(history, "validation", metric)
   if not values:
     return None
-  index = int(np.argmax(values))
+  index = int(np.argmax(values) if mode == "max" else np.argmin(values))
   return steps[index], values[index]
 
 
@@ -57,18 +68,27 @@ def _examples_axis(axis, history):
       f"{value:g}"))
 
 
-def draw(history, best_metric="accuracy", title="Training curves"):
+def draw(history, panels, best_metric="accuracy", mode="max",
+         title="Training curves"):
   """The figure of ``history`` (``{"train": [(step, outputs)],
-  "validation": [...]}``)."""
-  figure, axes = pyplot.subplots(1, len(PANELS), figsize=(15, 4.6),
-                                 constrained_layout=True)
-  best = best_point(history, best_metric)
-  for axis, (metric, name, unit) in zip(axes, PANELS):
+  "validation": [...]}``) with ``panels`` (:func:`panels_for`)."""
+  figure, axes = pyplot.subplots(1, len(panels),
+                                 figsize=(5 * len(panels), 4.6),
+                                 constrained_layout=True, squeeze=False)
+  best = best_point(history, best_metric, mode)
+  members = sorted({name for _, values in history.get("train", [])
+                    for name in values if name.startswith("loss/")})
+  for axis, (metric, name, unit) in zip(axes[0], panels):
     for split, style in (("train", TRAIN_STYLE),
                          ("validation", VALIDATION_STYLE)):
       steps, values = series(history, split, metric)
       if steps:
         axis.plot(steps, values, **style)
+    if metric == "loss":
+      for member, color in zip(members, MEMBER_COLORS * len(members)):
+        steps, values = series(history, "train", member)
+        axis.plot(steps, values, color=color, linewidth=1, linestyle=":",
+                  label=f"train, member {member[5:]}'s own loss")
     if best is not None:
       axis.axvline(best[0], color="tab:green", linestyle="--", linewidth=1,
                    label=f"best checkpoint (step {best[0]})")
@@ -87,10 +107,10 @@ def draw(history, best_metric="accuracy", title="Training curves"):
   return figure
 
 
-def write_curves_png(path, history, best_metric="accuracy",
-                     title="Training curves"):
+def write_curves_png(path, history, panels, best_metric="accuracy",
+                     mode="max", title="Training curves"):
   """Draws :func:`draw` and writes it to ``path`` as a PNG, atomically."""
-  figure = draw(history, best_metric, title)
+  figure = draw(history, panels, best_metric, mode, title)
   buffer = io.BytesIO()
   figure.savefig(buffer, format="png", dpi=100)
   pyplot.close(figure)

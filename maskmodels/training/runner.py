@@ -1,9 +1,10 @@
 """A training run, assembled from small builders: data flows one way.
 
-strings -> examples (readers) -> tokenizer (vocabulary) -> batches
-(pipeline) -> task, model, optimizer -> trainer -> controller with actions
--> evaluation -> summary. ``train_and_evaluate`` is what ``maskmodels-train``
-runs; research code may subclass :class:`Runner` and override a builder.
+strings -> examples (readers) -> labels encoded (the task) -> tokenizer
+(vocabulary) -> batches (pipeline) -> model, optimizer -> trainer ->
+controller with actions -> ensemble weights fitted on validation -> test
+pass -> summary. ``train_and_evaluate`` is what ``maskmodels-train`` runs;
+research code may subclass :class:`Runner` and override a builder.
 """
 
 import dataclasses
@@ -13,18 +14,20 @@ import signal
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from maskmodels.data import pipeline, readers, text
+from maskmodels import progress
+from maskmodels.data import features, pipeline, readers, text
 from maskmodels.errors import InputError, WorkerLost
-from maskmodels.training import actions, checkpoints, optimization
-from maskmodels.training.builders import build_model, load_tokenizer
+from maskmodels.models.ensemble import Ensemble, fit_member_weights
+from maskmodels.training import actions, checkpoints, curves, optimization
+from maskmodels.training.builders import (build_model, featurizer_of,
+                                          inference_length, load_tokenizer,
+                                          task_of)
 from maskmodels.training.controller import Controller
 from maskmodels.training.model_dir import CURVES_FILE, ModelDirectory
 from maskmodels.training.strategy import cluster_resolver
-from maskmodels.training.tasks import build_task
 from maskmodels.training.trainer import Trainer
 
 
@@ -45,37 +48,55 @@ class Batching:
   total_steps: int
 
 
-def read_splits(data, seed=0):
-  """Reads the run's train, validation and test examples.
+def read_splits(data, seed=0, default_data=None):
+  """Reads the run's train, validation and test examples, labels raw.
 
-  Validation comes from ``data.validation_path`` if given, else it is carved
-  from the training data; the test split from ``data.test_path``, or for
-  aclImdb and the embedded data from ``data.test_split``.
+  Validation comes from ``data.validation_path`` (or a data folder's
+  ``data.validation_split``) if given, else it is carved from the training
+  data; the test split from ``data.test_path``, or for a data folder
+  (aclImdb, CoNLL-U files, the embedded data) from ``data.test_split``.
+
+  Args:
+    data: the run's ``DataConfig``.
+    seed: the validation split's seed.
+    default_data: the task's ``DefaultData`` (for ``--data_format=default``).
   """
-  names = data.class_names or None
-  train = readers.read_examples(data.data_format, data.data_path,
-                                data.train_split, data.text_column,
-                                data.label_column, names)
-
-  def other_file(path, text_column, label_column):
+  def read(path, split, text_column="", label_column=""):
     return readers.read_examples(
-        data.data_format, path, "", text_column or data.text_column,
-        label_column or data.label_column, train.class_names)
+        data.data_format, path, split, *data.columns(text_column,
+                                                     label_column),
+        default_data=default_data)
 
+  folder = readers.reads_folders(data.data_format, data.data_path)
+  train = read(data.data_path, data.train_split)
   test = None  # read before the split, so bad data anywhere fails first
   if data.test_path:
-    test = other_file(data.test_path, data.test_text_column,
-                      data.test_label_column)
-  elif data.data_format in ("aclimdb", "default") and data.test_split:
-    test = readers.read_examples(data.data_format, data.data_path,
-                                 data.test_split, class_names=train.class_names)
+    test = read(data.test_path, "", data.test_text_column,
+                data.test_label_column)
+  elif folder and data.test_split:
+    test = read(data.data_path, data.test_split)
   if data.validation_path:
-    validation = other_file(data.validation_path, data.validation_text_column,
-                            data.validation_label_column)
+    validation = read(data.validation_path, "", data.validation_text_column,
+                      data.validation_label_column)
+  elif folder and data.validation_split:
+    validation = read(data.data_path, data.validation_split)
   else:
     train, validation = readers.split_validation(
         train, data.validation_fraction, seed)
   return Splits(train, validation, test)
+
+
+def encode_splits(splits, task):
+  """The splits with their labels encoded by ``task`` (inputs checked to be
+  of the task's kind)."""
+  def encode(examples):
+    if examples is None:
+      return None
+    features.check_inputs(examples, task.inputs)
+    return examples.with_labels(task.encode_labels(examples.labels,
+                                                   examples.source))
+  return Splits(encode(splits.train), encode(splits.validation),
+                encode(splits.test))
 
 
 class Runner:
@@ -92,6 +113,8 @@ class Runner:
     self.strategy = strategy
     self.model_dir = ModelDirectory(model_dir, strategy)
     self.replicas = strategy.num_replicas_in_sync
+    self.task = None  # set by read_data
+    self.featurizer = None  # set by build_trainer
 
   def run(self):
     """Runs everything; returns the summary (also ``summary.json``)."""
@@ -102,10 +125,13 @@ class Runner:
       tokenizer = self.build_tokenizer(splits.train)
       batching = self.build_batching(splits, tokenizer)
       trainer = self.build_trainer(tokenizer, splits, batching)
-      controller, status = self.build_controller(trainer, splits, tokenizer,
-                                                 batching)
-      self.train(controller, batching.total_steps)
-      summary = self.evaluate(trainer, splits, tokenizer, batching, status)
+      try:
+        controller, status = self.build_controller(trainer, splits, batching)
+        self.train(controller, batching.total_steps)
+        trainer.close()  # the training pipeline ends with training
+        summary = self.evaluate(trainer, splits, batching, status)
+      finally:
+        trainer.close()
       summary["wall_seconds"] = time.perf_counter() - start
       self.model_dir.write_json("summary.json", summary)
     return summary
@@ -126,15 +152,25 @@ class Runner:
         train.precision, on_gpu=bool(tf.config.list_logical_devices("GPU")))
 
   def read_data(self):
-    """Reads the splits, fixes the class list, checks a resume."""
-    splits = read_splits(self.config.data, self.config.train.seed)
-    changes = dict(class_names=splits.train.class_names)
+    """Reads the splits, fixes the label vocabulary (the task's, from the
+    training split, or the directory's on resume), encodes the labels and
+    checks a resume."""
+    task = task_of(self.config)
+    task.validate(self.config)
+    splits = read_splits(self.config.data, self.config.train.seed,
+                         task.default_data)
+    names = self.config.data.label_names
+    if not names and self.model_dir.has_config():
+      names = self.model_dir.load_config().data.label_names
+    changes = dict(label_names=names or task.fit_labels(
+        splits.train.labels, splits.train.source))
     if isinstance(self.strategy, tf.distribute.TPUStrategy):
       logging.info("TPU: padding every batch to its bucket's edge.")
       changes["static_shapes"] = True
     self.config = self.config.replace(**changes)
+    self.task = task_of(self.config)
     self.check_resumable()
-    return splits
+    return encode_splits(splits, self.task)
 
   def check_resumable(self):
     """Refuses to resume a checkpoint trained with other settings."""
@@ -149,8 +185,8 @@ class Runner:
           f"--model_dir, or the same settings.")
 
   def build_tokenizer(self, train):
-    """The directory's vocabulary, or one learned from ``train`` (a
-    non-chief worker writes it to its temporary path)."""
+    """The directory's vocabulary, or one learned from ``train``'s inputs
+    (a non-chief worker writes it to its temporary path)."""
     path = self.model_dir.vocab_path
     if not os.path.exists(path):
       path = os.path.join(self.model_dir.write_path, "vocab.txt")
@@ -162,46 +198,52 @@ class Runner:
     return load_tokenizer(self.config, path)
 
   def build_batching(self, splits, tokenizer):
-    """Length buckets from the training texts, and the run's step counts."""
+    """Length buckets from the training inputs, and the run's step counts."""
     data, train = self.config.data, self.config.train
-    lengths = pipeline.token_lengths(splits.train.texts, tokenizer,
-                                     data.max_len, data.truncation)
+    lengths = pipeline.token_lengths(splits.train, tokenizer, data.max_len,
+                                     data.truncation)
     common = dict(
         batch_size=data.batch_size, batch_tokens=data.batch_tokens,
         truncation=data.truncation, static_shapes=data.static_shapes,
-        seed=train.seed, bucket_boundaries=(
+        seed=train.seed, labels=self.task.labels, bucket_boundaries=(
             pipeline.length_boundaries(lengths, data.num_buckets)
             if data.num_buckets > 1 else None))
     training = pipeline.PipelineConfig(max_len=data.max_len, **common)
     steps_per_epoch = pipeline.batches_per_pass(lengths, training,
                                                 self.replicas)
-    return Batching(
-        training, pipeline.PipelineConfig(max_len=data.inference_max_len,
-                                          **common), steps_per_epoch,
-        train.train_steps or train.epochs * steps_per_epoch)
+    # A per-token task reads every token of the held-out splits.
+    eval_len = inference_length(self.config, self.task) or max(
+        [data.max_len] + [len(words) for split in (splits.validation,
+                                                   splits.test) if split
+                          for words in split.texts])
+    evaluation = dataclasses.replace(training, max_len=eval_len,
+                                     shuffle=False)
+    return Batching(training, evaluation, steps_per_epoch,
+                    train.train_steps or train.epochs * steps_per_epoch)
 
   def build_trainer(self, tokenizer, splits, batching):
-    """Task, model, optimizer and the trainer with its training input."""
+    """Model, featurizer, optimizer and the trainer with its training
+    input."""
     train = self.config.train
-    task = build_task(train.task, train.task_config,
-                      self.config.data.class_names)
-    model = build_model(self.config, tokenizer.vocab_size, self.strategy)
+    model = build_model(self.config, self.task, tokenizer.vocab_size,
+                        self.strategy)
+    self.featurizer = featurizer_of(tokenizer, model, self.task)
     with self.strategy.scope():
       optimizer = optimization.make_optimizer(
           train.optimizer, optimization.learning_rate_schedule(
               train.lr_schedule, train.learning_rate, batching.total_steps,
               train.warmup_steps), train.weight_decay, train.precision)
       optimizer.build(model.trainable_variables)
-    trainer = Trainer(task, model, optimizer, self.strategy,
+    trainer = Trainer(self.task, model, optimizer, self.strategy,
                       clip_norm=train.clip_norm, jit_compile=train.jit_compile)
     trainer.set_train_data(lambda context, start: pipeline.make_dataset(
-        splits.train, tokenizer, batching.train, True, context, start))
+        splits.train, self.featurizer, batching.train, True, context, start))
     return trainer
 
-  def eval_input(self, examples, tokenizer, batching):
+  def eval_input(self, examples, batching):
     """A dataset function of ``examples`` for ``Trainer.evaluate``."""
     return lambda context: pipeline.make_dataset(
-        examples, tokenizer, batching.evaluation, False, context)
+        examples, self.featurizer, batching.evaluation, False, context)
 
   def build_checkpointer(self, trainer):
     """The training checkpoint (model, optimizer, step, best validation
@@ -211,8 +253,8 @@ class Runner:
       ``(checkpointer, best, restored)``: best is the best-metric variable,
       restored the checkpoint resumed from (None for a new run).
     """
-    best = tf.Variable(-np.inf, dtype=tf.float64, trainable=False,
-                       name="best_validation_metric")
+    best = tf.Variable(self.task.worst_value, dtype=tf.float64,
+                       trainable=False, name="best_validation_metric")
     checkpoint = checkpoints.weights_checkpoint(
         trainer.model, trainer.optimizer, step=trainer.global_step, best=best)
     settings = self.config.checkpoint
@@ -224,34 +266,43 @@ class Runner:
       logging.info("Resumed from %s at step %d.", restored, trainer.step)
     return checkpointer, best, restored
 
-  def adapt_model(self, model, train, tokenizer):
+  def adapt_model(self, model, train):
     """A new run's ``model.adapt`` (if the model has one) on the training
-    split's ``(ids, labels)``; a resumed run has its state from the
+    split's ``(features, labels)``; a resumed run has its state from the
     checkpoint."""
     if hasattr(model, "adapt"):
       data = self.config.data
-      model.adapt(pipeline.labelled_batches(train, tokenizer, data.max_len,
-                                            data.truncation))
+      model.adapt(pipeline.labelled_batches(train, self.featurizer,
+                                            data.max_len, data.truncation,
+                                            self.task.labels))
 
-  def build_controller(self, trainer, splits, tokenizer, batching):
+  def build_controller(self, trainer, splits, batching):
     """The loop with its actions, resumed where the checkpoint left off.
 
     Returns:
       ``(controller, status)``: status holds the Throughput and
-      BestCheckpoint actions, read for the summary.
+      BestCheckpoint actions and the checkpointer, read at the end.
     """
     checkpointer, best, restored = self.build_checkpointer(trainer)
     if not restored:
-      self.adapt_model(trainer.model, splits.train, tokenizer)
-    directory, metric = self.model_dir, trainer.task.best_metric
+      self.adapt_model(trainer.model, splits.train)
+    directory, task = self.model_dir, self.task
+    # best/ holds the serving weights only when they are the best ones.
+    save_best = (directory.best_saver(trainer.model) if
+                 self.config.checkpoint.evaluate_checkpoint == "best" else
+                 lambda step: None)
     status = dict(throughput=actions.Throughput(), best=actions.BestCheckpoint(
-        directory.best_saver(trainer.model), metric, best))
+        save_best, task.best_metric, best, task.best_mode),
+                  checkpointer=checkpointer)
+    metrics = list(task.build_metrics(training=False))
     history = actions.History(
         directory.read_history(trainer.step), directory.write_json,
-        directory.file(CURVES_FILE) if directory.chief else None, metric)
+        directory.file(CURVES_FILE) if directory.chief else None,
+        curves.panels_for(metrics, task.metric_units),
+        (task.best_metric, task.best_mode))
     controller = Controller(
         trainer, checkpointer, lambda: trainer.evaluate(self.eval_input(
-            splits.validation, tokenizer, batching)),
+            splits.validation, batching)),
         steps_per_loop=self.config.train.steps_per_loop,
         eval_every=batching.steps_per_epoch,
         train_actions=[
@@ -259,6 +310,7 @@ class Runner:
             actions.NaNGuard(self.config.train.precision != "mixed_float16",
                              directory.latest_checkpoint),
             actions.ProgressBar(batching.total_steps, trainer.step,
+                                [m for m in metrics if m != "tokens"],
                                 verbose=int(directory.chief)),
             actions.Summaries(directory.summary_writer("train")),
             history.record_train],
@@ -298,32 +350,55 @@ class Runner:
           f"{type(error).__name__}). Restart every worker with the same "
           f"command to resume from the last checkpoint.") from None
 
-  def evaluate(self, trainer, splits, tokenizer, batching, status):
-    """The summary, with a test pass (and its progress) if there is a test
-    split."""
+  def evaluate(self, trainer, splits, batching, status):
+    """The serving weights (the best or the final ones), an ensemble's
+    member weights fitted on the validation split, the test pass; returns
+    the summary."""
+    task = self.task
     summary = {
         "steps": trainer.step,
         "epochs": trainer.step / batching.steps_per_epoch,
         "steps_per_epoch": batching.steps_per_epoch,
         "train_examples": len(splits.train),
         "validation_examples": len(splits.validation),
-        f"best_validation_{trainer.task.best_metric}": status["best"].value,
+        f"best_validation_{task.best_metric}": status["best"].value,
         "train_examples_per_second": status["throughput"].examples_per_second,
     }
+    serving_best = self.config.checkpoint.evaluate_checkpoint == "best"
+    best = self.model_dir.best_checkpoint() if serving_best else None
+    if best:
+      checkpoints.restore_weights(trainer.model, best)
+    if isinstance(trainer.model, Ensemble):
+      summary["ensemble"] = self.fit_ensemble(trainer.model, splits.validation,
+                                              batching)
+      if best:
+        self.model_dir.best_saver(trainer.model)(
+            checkpoints.checkpoint_step(best))
+      else:
+        status["checkpointer"].save(trainer.step, force=True)
     if splits.test is not None:
-      if self.config.checkpoint.evaluate_checkpoint == "best":
-        best = self.model_dir.best_checkpoint()
-        if best:
-          checkpoints.restore_weights(trainer.model, best)
       logging.info("Test pass over %d examples.", len(splits.test))
-      bar = keras.utils.Progbar(len(splits.test), unit_name="examples",
-                                verbose=int(self.model_dir.chief))
-      test = trainer.evaluate(self.eval_input(splits.test, tokenizer,
-                                              batching), progress=bar)
+      bar = progress.bar(len(splits.test), "examples",
+                         verbose=int(self.model_dir.chief))
+      test = trainer.evaluate(self.eval_input(splits.test, batching),
+                              progress=bar)
       summary.update({f"test_{name}": value for name, value in test.items()})
       summary["test_examples"] = int(test["examples"])
     return summary
 
+  def fit_ensemble(self, model, validation, batching):
+    """Fits the member weights of ``model`` on the validation split, as a
+    step of the run (each member trained on its own loss; the weights only
+    combine their outputs)."""
+    logging.info("Fitting the weights of the ensemble's members %s on %d "
+                 "validation examples.", model.member_names, len(validation))
+    with progress.heartbeat("Fitting the member weights"):
+      result = fit_member_weights(model, self.task, pipeline.make_dataset(
+          validation, self.featurizer, batching.evaluation, False))
+    logging.info("Member weights %s: validation %s %.4f, loss %.4f.",
+                 result["member_weights"], self.task.best_metric,
+                 result[self.task.best_metric], result["loss"])
+    return result
 
 def lost_worker(message):
   """The task a collective error names as gone (e.g. ``/job:worker/

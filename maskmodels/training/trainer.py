@@ -1,18 +1,28 @@
 """The custom training loop: a task's steps under any ``tf.distribute`` strategy.
 
-Batches are ``(ids, labels, weights)`` (see ``maskmodels.data.pipeline``).
-Losses are averaged over the *global* batch (the real examples of all
-replicas), so the loss, gradients and metrics do not depend on the number of
-replicas. A step holds one gradient all-reduce: the trainer sums gradients
-across replicas (so clipping sees the global norm) and the optimizer takes
-them as they are.
+Batches are ``(features, labels, weights)`` (see
+``maskmodels.data.pipeline``). The task says what a batch means: its loss
+per item (example or token) and each item's weight; the loss is the sum of
+weighted item losses over the sum of weights of the *global* batch (every
+real item of all replicas), so the loss, gradients and metrics do not
+depend on the number of replicas or on how items fall into batches. The
+model is called through ``model(features, training=True)``, its ``call``,
+in training as in serving. An ensemble's members each learn from their own
+loss; the reported ``loss`` is the combined output's, as in evaluation
+(the members' are ``loss/<member>``). A step holds one gradient
+all-reduce: the trainer sums gradients across replicas (so clipping sees
+the global norm) and the optimizer takes them as they are.
 """
+
+import gc
+
 
 import keras
 import tensorflow as tf
 
 from maskmodels.data import pipeline
 from maskmodels.layers.recurrent import set_use_cudnn
+from maskmodels.tasks.base import model_outputs
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -42,10 +52,11 @@ class Trainer:
 
   :meth:`train` runs ``steps`` train steps inside one ``tf.function`` call;
   the trainer owns its training iterator (and, on resume, the skip past the
-  batches earlier runs consumed) and the step counter.
+  batches earlier runs consumed) and the step counter. :meth:`close`
+  releases the input pipelines when the run is done.
 
   Args:
-    task: a :class:`~maskmodels.training.tasks.Task`.
+    task: a :class:`~maskmodels.tasks.Task`.
     model: a Keras model built under ``strategy.scope()``.
     optimizer: a Keras optimizer from ``optimization.make_optimizer`` (it
       takes gradients already summed over replicas), or None to evaluate
@@ -65,12 +76,16 @@ class Trainer:
     self.strategy = strategy
     self.clip_norm = clip_norm
     self.trace_counts = {"train": 0, "eval": 0}
+    # An ensemble (a model whose outputs hold its members') names them.
+    self.member_names = list(getattr(model, "member_names", ()))
     with strategy.scope():
       self.global_step = tf.Variable(
           0, dtype=tf.int64, trainable=False, name="global_step",
           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
       self.train_metrics = dict(
           task.build_metrics(training=True),
+          **{f"loss/{name}": keras.metrics.Mean(name=f"loss/{name}")
+             for name in self.member_names},
           grad_norm=keras.metrics.Mean(name="grad_norm"),
           learning_rate=keras.metrics.Mean(name="learning_rate"),
           padded_fraction=keras.metrics.Mean(name="padded_fraction"),
@@ -82,43 +97,58 @@ class Trainer:
     self._forward_backward = (
         tf.function(self.forward_backward, jit_compile=True) if jit_compile
         else self.forward_backward)
-    self._train_loop = tf.function(self._train_loop_body)
-    self._eval_loop = tf.function(self._eval_loop_body)
+    # The loops are written with tf.while_loop: AutoGraph need not convert
+    # them (it still converts research code the model calls).
+    self._train_loop = tf.function(self._train_loop_body, autograph=False)
+    self._eval_loop = tf.function(self._eval_loop_body, autograph=False)
     self._dataset_fn = None
     self._iterator = None
 
   # ---- steps (replica context) ---------------------------------------------
 
-  def forward_backward(self, ids, labels, weights, global_weight):
+  def forward_backward(self, features, labels, loss_weights, total_weight):
     """This replica's share of the global-batch loss, and its gradients.
 
-    ``global_weight`` is the number of real examples summed over replicas.
+    ``total_weight`` is the sum of ``loss_weights`` over every replica (the
+    real examples, or tokens, of the global batch).
+
+    Returns:
+      ``(gradients, losses, outputs)``: ``losses`` maps ``"loss"`` (the
+      output's per-item loss) and each member's ``"loss/<name>"``.
     """
     variables = self.model.trainable_variables
+
+    def mean(losses):
+      return tf.reduce_sum(losses * loss_weights) / total_weight
+
     with tf.GradientTape() as tape:
-      logits = self.task.forward(self.model, ids, training=True)
-      if isinstance(logits, (list, tuple)):  # an ensemble's members
-        per_example = tf.add_n([self.task.compute_loss(labels, member, True)
-                                for member in logits])
-        logits = self.model.combine(logits)
+      outputs = self.model(features, training=True)
+      output, members = model_outputs(outputs)
+      losses = {"loss": self.task.compute_loss(labels, output, True)}
+      if members:  # each member learns from its own loss
+        for name in self.member_names:
+          losses[f"loss/{name}"] = self.task.compute_loss(
+              labels, members[name], True)
+        objective = tf.add_n([mean(losses[f"loss/{name}"])
+                              for name in self.member_names])
       else:
-        per_example = self.task.compute_loss(labels, logits, training=True)
-      loss = tf.nn.compute_average_loss(per_example, sample_weight=weights,
-                                        global_batch_size=global_weight)
+        objective = mean(losses["loss"])
       if self.model.losses:
-        loss += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
-      scaled = self.optimizer.scale_loss(loss)
-    return tape.gradient(scaled, variables), per_example, logits
+        objective += tf.nn.scale_regularization_loss(
+            tf.add_n(self.model.losses))
+      scaled = self.optimizer.scale_loss(objective)
+    return tape.gradient(scaled, variables), losses, output
 
   def train_step(self, batch):
     """One step on this replica's part of the global batch."""
-    ids, labels, weights = batch
+    features, labels, weights = batch
     context = tf.distribute.get_replica_context()
-    # Weights are 1 for real examples and 0 for filler rows.
-    global_weight = tf.maximum(tf.cast(tf.round(context.all_reduce(
-        tf.distribute.ReduceOp.SUM, tf.reduce_sum(weights))), tf.int32), 1)
-    grads, per_example, logits = self._forward_backward(ids, labels, weights,
-                                                        global_weight)
+    loss_weights = self.task.loss_weights(labels, weights)
+    # Weights are 1 for real items and 0 for filler rows and pad tokens.
+    total_weight = tf.maximum(context.all_reduce(
+        tf.distribute.ReduceOp.SUM, tf.reduce_sum(loss_weights)), 1.0)
+    grads, losses, output = self._forward_backward(
+        features, labels, loss_weights, total_weight)
     # Dense: Keras's Adam on IndexedSlices would square each repeated row on
     # its own (and decay only the touched rows' moments), and replicas'
     # slices differ in size, which collective gathers refuse.
@@ -134,43 +164,55 @@ class Trainer:
         tf.cast(optimizer.learning_rate, tf.float32))
     self.optimizer.apply_gradients(zip(grads,
                                        self.model.trainable_variables))
-    self.task.update_metrics(self.train_metrics, labels, logits, per_example,
-                             weights)
+    self.task.update_metrics(self.train_metrics, labels, output,
+                             losses["loss"], loss_weights)
+    for name in self.member_names:
+      key = f"loss/{name}"
+      self.train_metrics[key].update_state(losses[key],
+                                           sample_weight=loss_weights)
     self.train_metrics["grad_norm"].update_state(
         norm, sample_weight=1.0 / context.num_replicas_in_sync)
     self.train_metrics["examples"].update_state(weights)
     # Padded steps over all steps, filler rows included.
-    real, total = (tf.cast(n, tf.float32) for n in pipeline.padding_stats(ids))
+    real, total = (tf.cast(n, tf.float32)
+                   for n in pipeline.padding_stats(features["ids"]))
     self.train_metrics["padded_fraction"].update_state(
         1.0 - real / tf.maximum(total, 1.0), sample_weight=total)
 
   def eval_step(self, batch):
     """Updates evaluation metrics with one batch."""
-    ids, labels, weights = batch
-    logits = self.task.forward(self.model, ids, training=False)
-    per_example = self.task.compute_loss(labels, logits, training=False)
-    self.task.update_metrics(self.eval_metrics, labels, logits, per_example,
-                             weights)
+    features, labels, weights = batch
+    output, _ = model_outputs(self.model(features, training=False))
+    loss_weights = self.task.loss_weights(labels, weights)
+    self.task.update_metrics(
+        self.eval_metrics, labels, output,
+        self.task.compute_loss(labels, output, False), loss_weights)
     self.eval_metrics["examples"].update_state(weights)
 
   # ---- loops ---------------------------------------------------------------
 
   def _train_loop_body(self, iterator, steps):
     self.trace_counts["train"] += 1  # runs only while tracing
-    for _ in tf.range(steps):
+
+    def step(i):
       self.strategy.run(self.train_step, args=(next(iterator),))
       self.global_step.assign_add(1)
+      return i + 1
+
+    tf.while_loop(lambda i: i < steps, step, [tf.constant(0)])
 
   def _eval_loop_body(self, iterator, steps):
     self.trace_counts["eval"] += 1
-    done = tf.constant(False)
-    for _ in tf.range(steps):
+
+    def step(i, done):
       batch = iterator.get_next_as_optional()
       done = tf.logical_not(batch.has_value())
-      if done:
-        break
-      self.strategy.run(self.eval_step, args=(batch.get_value(),))
-    return done
+      tf.cond(done, lambda: None, lambda: self.strategy.run(
+          self.eval_step, args=(batch.get_value(),)))
+      return i + 1, done
+
+    return tf.while_loop(lambda i, done: (i < steps) & tf.logical_not(done),
+                         step, [tf.constant(0), tf.constant(False)])[1]
 
   def set_train_data(self, dataset_fn):
     """Trains on ``dataset_fn(input_context, start_batch)``, a function for
@@ -205,7 +247,8 @@ class Trainer:
 
     Args:
       dataset_fn: a function for ``distribute_datasets_from_function``.
-      progress: a ``keras.utils.Progbar`` counting examples, or None.
+      progress: a progress display (``maskmodels.progress.bar``) counting
+        examples, or None.
       steps_per_call: batches per ``tf.function`` call (between progress
         updates).
 
@@ -221,7 +264,21 @@ class Trainer:
       done = bool(self._eval_loop(iterator, tf.constant(steps_per_call)))
       if progress is not None:
         progress.update(int(self.eval_metrics["examples"].result()))
+    del iterator
+    gc.collect()  # its pipeline's threads end here, not at exit
     return self.results(self.eval_metrics)
+
+  def close(self):
+    """Releases the training input pipeline now.
+
+    A distributed iterator that is still prefetching, left for the garbage
+    collector or for interpreter shutdown, tears its threads down while
+    TensorFlow's runtime is going away, which can hold the process for
+    tens of seconds or forever after its work is done. Call this when a
+    run ends (the runner does); training again rebuilds the iterator.
+    """
+    self._iterator = None
+    gc.collect()
 
   @staticmethod
   def results(metrics):

@@ -1,0 +1,136 @@
+"""The masked GRU's kernels side by side: the fused CPU kernel vs Keras's.
+
+    python benchmarks/gru_kernel.py                      # layer shapes only
+    python benchmarks/gru_kernel.py --data_dir=aclImdb   # + the train step
+
+Prints JSON lines: the CPU first; then, for each shape, the forward and
+backward time of one bidirectional ``MaskedGRU`` call in a ``tf.function``
+(``kernel="fused"``, this package's, and ``kernel="keras"``, Keras's
+generic loop, which ``MaskedGRU`` ran before), on random right-padded
+lengths, medians over alternating rounds; with ``--data_dir``, the whole
+training step of the throughput benchmark's IMDb model with each kernel.
+Shapes: the throughput benchmark's GRU (batch 64, 200 steps after its
+pooling, 128 channels in, 64 units) and a tagger's (batch 32, 25 words,
+128 channels, 128 units).
+"""
+
+import json
+import statistics
+import time
+
+from maskmodels import cli
+
+cli.quiet_start()  # before TensorFlow loads
+
+# pylint: disable=wrong-import-position
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+import maskmodels as mm  # noqa: E402
+from imdb_model import CustomLoop  # noqa: E402  (benchmarks/)
+from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("rounds", 7, "Alternating rounds (medians reported).",
+                     lower_bound=1)
+flags.DEFINE_integer("calls", 8, "Calls per round.", lower_bound=1)
+flags.DEFINE_string("data_dir", None, "aclImdb folder: also time the whole "
+                    "training step of the throughput benchmark's model.")
+flags.DEFINE_integer("steps", 30, "Timed train steps per round.",
+                     lower_bound=1)
+
+KERNELS = ("keras", "fused")
+SHAPES = {"throughput benchmark": (64, 200, 128, 64),
+          "tagger": (32, 25, 128, 128)}
+
+
+def layer_step(kernel, batch, time_steps, channels, units):
+  """A traced forward+backward of one bidirectional MaskedGRU."""
+  keras.utils.set_random_seed(1)
+  layer = mm.MaskedGRU(units, bidirectional=True, return_sequences=True,
+                       kernel=kernel)
+  rng = np.random.default_rng(0)
+  x = tf.constant(rng.normal(size=(batch, time_steps, channels)),
+                  tf.float32)
+  lengths = rng.integers(1, time_steps + 1, size=batch)
+  mask = tf.constant(np.arange(time_steps)[None] < lengths[:, None])
+  layer(x, mask=mask)
+
+  @tf.function
+  def step():
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      outputs, _ = layer(x, mask=mask)
+      loss = tf.reduce_sum(outputs * outputs)
+    return tape.gradient(loss, [x] + layer.trainable_variables)
+
+  return lambda: [g.numpy() for g in step()]
+
+
+def alternate(runners, calls):
+  """Median milliseconds per call of each runner, in alternating rounds."""
+  for run in runners.values():
+    run()  # trace
+  times = {name: [] for name in runners}
+  for _ in range(FLAGS.rounds):
+    for name, run in runners.items():
+      start = time.perf_counter()
+      for _ in range(calls):
+        run()
+      times[name].append(1000 * (time.perf_counter() - start) / calls)
+  return {name: statistics.median(t) for name, t in times.items()}
+
+
+def train_steps(data_dir):
+  """ms per training step of the throughput benchmark's model, each
+  kernel."""
+  # pylint: disable=import-outside-toplevel
+  import tempfile
+  from maskmodels import data
+  examples = data.read_aclimdb(data_dir, "train")
+  order = np.random.default_rng(0).permutation(len(examples))[:6000]
+  examples = examples.subset(order)
+  path = tempfile.mkdtemp(prefix="maskmodels_bench_") + "/vocab.txt"
+  data.write_vocabulary(data.learn_vocabulary(examples.texts, "word", 20000,
+                                              verbose=0), path)
+  tokenizer = data.build_tokenizer("word", path)
+  lengths = data.token_lengths(examples.texts, tokenizer, 400)
+  config = data.PipelineConfig(400, 64, bucket_boundaries=(
+      data.length_boundaries(lengths, 8)))
+  runners = {}
+  for kernel in KERNELS:
+    loop = CustomLoop(tokenizer.vocab_size, lambda ctx, start: (
+        data.make_dataset(examples, tokenizer, config, True, ctx, start)),
+                            FLAGS.steps, False)
+    for layer in loop.model._flatten_layers():  # pylint: disable=protected-access
+      if isinstance(layer, mm.MaskedGRU):
+        layer.kernel = kernel
+    runners[kernel] = (lambda loop=loop: loop.run(FLAGS.steps))
+  return {name: ms / FLAGS.steps for name, ms in alternate(runners, 1).items()}
+
+
+def main(argv):
+  del argv
+  print(json.dumps(cpu_description()), flush=True)
+  for name, shape in SHAPES.items():
+    medians = alternate({kernel: layer_step(kernel, *shape)
+                         for kernel in KERNELS}, FLAGS.calls)
+    print(json.dumps({
+        "shape": name, "batch_time_channels_units": shape,
+        "forward_backward_ms": {k: round(v, 1) for k, v in medians.items()},
+        "per_step_us": {k: round(1000 * v / shape[1], 1)
+                        for k, v in medians.items()},
+        "fused_speedup": round(medians["keras"] / medians["fused"], 2)}),
+          flush=True)
+  if FLAGS.data_dir:
+    medians = train_steps(FLAGS.data_dir)
+    print(json.dumps({
+        "train_step_ms": {k: round(v, 1) for k, v in medians.items()},
+        "fused_speedup": round(medians["keras"] / medians["fused"], 2)}),
+          flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)

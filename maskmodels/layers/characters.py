@@ -1,0 +1,124 @@
+"""Word features: what a token's word spells, beside its embedding.
+
+Characters inside words are a second level of padding: ``[batch, words,
+chars]`` holds padded words, and padded characters inside each word. Keras's
+``TimeDistributed(Embedding(mask_zero=True))`` loses the inner mask (keras
+#3651, #4786, tensorflow #31684); here both masks are explicit. The word
+mask comes from the token ids, the character mask from the character ids
+(0 = pad) within real words. The words are flattened to ``[batch * words,
+chars]`` for the character encoder, whose masked convolution reads real
+characters only (an all-padding row gives zeros), the real characters are
+pooled, and the result is reshaped back and masked by the word mask.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from maskmodels import masking
+from maskmodels.layers.base import ExplicitMask
+from maskmodels.layers.conv import MaskedConv1D
+from maskmodels.registry import register_word_feature
+from maskmodels.settings import Configurable, Settings, setting
+
+
+class WordFeature(Configurable, ExplicitMask, keras.layers.Layer):
+  """Base of word features (``--word_features``): subclass it, override
+  :meth:`featurize` and ``call``, register a name.
+
+  The featurizer (``maskmodels.data.features``) calls :meth:`featurize` on
+  the tokens' words, in the graph, and hands its output to the model as
+  ``features[self.feature]``; ``call(features, mask=None, training=None)``
+  takes the feature dict (in the backbone's right-padded layout) and the
+  word mask bool ``[batch, words]``, and returns ``[batch, words, dim]``
+  (zeros at pad words) that the backbone concatenates to the embeddings.
+  """
+
+  feature = None  # the name of the feature featurize gives
+  feature_width = None  # its fixed inner width (static shapes), if any
+
+  def featurize(self, words):
+    """Ragged string words ``[batch, (words)]`` -> ragged feature."""
+    raise NotImplementedError
+
+  def pad_rows(self):
+    """``[(embedding variable, row)]`` that pad positions look up."""
+    return []
+
+
+@register_word_feature("chars")
+class CharacterFeatures(WordFeature):
+  """A character CNN per word: character embeddings, a masked convolution
+  over each word's real characters, and a max over them.
+
+  Characters are Unicode code points (invalid UTF-8 becomes U+FFFD) hashed
+  into ``char_buckets - 1`` ids after the pad id 0 (every ASCII character
+  has its own); words longer than ``max_chars`` keep their first
+  ``max_chars`` characters.
+
+  Call args:
+    features: a dict with ``"chars"``: int ``[batch, words, chars]``
+      (0 = pad).
+    mask: bool ``[batch, words]``, True = real word.
+
+  Returns:
+    float ``[batch, words, char_filters]``, zeros at pad words (and for a
+    word with no character).
+  """
+
+  feature = "chars"
+
+  @dataclasses.dataclass
+  class Config(Settings):
+    """The character encoder."""
+    char_buckets: int = setting(512, "chars: character ids (hash buckets of "
+                                "code points, pad included).", lower=2,
+                                resume=True)
+    char_dim: int = setting(32, "chars: character embedding width.",
+                            lower=1, resume=True)
+    char_filters: int = setting(64, "chars: filters of the character "
+                                "convolution (the feature's width).",
+                                lower=1, resume=True)
+    char_kernel_size: int = setting(3, "chars: its kernel size.", lower=1,
+                                    resume=True)
+    max_chars: int = setting(24, "chars: characters kept per word (its "
+                             "head).", lower=1, resume=True)
+
+  def __init__(self, **kwargs):
+    super().__init__(**kwargs)
+    config = self.settings
+    self.feature_width = config.max_chars
+    self.embedding = keras.layers.Embedding(
+        config.char_buckets, config.char_dim, dtype=self.dtype_policy,
+        name="char_embedding")
+    self.conv = MaskedConv1D(config.char_filters, config.char_kernel_size,
+                             activation="relu", dtype=self.dtype_policy,
+                             name="char_conv")
+
+  def featurize(self, words):
+    codes = tf.strings.unicode_decode(words, "UTF-8", errors="replace")
+    codes = codes[:, :, :self.settings.max_chars]
+    return tf.cast(1 + codes % (self.settings.char_buckets - 1), tf.int32)
+
+  def build(self, input_shape=None):
+    self.embedding.build((None, None))
+    self.conv.build((None, None, self.settings.char_dim))
+    self.built = True
+
+  def pad_rows(self):
+    return [(self.embedding.embeddings, 0)]
+
+  def call(self, features, mask=None, training=None):
+    chars = features[self.feature]
+    shape = tf.shape(chars)
+    if mask is None:
+      mask = tf.ones(shape[:2], tf.bool)
+    char_mask = tf.not_equal(chars, 0) & mask[:, :, tf.newaxis]
+    flat = tf.reshape(chars, [-1, shape[2]])
+    flat_mask = tf.reshape(char_mask, [-1, shape[2]])
+    x = masking.apply_mask(self.embedding(flat), flat_mask)
+    x, x_mask = self.conv(x, mask=flat_mask)
+    pooled = masking.masked_max(x, x_mask)  # zeros for an empty word
+    words = tf.reshape(pooled, [shape[0], shape[1], -1])
+    return masking.apply_mask(words, mask)

@@ -1,0 +1,61 @@
+"""A run's model from its ``ModelConfig``: backbone + head (+ members).
+
+Every part is a registered component built from its own settings: the
+backbone (with its encoder and word features) and the head join in the
+registered model (``--model``, a :class:`SequenceModel` unless research
+code registers another); with ``--members``, that model and the named
+members form an :class:`Ensemble`, the model being the member
+``"network"``.
+"""
+
+import keras
+
+from maskmodels.errors import InputError
+from maskmodels.registry import BACKBONES, HEADS, MEMBERS, MODELS
+from maskmodels.models.ensemble import Ensemble
+
+NETWORK = "network"
+
+
+def build_model(settings, vocab_size, output_size, per_token=False):
+  """The model ``settings`` (a ``ModelConfig``) describe.
+
+  Args:
+    settings: the run's ``ModelConfig`` (every component's settings
+      resolved).
+    vocab_size: token ids the tokenizer emits.
+    output_size: outputs per example or token (the task's).
+    per_token: whether the task labels every token (members must too).
+
+  Returns:
+    An unbuilt Keras model.
+  """
+  policy = keras.mixed_precision.global_policy()
+  backbone = BACKBONES.get(settings.backbone)(
+      vocab_size=vocab_size, encoder=settings.encoder,
+      encoder_config=settings.encoder_config,
+      word_features=settings.word_features,
+      word_features_config=settings.word_features_config,
+      dtype=policy, **settings.backbone_config)
+  head = HEADS.get(settings.head)(output_size=output_size, dtype=policy,
+                                  **settings.head_config)
+  if bool(getattr(head, "per_token", False)) != per_token:
+    raise InputError(f"head {settings.head!r} gives "
+                     f"{'per-token' if head.per_token else 'per-sequence'} "
+                     f"outputs; this task labels "
+                     f"{'tokens' if per_token else 'sequences'}.")
+  network = MODELS.get(settings.model)(backbone=backbone, head=head,
+                                       name=NETWORK)
+  if not settings.members:
+    return network
+  members = {NETWORK: network}
+  for name in settings.members:
+    member = MEMBERS.get(name)(output_size=output_size, dtype=policy,
+                               **settings.members_config[name])
+    if bool(getattr(member, "per_token", False)) != per_token:
+      raise InputError(f"member {name!r} gives one output per "
+                       f"{'token' if member.per_token else 'sequence'}; "
+                       f"this task labels "
+                       f"{'tokens' if per_token else 'sequences'}.")
+    members[name] = member
+  return Ensemble(members, name="ensemble", dtype=policy)

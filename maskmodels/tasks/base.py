@@ -1,0 +1,223 @@
+"""The task: what the labels are, the model, the loss, the metrics, serving.
+
+A task owns the problem, as in Model Garden: it declares its labels
+(:class:`LabelSpec`: dtype, one per example or one per token, the pad value
+that never counts), reads and encodes raw labels, builds its model from the
+run's model settings, computes the loss and metrics, names its best metric
+and its direction, and turns model outputs into what prediction and export
+return. Research code subclasses a task, registers it with
+:func:`maskmodels.register_task` and picks it with ``--task``; its own
+settings are a nested ``Config`` dataclass of
+:func:`~maskmodels.settings.setting` fields (flags, saved in
+``config.json``, checked on resume when ``resume=True``).
+
+Shapes: a batch is ``(features, labels, weights)``. ``features["ids"]`` is
+int32 ``[batch, time]``; labels are ``[batch]`` (per example) or
+``[batch, time]`` (per token, ``LabelSpec.pad`` at pad tokens); weights
+are float32 ``[batch]``, 0 for the filler rows that complete a batch.
+"""
+
+import dataclasses
+import importlib.resources
+
+import keras
+import tensorflow as tf
+
+from maskmodels.errors import InputError
+from maskmodels.settings import Settings
+
+
+@dataclasses.dataclass
+class NoSettings(Settings):
+  """The settings of a task that has none of its own."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSpec:
+  """A task's labels, per example.
+
+  Attributes:
+    dtype: ``"int32"`` (class or tag indices) or ``"float32"`` (targets).
+    per_token: False for one label per example (shape ``[]``), True for
+      one per token (shape ``[time]``, aligned with the token ids).
+    pad: the label of filler rows and pad tokens; it never counts.
+  """
+  dtype: str = "int32"
+  per_token: bool = False
+  pad: float = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DefaultData:
+  """Data shipped with the package for a task's ``--data_format=default``.
+
+  Attributes:
+    data_format: the reader's name (``"jsonl"``, ``"conllu"``).
+    files: ``{split: file name}`` inside ``maskmodels/data``.
+    description: one line for messages.
+  """
+  data_format: str
+  files: dict
+  description: str = ""
+
+  def path(self, split):
+    """A context manager yielding the local path of ``split``'s file."""
+    if split not in self.files:
+      raise InputError(f"split must be one of {tuple(self.files)} for the "
+                       f"embedded data, got {split!r}.")
+    return importlib.resources.as_file(importlib.resources.files(
+        "maskmodels.data").joinpath(self.files[split]))
+
+
+def model_outputs(outputs):
+  """``(output, members)`` of a model's outputs: an ensemble returns
+  ``{"output": ..., "members": {name: ...}}``, other models a tensor
+  (members is then None)."""
+  if isinstance(outputs, dict):
+    return outputs["output"], outputs.get("members")
+  return outputs, None
+
+
+class Task:
+  """Base class of tasks.
+
+  Args:
+    config: the task's settings (an instance of its ``Config``).
+    label_names: the label vocabulary of the run (class or tag names in
+      index order), from :meth:`fit_labels` on the training split; empty
+      for tasks whose labels are numbers.
+  """
+
+  Config = NoSettings
+  labels = LabelSpec()
+  # The validation metric that picks the best checkpoint, and whether
+  # higher ("max") or lower ("min") is better.
+  best_metric = "loss"
+  best_mode = "min"
+  # The head the model gets unless --head names another.
+  default_head = "pooled"
+  # "text": raw strings, tokenized by the run's tokenizer; "words": each
+  # example is a list of words, one token each (labels align with them).
+  inputs = "text"
+  # What --data_format=default reads (None: the task has no embedded data).
+  default_data = None
+  # Settings (by name) this task's runs take unless the user sets them,
+  # over the components' own defaults: what the task needs of its model
+  # (a per-token task, an encoder that keeps the time axis).
+  run_defaults = {}
+  # Axis labels of the curves' panels, by metric name.
+  metric_units = {"loss": "loss"}
+
+  def __init__(self, config=None, label_names=()):
+    self.config = config if config is not None else self.Config()
+    self.label_names = list(label_names)
+
+  # ---- labels ---------------------------------------------------------------
+
+  def fit_labels(self, raw_labels, source):
+    """The label vocabulary from the training split's raw labels (class
+    names in index order), or ``[]`` for numeric labels."""
+    del raw_labels, source
+    return []
+
+  def encode_labels(self, raw_labels, source):
+    """Raw labels -> per-example labels of :attr:`labels`'s dtype: a NumPy
+    array ``[n]``, or per token a list of arrays ``[length_i]``. A label
+    that cannot be encoded is an :class:`InputError` naming ``source`` and
+    the example."""
+    raise NotImplementedError
+
+  @property
+  def output_size(self):
+    """Outputs per example (or per token) the model's head gives."""
+    raise NotImplementedError
+
+  def validate(self, config):
+    """Raises an :class:`InputError` naming a setting of the run's
+    ``ExperimentConfig`` that this task cannot work with."""
+    del config
+
+  # ---- model ------------------------------------------------------------
+
+  def build_model(self, settings, vocab_size):
+    """The model for the run's ``ModelConfig`` (backbone, head, members)."""
+    from maskmodels.models import assembly  # pylint: disable=import-outside-toplevel
+    return assembly.build_model(settings, vocab_size, self.output_size,
+                                per_token=self.labels.per_token)
+
+  # ---- loss and metrics ----------------------------------------------------
+
+  def loss_weights(self, labels, weights):
+    """The weight of every loss item: ``weights`` ``[batch]`` per example;
+    per token ``[batch, time]``, 0 at pad tokens. Their sum over the global
+    batch divides the summed loss."""
+    if not self.labels.per_token:
+      return weights
+    real = tf.not_equal(labels, tf.cast(self.labels.pad, labels.dtype))
+    return weights[:, tf.newaxis] * tf.cast(real, weights.dtype)
+
+  def compute_loss(self, labels, outputs, training):
+    """Loss per item (``[batch]`` or ``[batch, time]``) of one output
+    tensor; pad items may hold anything (their weight is 0)."""
+    raise NotImplementedError
+
+  def build_metrics(self, training):
+    """``{name: keras.metrics.Metric}``, built under the strategy's scope.
+    Must hold ``"loss"``; evaluation metrics must hold :attr:`best_metric`.
+    Every name reaches the progress display, history.json and curves.png.
+    """
+    del training
+    return {"loss": keras.metrics.Mean(name="loss")}
+
+  def update_metrics(self, metrics, labels, outputs, losses, loss_weights):
+    """Updates :meth:`build_metrics`'s metrics with one batch.
+
+    Args:
+      metrics: the dict :meth:`build_metrics` returned.
+      labels: the batch's labels.
+      outputs: the model's output (an ensemble's combined output).
+      losses: :meth:`compute_loss` of ``outputs``.
+      loss_weights: :meth:`loss_weights` of the batch (0 for filler rows
+        and pad tokens).
+    """
+    del labels, outputs
+    metrics["loss"].update_state(losses, sample_weight=loss_weights)
+
+  # ---- serving --------------------------------------------------------------
+
+  def postprocess(self, outputs):
+    """Model output -> ``{name: tensor}``, what prediction and export
+    return (each ``[batch, ...]``)."""
+    output, _ = model_outputs(outputs)
+    return {"outputs": tf.cast(output, tf.float32)}
+
+  def describe(self, inputs, prediction):
+    """One line of ``maskmodels-predict`` output for one example.
+
+    Args:
+      inputs: the example as given (a string, or a list of words).
+      prediction: the example's row of :meth:`postprocess`'s tensors, as
+        NumPy values.
+    """
+    values = " ".join(f"{v:.4f}" for v in prediction["outputs"].ravel())
+    text = inputs if isinstance(inputs, str) else " ".join(inputs)
+    return f"{values}\t{text}"
+
+  def better(self, value, best):
+    """Whether metric ``value`` beats ``best`` in :attr:`best_mode`."""
+    return value < best if self.best_mode == "min" else value > best
+
+  @property
+  def worst_value(self):
+    """The best-metric value every real value beats."""
+    return float("inf") if self.best_mode == "min" else float("-inf")
+
+
+def build_task(name, settings, label_names=()):
+  """The registered task ``name`` with its settings dict."""
+  from maskmodels.registry import TASKS  # pylint: disable=import-outside-toplevel
+  task_class = TASKS.get(name)
+  if task_class.best_mode not in ("max", "min"):
+    raise ValueError(f"{task_class.__name__}.best_mode must be 'max' or "
+                     f"'min', got {task_class.best_mode!r}.")
+  return task_class(task_class.Config(**settings), label_names)

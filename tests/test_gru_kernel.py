@@ -1,0 +1,128 @@
+"""The fused CPU GRU kernel computes what Keras's GRU computes."""
+
+import importlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+import maskmodels as mm
+from maskmodels import training
+
+
+def _inputs(batch, time, channels, layout, seed=0):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(batch, time, channels)).astype(np.float32)
+  lengths = rng.integers(0, time + 1, size=batch)
+  lengths[:2] = time, 0  # a full row and an empty one
+  mask = np.arange(time)[None] < lengths[:, None]
+  if layout == "left":
+    mask = mask[:, ::-1]
+  elif layout == "holes":
+    mask = rng.random((batch, time)) < 0.6
+    mask[1] = False
+  return tf.constant(x), tf.constant(mask)
+
+
+def _pair(units, bidirectional, return_sequences, channels):
+  """The same weights in a fused-kernel layer and a Keras-kernel one."""
+  layers = [mm.MaskedGRU(units, bidirectional=bidirectional,
+                         return_sequences=return_sequences, kernel=kernel)
+            for kernel in ("fused", "keras")]
+  for layer in layers:
+    layer.build((None, None, channels))
+  rng = np.random.default_rng(1)
+  layers[0].set_weights([rng.normal(scale=0.5, size=w.shape)
+                         for w in layers[0].get_weights()])
+  layers[1].set_weights(layers[0].get_weights())
+  return layers
+
+
+def _forward_backward(layer, x, mask, function=False):
+  def run(x):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      outputs = layer(x, mask=mask)
+      outputs = outputs[0] if isinstance(outputs, tuple) else outputs
+      # A fixed projection (XLA draws other stateless random numbers).
+      weights = tf.sin(tf.reshape(tf.range(tf.size(outputs), dtype=tf.float32),
+                                  tf.shape(outputs)))
+      loss = tf.reduce_sum(tf.cast(outputs, tf.float32) * weights)
+    return [outputs] + tape.gradient(loss, [x] + layer.trainable_variables)
+  return (tf.function(run) if function else run)(x)
+
+
+@pytest.mark.parametrize("layout", ["right", "left", "holes"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_outputs_states_and_gradients_equal_keras_s_kernel(
+    layout, bidirectional, return_sequences):
+  x, mask = _inputs(6, 9, 5, layout)
+  fused, reference = _pair(4, bidirectional, return_sequences, 5)
+  got = _forward_backward(fused, x, mask)
+  want = _forward_backward(reference, x, mask)
+  names = ["outputs", "d inputs"] + [v.path for v in fused.trainable_variables]
+  for name, a, b in zip(names, got, want):
+    np.testing.assert_allclose(tf.convert_to_tensor(a),
+                               tf.convert_to_tensor(b), atol=1e-5,
+                               err_msg=name)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_matches_keras_s_kernel_to_its_precision(policy):
+  previous = keras.mixed_precision.global_policy()
+  keras.mixed_precision.set_global_policy(policy)
+  try:
+    x, mask = _inputs(6, 9, 5, "right")
+    fused, reference = _pair(4, True, True, 5)
+    got = _forward_backward(fused, x, mask, function=True)
+    want = _forward_backward(reference, x, mask, function=True)
+  finally:
+    keras.mixed_precision.set_global_policy(previous)
+  assert got[0].dtype == want[0].dtype == tf.as_dtype(policy[6:])
+  # Both compute in the low precision; they agree to its rounding.
+  tolerance = 2e-2 if policy == "mixed_bfloat16" else 3e-3
+  for a, b in zip(got, want):
+    a = tf.cast(tf.convert_to_tensor(a), tf.float32).numpy()
+    b = tf.cast(tf.convert_to_tensor(b), tf.float32).numpy()
+    np.testing.assert_allclose(a, b, atol=tolerance * max(1, np.abs(b).max()))
+
+
+def test_an_empty_time_axis_and_empty_rows_give_zeros_and_finite_gradients():
+  fused, _ = _pair(3, True, True, 2)
+  for time in (0, 4):
+    x = tf.zeros([3, time, 2])
+    mask = tf.zeros([3, time], tf.bool)
+    outputs, grad_x, *grads = _forward_backward(fused, x, mask)
+    assert outputs.shape == (3, time, 6)
+    np.testing.assert_array_equal(outputs, 0.0)
+    for grad in [grad_x] + grads:
+      assert np.all(np.isfinite(tf.convert_to_tensor(grad)))
+
+
+def test_xla_compiles_the_fused_kernel():
+  x, mask = _inputs(4, 7, 3, "left")
+  fused, reference = _pair(4, True, True, 3)
+  got = tf.function(lambda x: _forward_backward(fused, x, mask),
+                    jit_compile=True)(x)
+  want = _forward_backward(reference, x, mask)
+  for a, b in zip(got, want):
+    np.testing.assert_allclose(tf.convert_to_tensor(a),
+                               tf.convert_to_tensor(b), atol=1e-5)
+
+
+def test_the_kernel_is_chosen_by_the_layer_and_the_gpu_path_keeps_keras(
+    monkeypatch):
+  layer = mm.MaskedGRU(3, bidirectional=True, return_sequences=True)
+  layer.build((None, None, 2))
+  assert not layer._keras_kernel()  # the fused kernel on a CPU host
+  keras_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
+  monkeypatch.setattr(keras_rnn, "_is_gpu_available", lambda: True)
+  assert layer._keras_kernel()  # cuDNN on a GPU host
+  training.set_precision("float32")
+  mm.layers.set_use_cudnn(layer, False)
+  assert not layer._keras_kernel()  # export and XLA: never cuDNN
+  assert mm.MaskedGRU(3, recurrent_dropout=0.1)._keras_kernel()
+  with pytest.raises(ValueError, match="kernel must be one of"):
+    mm.MaskedGRU(3, kernel="cudnn")
