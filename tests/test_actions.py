@@ -117,6 +117,25 @@ def test_best_checkpoint_of_a_lower_is_better_metric_keeps_the_lowest():
     actions.BestCheckpoint(saved.append, "mae", best, mode="lowest")
 
 
+def test_validation_log_is_one_line_per_evaluation_marking_the_best(
+    monkeypatch):
+  logged = []
+  monkeypatch.setattr(actions.logging, "info",
+                      lambda message, *args: logged.append(message % args))
+  best = actions.BestCheckpoint(lambda step: None, "mae",
+                                tf.Variable(np.inf, dtype=tf.float64), "min")
+  log = actions.ValidationLog(["loss", "mae"], best)
+  for step, mae in ((10, 0.5), (20, 0.7)):
+    outputs = {"loss": 2 * mae, "mae": mae, "examples": 40.0}
+    best(step, outputs)
+    log(step, outputs)
+  assert logged == [
+      "Validation at step 10: loss 1.0000 - mae 0.5000 (best mae).",
+      "Validation at step 20: loss 1.4000 - mae 0.7000."]
+  actions.ValidationLog(["loss"], best, verbose=0)(30, {"loss": 1.0})
+  assert len(logged) == 2
+
+
 def test_memory_probe_adds_peak_memory_and_traces():
   outputs = {}
   actions.MemoryProbe({"train": 1, "eval": 2})(5, outputs)

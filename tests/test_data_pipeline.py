@@ -230,7 +230,7 @@ def test_every_tagged_word_once_with_its_tag_and_characters(tagged, options):
   for features, labels, weights in dataset.as_numpy_iterator():
     ids, chars = features["ids"], features["chars"]
     if config.static_shapes:
-      assert chars.shape[2] == 12  # the feature's fixed width
+      assert chars.shape[2] == 14  # the feature's fixed width
     for row in range(len(weights)):
       real = ids[row] != 0
       assert np.all(labels[row][~real] == -1)  # pad tokens: the pad tag
@@ -241,8 +241,10 @@ def test_every_tagged_word_once_with_its_tag_and_characters(tagged, options):
       for position in np.flatnonzero(real):
         word = vocab[ids[row, position]]
         codes = chars[row, position][chars[row, position] != 0]
-        assert len(codes) == min(len(word), 12)  # truncated at max_chars
-        assert codes[0] == 1 + ord(word[0]) % 511
+        # Begin mark, the word truncated at max_chars, end mark.
+        assert len(codes) == min(len(word), 12) + 2
+        assert codes[0] == 1 and codes[-1] == 2
+        assert codes[1] == 3 + ord(word[0]) % 509
         kept.append((word, labels[row, position]))
       assert not chars[row][~real].any()  # no characters at pad words
       seen[tuple(kept)] += 1

@@ -111,3 +111,31 @@ def test_word_vocabulary_is_frequency_ranked():
   vocab = data.learn_vocabulary(["b b b a a c", "b a"], "word", 3)
   assert vocab == ["[PAD]", "b", "a"]
   assert len(data.learn_vocabulary(TEXTS, "word", 1000)) < 1000  # no padding
+
+
+def test_rare_words_are_unknown_in_training_too(tmp_path):
+  vocab = data.learn_vocabulary(["b b b a a c", "b a d"], "word", 100,
+                                min_count=2)
+  assert vocab == ["[PAD]", "b", "a"]  # c and d, seen once, are unknown
+  path = str(tmp_path / "vocab.txt")
+  data.write_vocabulary(vocab, path)
+  ids = data.build_tokenizer("word", path).encode(["a c d b"]).to_list()
+  assert ids == [[2, 3, 3, 1]]  # both rare words share the unknown bucket
+  with pytest.raises(ValueError, match="min_count must be >= 1, got 0"):
+    data.learn_vocabulary(["a"], "word", 10, min_count=0)
+
+
+@pytest.mark.parametrize("case_fold", [True, False])
+def test_case_folding_is_a_choice_of_vocabulary_and_lookup(tmp_path,
+                                                           case_fold):
+  sentences = [["US", "us", "Us"], ["US"]]
+  vocab = data.learn_vocabulary(sentences, "word", 10, case_fold=case_fold)
+  assert vocab == (["[PAD]", "us"] if case_fold else
+                   ["[PAD]", "US", "Us", "us"])
+  path = str(tmp_path / "vocab.txt")
+  data.write_vocabulary(vocab, path)
+  tokenizer = data.build_tokenizer("word", path, case_fold=case_fold)
+  ids = tokenizer.encode_words(tf.ragged.constant([["US", "us", "uS"]]))
+  assert ids.to_list() == ([[1, 1, 1]] if case_fold else [[1, 3, 4]])
+  assert tokenizer.encode(["US us"]).to_list() == ([[1, 1]] if case_fold
+                                                   else [[1, 3]])

@@ -101,6 +101,16 @@ def test_an_empty_time_axis_and_empty_rows_give_zeros_and_finite_gradients():
       assert np.all(np.isfinite(tf.convert_to_tensor(grad)))
 
 
+def test_a_channel_axis_known_only_at_run_time_is_read():
+  """A feature concatenated in the graph may lose its static width."""
+  x, mask = _inputs(4, 6, 3, "right")
+  fused, reference = _pair(4, True, True, 3)
+  run = tf.function(lambda x, mask: fused(x, mask=mask)[0], input_signature=[
+      tf.TensorSpec([None, None, None]), tf.TensorSpec([None, None], tf.bool)])
+  np.testing.assert_allclose(run(x, mask), reference(x, mask=mask)[0],
+                             atol=1e-5)
+
+
 def test_xla_compiles_the_fused_kernel():
   x, mask = _inputs(4, 7, 3, "left")
   fused, reference = _pair(4, True, True, 3)

@@ -161,9 +161,12 @@ def test_sigterm_saves_the_current_step_and_the_rerun_resumes_there(tmp_path):
   assert "Stopped by SIGTERM at step" in err
   stopped_at = int(err.split("Stopped by SIGTERM at step ")[1].split(";")[0])
   assert 0 < stopped_at < 200
-  resumed = run_script("train.py", f"--model_dir={model_dir}", *args)
+  # The rerun takes two more steps than were saved (all the resume needs).
+  resumed = run_script("train.py", f"--model_dir={model_dir}", *args,
+                       f"--train_steps={stopped_at + 2}")
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"at step {stopped_at}." in resumed.stderr  # "Resumed from ..."
+  assert f"Done: {stopped_at + 2} steps" in resumed.stdout
 
 
 def test_a_directory_locked_by_a_killed_run_is_free_again(tmp_path):

@@ -167,11 +167,12 @@ def test_the_textbook_time_distributed_path_fails_the_checker(sentences):
   assert "batched, left padding" in checks
 
 
-@pytest.mark.parametrize("head", ["tagger", "classifier"])
-def test_models_with_character_features_are_padding_invariant(sentences,
-                                                              head):
+@pytest.mark.parametrize("head,conv_filters", [
+    ("tagger", [6]), ("classifier", [6]), ("tagger", [])])
+def test_models_with_character_features_are_padding_invariant(
+    sentences, head, conv_filters):
   settings = dict(embedding_dim=6, encoder_config=dict(
-      conv_filters=[6], kernel_size=[3], gru_units=[4], dropout=0.2,
+      conv_filters=conv_filters, kernel_size=[3], gru_units=[4], dropout=0.2,
       pool_size=[1]), word_features=["chars"], word_features_config={
           "chars": dict(char_buckets=CHAR_BUCKETS, char_dim=4,
                         char_filters=5, max_chars=8)})

@@ -29,20 +29,23 @@ TRUNCATIONS = ("head", "tail", "both")
 CHARS_PER_TOKEN = 16
 
 
-def standardize(texts):
+def standardize(texts, case_fold=True):
   """Unicode NFKC, case folding, and ``<br />`` tags to spaces.
 
   Invalid UTF-8 is replaced by U+FFFD first, so any bytes are accepted.
 
   Args:
     texts: string tensor ``[batch]``.
+    case_fold: fold case (False keeps "US" apart from "us").
 
   Returns:
     string tensor ``[batch]``.
   """
   texts = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8",
                                        errors="replace")
-  texts = tf_text.case_fold_utf8(tf_text.normalize_utf8(texts, "NFKC"))
+  texts = tf_text.normalize_utf8(texts, "NFKC")
+  if case_fold:
+    texts = tf_text.case_fold_utf8(texts)
   return tf.strings.regex_replace(texts, r"<br\s*/?>", " ")
 
 
@@ -143,15 +146,22 @@ class Tokenizer(tf.Module):
   """Base class: strings ``[batch]`` -> ragged int32 ids ``[batch, (len)]``.
 
   Subclasses implement ``_tokenize`` on standardized text. ``encode`` adds
-  standardization and truncation; all of it runs in the TensorFlow graph.
+  standardization (:func:`standardize`, with ``case_fold``) and
+  truncation; all of it runs in the TensorFlow graph.
   """
 
   kind = None
 
-  def __init__(self, vocab_path, name=None):
+  def __init__(self, vocab_path, name=None, case_fold=True):
     super().__init__(name=name)
     self.vocab_path = vocab_path
     self.vocab = read_vocabulary(vocab_path)
+    self.case_fold = case_fold
+
+  def standardize(self, texts):
+    """:func:`standardize` with this tokenizer's case folding."""
+    return standardize(tf.convert_to_tensor(texts, tf.string),
+                       self.case_fold)
 
   @property
   def vocab_size(self):
@@ -172,7 +182,7 @@ class Tokenizer(tf.Module):
     if truncation not in TRUNCATIONS:
       raise InputError(f"truncation must be one of {TRUNCATIONS}, got "
                        f"{truncation!r}.")
-    texts = standardize(tf.convert_to_tensor(texts, tf.string))
+    texts = self.standardize(texts)
     if max_len is not None:
       texts = clip_characters(texts, max_len * CHARS_PER_TOKEN, truncation)
     ids = tf.cast(self._tokenize(texts), tf.int32)
@@ -210,8 +220,9 @@ class WordTokenizer(Tokenizer):
 
   kind = "word"
 
-  def __init__(self, vocab_path, num_oov_buckets=1, name=None):
-    super().__init__(vocab_path, name=name)
+  def __init__(self, vocab_path, num_oov_buckets=1, name=None,
+               case_fold=True):
+    super().__init__(vocab_path, name=name, case_fold=case_fold)
     if num_oov_buckets < 1:
       raise ValueError(f"num_oov_buckets must be >= 1, got {num_oov_buckets}.")
     self.num_oov_buckets = num_oov_buckets
@@ -230,7 +241,7 @@ class WordTokenizer(Tokenizer):
   def words(self, texts, max_len=None, truncation="head"):
     """The words ``encode`` looks up: strings ``[batch]`` -> standardized
     words, ragged ``[batch, (<= max_len)]``."""
-    texts = standardize(tf.convert_to_tensor(texts, tf.string))
+    texts = self.standardize(texts)
     if max_len is not None:
       texts = clip_characters(texts, max_len * CHARS_PER_TOKEN, truncation)
     words = split_words(texts)
@@ -245,7 +256,7 @@ class WordTokenizer(Tokenizer):
     if max_len is not None:
       words = truncate_tokens(words, max_len, truncation)
     return tf.cast(tf.ragged.map_flat_values(
-        lambda w: self.table.lookup(standardize(w)), words), tf.int32)
+        lambda w: self.table.lookup(self.standardize(w)), words), tf.int32)
 
 
 class WordPieceTokenizer(Tokenizer):
@@ -253,8 +264,8 @@ class WordPieceTokenizer(Tokenizer):
 
   kind = "wordpiece"
 
-  def __init__(self, vocab_path, name=None):
-    super().__init__(vocab_path, name=name)
+  def __init__(self, vocab_path, name=None, case_fold=True):
+    super().__init__(vocab_path, name=name, case_fold=case_fold)
     if UNK_TOKEN not in self.vocab:
       raise InputError(f"WordPiece vocabulary {vocab_path} has no "
                        f"{UNK_TOKEN!r} token.")
@@ -271,29 +282,24 @@ TOKENIZERS.add(WordTokenizer.kind, WordTokenizer)
 TOKENIZERS.add(WordPieceTokenizer.kind, WordPieceTokenizer)
 
 
-def _standardized_batches(texts, batch_size=1024):
-  return (tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string))
-          .batch(batch_size)
-          .map(standardize, num_parallel_calls=tf.data.AUTOTUNE))
+def _standardized(strings, case_fold, batch_size=1024):
+  """Standardized batches of a list of strings."""
+  return (tf.data.Dataset.from_tensor_slices(tf.constant(strings or [""],
+                                                         tf.string))
+          .take(len(strings)).batch(batch_size)
+          .map(lambda batch: standardize(batch, case_fold),
+               num_parallel_calls=tf.data.AUTOTUNE))
 
 
-def _counted_batches(texts, batch_size=1024, verbose=1):
+def _counted_batches(texts, case_fold, verbose=1):
   """Standardized text batches of ``texts``, with a progress bar."""
-  return progress.counted(_standardized_batches(texts, batch_size),
-                          len(texts), "texts", size=lambda b: int(b.shape[0]),
+  return progress.counted(_standardized(texts, case_fold), len(texts),
+                          "texts", size=lambda b: int(b.shape[0]),
                           verbose=verbose)
 
 
-def _standardized_words(sentences, batch_size=1024):
-  """Standardized words of pre-tokenized ``sentences``, in batches."""
-  flat = [word for words in sentences for word in words]
-  return (tf.data.Dataset.from_tensor_slices(tf.constant(flat or [""],
-                                                         tf.string))
-          .take(len(flat)).batch(batch_size)
-          .map(standardize, num_parallel_calls=tf.data.AUTOTUNE))
-
-
-def learn_vocabulary(texts, kind, vocab_size, verbose=1):
+def learn_vocabulary(texts, kind, vocab_size, verbose=1, min_count=1,
+                     case_fold=True):
   """Learns a vocabulary from training texts, with progress on the console.
 
   ``"word"`` keeps the most frequent words (ties broken alphabetically);
@@ -306,6 +312,10 @@ def learn_vocabulary(texts, kind, vocab_size, verbose=1):
     kind: ``"word"`` or ``"wordpiece"``.
     vocab_size: size of the vocabulary including reserved tokens.
     verbose: 0 for no progress output.
+    min_count: a word seen fewer times is left out (``"word"`` only): it
+      is read as an unknown word, in training too, so the unknown-word
+      buckets learn from the rare words of the training split.
+    case_fold: fold case first, as the tokenizer will (:func:`standardize`).
 
   Returns:
     A list of tokens starting with ``[PAD]``.
@@ -313,6 +323,8 @@ def learn_vocabulary(texts, kind, vocab_size, verbose=1):
   TOKENIZERS.get(kind)
   if vocab_size < 3:
     raise InputError(f"vocab_size must be >= 3, got {vocab_size}.")
+  if min_count < 1:
+    raise InputError(f"min_count must be >= 1, got {min_count}.")
   logging.info("Counting the words of %d texts.", len(texts))
   pretokenized = bool(texts) and not isinstance(texts[0], str)
   if pretokenized and kind != "word":
@@ -322,7 +334,7 @@ def learn_vocabulary(texts, kind, vocab_size, verbose=1):
     reserved = [PAD_TOKEN, UNK_TOKEN]
     splitter = bert_tokenizer.BasicTokenizer(lower_case=False)
     counts = collections.Counter()
-    for batch in _counted_batches(texts, verbose=verbose):
+    for batch in _counted_batches(texts, case_fold, verbose=verbose):
       counts.update(word.decode("utf-8") for word in
                     splitter.tokenize(batch).flat_values.numpy().tolist())
     if not counts:
@@ -333,22 +345,25 @@ def learn_vocabulary(texts, kind, vocab_size, verbose=1):
     return reserved + [t for t in vocab if t not in reserved]
   counts = collections.Counter()
   if pretokenized:
-    words = sum(len(t) for t in texts)
-    for batch in progress.counted(_standardized_words(texts), words, "words",
-                                  size=lambda b: int(b.shape[0]),
+    flat = [word for sentence in texts for word in sentence]
+    for batch in progress.counted(_standardized(flat, case_fold), len(flat),
+                                  "words", size=lambda b: int(b.shape[0]),
                                   verbose=verbose):
       counts.update(batch.numpy().tolist())
   else:
-    for batch in _counted_batches(texts, verbose=verbose):
+    for batch in _counted_batches(texts, case_fold, verbose=verbose):
       counts.update(split_words(batch).flat_values.numpy().tolist())
-  ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+  ranked = sorted(((word, count) for word, count in counts.items()
+                   if count >= min_count),
+                  key=lambda item: (-item[1], item[0]))
   words = [w.decode("utf-8") for w, _ in ranked if w.decode("utf-8").strip()]
   words = [w for w in words if w not in (PAD_TOKEN, UNK_TOKEN)]
   return [PAD_TOKEN] + words[:vocab_size - 1]
 
 
-def build_tokenizer(kind, vocab_path, num_oov_buckets=1):
+def build_tokenizer(kind, vocab_path, num_oov_buckets=1, case_fold=True):
   """A tokenizer of ``kind`` over the vocabulary file at ``vocab_path``."""
   if TOKENIZERS.get(kind) is WordTokenizer:
-    return WordTokenizer(vocab_path, num_oov_buckets=num_oov_buckets)
-  return TOKENIZERS.get(kind)(vocab_path)
+    return WordTokenizer(vocab_path, num_oov_buckets=num_oov_buckets,
+                         case_fold=case_fold)
+  return TOKENIZERS.get(kind)(vocab_path, case_fold=case_fold)

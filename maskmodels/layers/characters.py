@@ -53,9 +53,11 @@ class CharacterFeatures(WordFeature):
   over each word's real characters, and a max over them.
 
   Characters are Unicode code points (invalid UTF-8 becomes U+FFFD) hashed
-  into ``char_buckets - 1`` ids after the pad id 0 (every ASCII character
-  has its own); words longer than ``max_chars`` keep their first
-  ``max_chars`` characters.
+  into ``char_buckets - 3`` ids after the pad id 0 and the word's begin
+  and end marks (1 and 2; every ASCII character has its own id). The marks
+  let the convolution see where a word starts and ends, so its windows
+  read prefixes, suffixes and capitals at a word's edge. Words longer than
+  ``max_chars`` keep their first ``max_chars`` characters (and both marks).
 
   Call args:
     features: a dict with ``"chars"``: int ``[batch, words, chars]``
@@ -68,13 +70,14 @@ class CharacterFeatures(WordFeature):
   """
 
   feature = "chars"
+  BEGIN, END = 1, 2  # the marks around every word's characters
 
   @dataclasses.dataclass
   class Config(Settings):
     """The character encoder."""
     char_buckets: int = setting(512, "chars: character ids (hash buckets of "
-                                "code points, pad included).", lower=2,
-                                resume=True)
+                                "code points; pad and word marks "
+                                "included).", lower=4, resume=True)
     char_dim: int = setting(32, "chars: character embedding width.",
                             lower=1, resume=True)
     char_filters: int = setting(64, "chars: filters of the character "
@@ -88,7 +91,7 @@ class CharacterFeatures(WordFeature):
   def __init__(self, **kwargs):
     super().__init__(**kwargs)
     config = self.settings
-    self.feature_width = config.max_chars
+    self.feature_width = config.max_chars + 2  # and the two marks
     self.embedding = keras.layers.Embedding(
         config.char_buckets, config.char_dim, dtype=self.dtype_policy,
         name="char_embedding")
@@ -97,9 +100,17 @@ class CharacterFeatures(WordFeature):
                              name="char_conv")
 
   def featurize(self, words):
-    codes = tf.strings.unicode_decode(words, "UTF-8", errors="replace")
-    codes = codes[:, :, :self.settings.max_chars]
-    return tf.cast(1 + codes % (self.settings.char_buckets - 1), tf.int32)
+    """Ragged words ``[batch, (words)]`` -> ragged int32 character ids
+    ``[batch, (words), (chars)]``: begin mark, the first ``max_chars``
+    characters, end mark."""
+    config = self.settings
+    flat = words.flat_values
+    codes = tf.strings.unicode_decode(flat, "UTF-8", errors="replace")
+    codes = codes[:, :config.max_chars]
+    ids = tf.cast(3 + codes % (config.char_buckets - 3), tf.int32)
+    marks = tf.ones([tf.shape(flat)[0], 1], tf.int32)
+    ids = tf.concat([self.BEGIN * marks, ids, self.END * marks], axis=1)
+    return words.with_flat_values(ids)
 
   def build(self, input_shape=None):
     self.embedding.build((None, None))
@@ -120,5 +131,6 @@ class CharacterFeatures(WordFeature):
     x = masking.apply_mask(self.embedding(flat), flat_mask)
     x, x_mask = self.conv(x, mask=flat_mask)
     pooled = masking.masked_max(x, x_mask)  # zeros for an empty word
-    words = tf.reshape(pooled, [shape[0], shape[1], -1])
+    words = tf.reshape(pooled, [shape[0], shape[1],
+                                self.settings.char_filters])
     return masking.apply_mask(words, mask)

@@ -163,8 +163,9 @@ def gru_sequences(inputs, lengths, cells):
 def _bidirectional(inputs, lengths, cells):
   """:func:`gru_sequences` on a time axis of at least one step."""
   dtype = inputs.dtype
-  units, channels = cells[0].units, inputs.shape[-1]
+  units = cells[0].units
   batch, time = tf.shape(inputs)[0], tf.shape(inputs)[1]
+  channels = inputs.shape[-1] or tf.shape(inputs)[-1]
   steps = tf.reshape(tf.transpose(inputs, [2, 1, 0]), [channels, -1])
   outputs, finals = [], []
   for direction, cell in enumerate(cells):

@@ -12,6 +12,7 @@ import signal
 import threading
 
 import tensorflow as tf
+from absl import logging
 
 from maskmodels import progress
 from maskmodels.training import curves, memory
@@ -164,6 +165,28 @@ class BestCheckpoint:
   def value(self):
     value = float(self.best.numpy())
     return value if math.isfinite(value) else None
+
+
+class ValidationLog:
+  """Logs one plain line per evaluation: the step, the task's metrics, and
+  whether the best metric improved (after :class:`BestCheckpoint`).
+
+  Args:
+    metrics: the evaluation metrics to show (the task's).
+    best: the run's :class:`BestCheckpoint`.
+    verbose: 0 to log nothing (non-chief workers).
+  """
+
+  def __init__(self, metrics, best, verbose=1):
+    self.metrics, self.best, self.verbose = list(metrics), best, verbose
+
+  def __call__(self, step, outputs):
+    if not self.verbose:
+      return
+    shown = " - ".join(f"{name} {outputs[name]:.4f}" for name in self.metrics
+                       if name in outputs)
+    mark = f" (best {self.best.metric})" if self.best.step == step else ""
+    logging.info("Validation at step %d: %s%s.", step, shown, mark)
 
 
 class History:

@@ -40,7 +40,8 @@ def word_features_of(model):
 def load_tokenizer(config, vocab_path):
   """The run's tokenizer over the vocabulary file at ``vocab_path``."""
   return text.build_tokenizer(config.data.tokenizer, vocab_path,
-                              config.data.num_oov_buckets)
+                              config.data.num_oov_buckets,
+                              config.data.case_fold)
 
 
 def featurizer_of(tokenizer, model, task):

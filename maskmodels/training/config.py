@@ -77,6 +77,15 @@ class DataConfig(Settings):
   tokenizer: str = setting("word", "Tokenizer.", choices=text.TOKENIZERS,
                            resume=True)
   vocab_size: int = setting(8000, "Vocabulary size.", lower=3, resume=True)
+  case_fold: bool = setting(
+      True, "Fold case before looking words up (--nocase_fold keeps 'US' "
+      "apart from 'us'; word features of pre-tokenized input see each "
+      "word as written either way).",
+      resume=True)
+  min_word_count: int = setting(
+      1, "Word tokenizer: a word seen fewer times in the training split is "
+      "an unknown word (in training too, so the unknown-word buckets learn "
+      "from rare words).", lower=1, resume=True)
   num_oov_buckets: int = setting(1, "Hash buckets for unknown words.",
                                  lower=1, resume=True)
   max_len: int = setting(256, "Tokens kept per text in training.", lower=1)

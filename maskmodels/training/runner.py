@@ -193,7 +193,8 @@ class Runner:
       data = self.config.data
       text.write_vocabulary(text.learn_vocabulary(
           train.texts, data.tokenizer, data.vocab_size,
-          verbose=int(self.model_dir.chief)), path)
+          verbose=int(self.model_dir.chief),
+          min_count=data.min_word_count, case_fold=data.case_fold), path)
     self.model_dir.save_config(self.config)
     return load_tokenizer(self.config, path)
 
@@ -317,7 +318,10 @@ class Runner:
         eval_actions=[
             actions.MemoryProbe(trainer.trace_counts),
             actions.Summaries(directory.summary_writer("eval")),
-            status["best"], history.record_eval],
+            status["best"],
+            actions.ValidationLog([m for m in metrics if m != "tokens"],
+                                  status["best"], int(directory.chief)),
+            history.record_eval],
         preemption=self.build_preemption(checkpointer))
     return controller, status
 
