@@ -52,6 +52,49 @@ def test_loss_and_metrics_equal_a_hand_count_over_real_tokens():
   np.testing.assert_array_equal(loss_weights.numpy()[1], 0.0)
 
 
+def _update(task, metrics, labels, logits, weights):
+  labels, logits = tf.constant(labels), tf.constant(logits)
+  loss_weights = task.loss_weights(labels, tf.constant(weights))
+  task.update_metrics(metrics, labels, logits,
+                      task.compute_loss(labels, logits, False), loss_weights)
+
+
+def test_metrics_count_every_token_alike_whatever_the_batches_widths():
+  """Keras reduces a [batch, time] metric update per row before weighing
+  rows, so batches of different widths (length buckets) would weigh their
+  tokens differently; each real token must count once and alike."""
+  task = mm.TaggingTask(label_names=TAGS)
+  rng = np.random.default_rng(1)
+  lengths = [1, 2, 9, 12, 3]
+  labels = [rng.integers(0, 4, size=n).astype(np.int32) for n in lengths]
+  logits = [rng.normal(size=(n, 4)).astype(np.float32) for n in lengths]
+
+  def batch(rows, width):
+    ids = np.full((len(rows), width), -1, np.int32)
+    out = np.zeros((len(rows), width, 4), np.float32)
+    for i, row in enumerate(rows):
+      ids[i, :lengths[row]], out[i, :lengths[row]] = labels[row], logits[row]
+    return ids, out, np.ones(len(rows), np.float32)
+
+  results = []
+  for layout in ([([0, 1], 2), ([2, 3, 4], 12)],  # two buckets
+                 [([0, 1, 2, 3, 4], 12)],  # one batch
+                 [([0, 1], 30), ([2, 3, 4], 40)]):  # extra padding
+    metrics = task.build_metrics(training=False)
+    for rows, width in layout:
+      _update(task, metrics, *batch(rows, width))
+    results.append({name: float(m.result()) for name, m in metrics.items()})
+  all_labels, all_logits = np.concatenate(labels), np.concatenate(logits)
+  log_softmax = all_logits - np.log(np.exp(all_logits).sum(-1,
+                                                           keepdims=True))
+  want = {"loss": -log_softmax[np.arange(27), all_labels].mean(),
+          "token_accuracy": (all_logits.argmax(-1) == all_labels).mean(),
+          "tokens": 27.0}
+  for result in results:
+    for name, value in want.items():
+      assert result[name] == pytest.approx(value, rel=1e-5), (name, result)
+
+
 def _tagged_corpus(count=61, seed=0):
   """Sentences whose tags follow their words, 0-24 words each."""
   rng = np.random.default_rng(seed)

@@ -6,6 +6,6 @@ per word). Research code registers its own with
 """
 
 from maskmodels.tasks.base import (DefaultData, LabelSpec, NoSettings, Task,
-                                   build_task, model_outputs)
+                                   build_task, model_outputs, per_item)
 from maskmodels.tasks.classification import ClassificationTask
 from maskmodels.tasks.tagging import TaggingTask

@@ -69,6 +69,21 @@ class DefaultData:
         "maskmodels.data").joinpath(self.files[split]))
 
 
+def per_item(values, weights, per_token):
+  """``(values, weights)`` with one row per loss item, for Keras metrics.
+
+  Per token, ``[batch, time, ...]`` becomes ``[batch * time, ...]``: a Keras
+  metric reduces a ``[batch, time]`` update to one value per row, divided
+  by the row's width, before it weighs rows, so batches of different widths
+  (length buckets, padding) would weigh their tokens differently. Flat,
+  every real token counts once and alike. Per example, nothing changes.
+  """
+  if not per_token:
+    return values, weights
+  values = tf.reshape(values, tf.concat([[-1], tf.shape(values)[2:]], 0))
+  return values, tf.reshape(weights, [-1])
+
+
 def model_outputs(outputs):
   """``(output, members)`` of a model's outputs: an ensemble returns
   ``{"output": ..., "members": {name: ...}}``, other models a tensor
@@ -181,7 +196,8 @@ class Task:
         and pad tokens).
     """
     del labels, outputs
-    metrics["loss"].update_state(losses, sample_weight=loss_weights)
+    losses, weights = per_item(losses, loss_weights, self.labels.per_token)
+    metrics["loss"].update_state(losses, sample_weight=weights)
 
   # ---- serving --------------------------------------------------------------
 

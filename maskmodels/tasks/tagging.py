@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from maskmodels.errors import InputError
 from maskmodels.registry import register_task
-from maskmodels.tasks.base import DefaultData, LabelSpec, Task, model_outputs
+from maskmodels.tasks.base import (DefaultData, LabelSpec, Task,
+                                   model_outputs, per_item)
 
 PAD_TAG = -1
 
@@ -89,8 +90,10 @@ class TaggingTask(Task):
     super().update_metrics(metrics, labels, outputs, losses, loss_weights)
     real = loss_weights > 0
     predicted = tf.argmax(outputs, axis=-1, output_type=labels.dtype)
-    metrics["token_accuracy"].update_state(tf.maximum(labels, 0), outputs,
-                                           sample_weight=loss_weights)
+    tags, weights = per_item(tf.maximum(labels, 0), loss_weights, True)
+    metrics["token_accuracy"].update_state(
+        tags, per_item(outputs, loss_weights, True)[0],
+        sample_weight=weights)
     wrong = tf.reduce_any(real & tf.not_equal(predicted, labels), axis=1)
     sentences = tf.cast(tf.reduce_any(real, axis=1), tf.float32)
     metrics["sentence_accuracy"].update_state(

@@ -14,15 +14,12 @@ all-reduce: the trainer sums gradients across replicas (so clipping sees
 the global norm) and the optimizer takes them as they are.
 """
 
-import gc
-
-
 import keras
 import tensorflow as tf
 
 from maskmodels.data import pipeline
 from maskmodels.layers.recurrent import set_use_cudnn
-from maskmodels.tasks.base import model_outputs
+from maskmodels.tasks.base import model_outputs, per_item
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -168,8 +165,8 @@ class Trainer:
                              losses["loss"], loss_weights)
     for name in self.member_names:
       key = f"loss/{name}"
-      self.train_metrics[key].update_state(losses[key],
-                                           sample_weight=loss_weights)
+      self.train_metrics[key].update_state(*per_item(
+          losses[key], loss_weights, self.task.labels.per_token))
     self.train_metrics["grad_norm"].update_state(
         norm, sample_weight=1.0 / context.num_replicas_in_sync)
     self.train_metrics["examples"].update_state(weights)
@@ -264,8 +261,7 @@ class Trainer:
       done = bool(self._eval_loop(iterator, tf.constant(steps_per_call)))
       if progress is not None:
         progress.update(int(self.eval_metrics["examples"].result()))
-    del iterator
-    gc.collect()  # its pipeline's threads end here, not at exit
+    del iterator  # its pipeline's threads end here, not at exit
     return self.results(self.eval_metrics)
 
   def close(self):
@@ -274,11 +270,13 @@ class Trainer:
     A distributed iterator that is still prefetching, left for the garbage
     collector or for interpreter shutdown, tears its threads down while
     TensorFlow's runtime is going away, which can hold the process for
-    tens of seconds or forever after its work is done. Call this when a
-    run ends (the runner does); training again rebuilds the iterator.
+    tens of seconds or forever after its work is done. The trainer is in
+    reference cycles (its traced functions hold it), so only this frees
+    the iterator before exit: the iterator itself is in none, and goes
+    when its last reference does. Call this when a run ends (the runner
+    does); training again rebuilds the iterator.
     """
     self._iterator = None
-    gc.collect()
 
   @staticmethod
   def results(metrics):
