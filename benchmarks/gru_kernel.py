@@ -29,7 +29,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import maskmodels as mm  # noqa: E402
-from imdb_model import CustomLoop  # noqa: E402  (benchmarks/)
+from imdb_model import CLASSIFICATION, CustomLoop  # noqa: E402
 from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
 
 FLAGS = flags.FLAGS
@@ -92,18 +92,20 @@ def train_steps(data_dir):
   examples = data.read_aclimdb(data_dir, "train")
   order = np.random.default_rng(0).permutation(len(examples))[:6000]
   examples = examples.subset(order)
+  examples = examples.with_labels(CLASSIFICATION.encode_labels(
+      examples.labels, examples.source))
   path = tempfile.mkdtemp(prefix="maskmodels_bench_") + "/vocab.txt"
   data.write_vocabulary(data.learn_vocabulary(examples.texts, "word", 20000,
                                               verbose=0), path)
-  tokenizer = data.build_tokenizer("word", path)
-  lengths = data.token_lengths(examples.texts, tokenizer, 400)
+  featurizer = data.Featurizer(data.build_tokenizer("word", path))
+  lengths = data.token_lengths(examples, featurizer.tokenizer, 400)
   config = data.PipelineConfig(400, 64, bucket_boundaries=(
       data.length_boundaries(lengths, 8)))
   runners = {}
   for kernel in KERNELS:
-    loop = CustomLoop(tokenizer.vocab_size, lambda ctx, start: (
-        data.make_dataset(examples, tokenizer, config, True, ctx, start)),
-                            FLAGS.steps, False)
+    loop = CustomLoop(featurizer.tokenizer.vocab_size, lambda ctx, start: (
+        data.make_dataset(examples, featurizer, config, True, ctx, start)),
+                      FLAGS.steps, False)
     for layer in loop.model._flatten_layers():  # pylint: disable=protected-access
       if isinstance(layer, mm.MaskedGRU):
         layer.kernel = kernel

@@ -20,6 +20,7 @@ cli.quiet_start()  # before TensorFlow loads
 # pylint: disable=wrong-import-position
 from absl import app, flags, logging  # noqa: E402
 
+import maskmodels as mm  # noqa: E402
 from maskmodels import data  # noqa: E402
 
 from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
@@ -54,6 +55,11 @@ def main(argv):
   start = time.perf_counter()
   examples = data.read_aclimdb(FLAGS.data_dir, FLAGS.split)
   read_seconds = time.perf_counter() - start
+  task = mm.ClassificationTask()
+  task = mm.ClassificationTask(label_names=task.fit_labels(
+      examples.labels, examples.source))
+  examples = examples.with_labels(task.encode_labels(examples.labels,
+                                                     examples.source))
   logging.info("Read %d reviews in %.1f s.", len(examples), read_seconds)
   work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="maskmodels_bench_")
   vocab_path = os.path.join(work_dir, "vocab.txt")
@@ -62,7 +68,8 @@ def main(argv):
       examples.texts, FLAGS.tokenizer, FLAGS.vocab_size), vocab_path)
   vocab_seconds = time.perf_counter() - start
   tokenizer = data.build_tokenizer(FLAGS.tokenizer, vocab_path)
-  lengths = data.token_lengths(examples.texts, tokenizer, FLAGS.max_len)
+  featurizer = data.Featurizer(tokenizer)
+  lengths = data.token_lengths(examples, tokenizer, FLAGS.max_len)
   edges = data.length_boundaries(lengths, FLAGS.num_buckets)
   result = {"examples": len(examples), "read_seconds": round(read_seconds, 2),
             "vocab_seconds": round(vocab_seconds, 2),
@@ -73,13 +80,13 @@ def main(argv):
   for boundaries in (edges, None):
     config = data.PipelineConfig(FLAGS.max_len, FLAGS.batch_size,
                                  bucket_boundaries=boundaries)
-    timed_pass(data.make_dataset(warmup, tokenizer, config, training=True),
+    timed_pass(data.make_dataset(warmup, featurizer, config, training=True),
                data.batches_per_pass(lengths[:len(warmup)], config))
   fractions = {}
   for name, boundaries in (("bucketed", edges), ("unbucketed", None)):
     config = data.PipelineConfig(FLAGS.max_len, FLAGS.batch_size,
                                  bucket_boundaries=boundaries)
-    dataset = data.make_dataset(examples, tokenizer, config, training=True)
+    dataset = data.make_dataset(examples, featurizer, config, training=True)
     batches = data.batches_per_pass(lengths, config)
     count, first = timed_pass(dataset, batches)
     _, cached = timed_pass(dataset, batches)

@@ -45,9 +45,10 @@ flags.DEFINE_integer("rounds", 3, "Alternating rounds.", lower_bound=1)
 def tagger(vocab_size, chars):
   """The tagger of configs/ud_ewt.flags (its character CNN if ``chars``)."""
   return lambda _: mm.SequenceModel.tagger(
-      vocab_size, 17, embedding_dim=128, encoder_config=dict(
-          conv_filters=[128], kernel_size=3, normalization="none",
-          gru_units=[128], dropout=0.3), head_dropout=0.3,
+      vocab_size, 17, embedding_dim=128, token_dropout=0.1,
+      encoder_config=dict(conv_filters=[128], kernel_size=3,
+                          normalization="none", gru_units=[128, 128],
+                          dropout=0.3), head_dropout=0.3,
       word_features=["chars"] if chars else [],
       word_features_config={"chars": dict(char_dim=32, char_filters=64,
                                           max_chars=24)} if chars else None)

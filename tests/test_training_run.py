@@ -251,8 +251,8 @@ def test_ensemble_members_train_on_their_losses_and_weights_are_fitted(
   assert list(weights) == ["network", "naive_bayes"]
   np.testing.assert_allclose(run.model.member_weights,
                              list(weights.values()))
-  assert weights["network"] == 1.0
-  # The fitted weights are the grid's best on validation.
+  # The fitted weights minimize the validation loss: fitting them again on
+  # the validation split (other batches) finds them again.
   task = run.task
   splits = training.encode_splits(read_splits(config.data, config.train.seed),
                                   task)
@@ -261,8 +261,10 @@ def test_ensemble_members_train_on_their_losses_and_weights_are_fitted(
           max_len=96, batch_size=16, bucket_boundaries=None, shuffle=False),
       False))
   refit = mm.models.fit_member_weights(run.model, task, batches)
-  assert refit["member_weights"] == weights
-  assert summary["ensemble"]["accuracy"] == pytest.approx(refit["accuracy"])
+  np.testing.assert_allclose(list(refit["member_weights"].values()),
+                             list(weights.values()), rtol=1e-3)
+  assert summary["ensemble"]["loss"] == pytest.approx(refit["loss"],
+                                                      rel=1e-4)
   # Each member trained on its own loss; history keeps their losses.
   history = json.load(open(os.path.join(model_dir, "history.json")))
   assert {"loss/network", "loss/naive_bayes", "loss"} <= set(

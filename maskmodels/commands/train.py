@@ -43,7 +43,7 @@ def done_line(summary, model_dir, best_metric="accuracy"):
   weights = summary.get("ensemble", {}).get("member_weights")
   if weights:
     parts.append("member weights " + ", ".join(
-        f"{name} {weight:g}" for name, weight in weights.items()))
+        f"{name} {weight:.3g}" for name, weight in weights.items()))
   if summary.get(f"test_{best_metric}") is not None:
     parts.append(f"held-out test {best_metric.replace('_', ' ')} "
                  f"{summary[f'test_{best_metric}']:.4f} on "

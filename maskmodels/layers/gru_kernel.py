@@ -21,10 +21,13 @@ is done once, on all steps together:
   the whole time axis reversed, so a row's pad steps come first, from the
   zero state; their update gate is set to exactly 1 there, which keeps the
   state exactly zero and stops every gradient through them.
+* The forward loop writes only the states (a TensorArray write costs
+  about as much as the step's matrix product); the gradient recomputes
+  every step's gates from them at once, with one matrix product.
 * The backward loop carries only the state's gradient: the factors that
-  turn it into the gates' gradients come from the forward pass's saved
-  gates in a few whole-tensor ops before the loop, and the gates'
-  gradients, ``dW`` and ``dU`` in a few after it.
+  turn it into the gates' gradients come from those gates in a few
+  whole-tensor ops before the loop, and the gates' gradients, ``dW`` and
+  ``dU`` in a few after it.
 * The two directions of a bidirectional layer are two independent loops,
   which TensorFlow runs side by side (one batched loop was slower on two
   cores).
@@ -70,32 +73,40 @@ def gru_recurrence(projected, recurrent_kernel, recurrent_bias):
     transposed = tf.transpose(kernel)  # [3u, u]
     initial = tf.zeros([units, batch], dtype)
 
-    def array(rows=1):
+    def array():
       return tf.TensorArray(dtype, size=steps,
-                            element_shape=tf.TensorShape([rows * units, None]))
+                            element_shape=tf.TensorShape([units, None]))
 
-    def forward(t, state, states, gates, candidates, recurrents):
-      gates_x, candidate_x = tf.split(projected[t], [2 * units, units])
-      gates_h, candidate_h = tf.split(tf.matmul(transposed, state),
-                                      [2 * units, units])
-      update_reset = tf.sigmoid(gates_x + gates_h)
-      update, reset = tf.split(update_reset, 2)
+    def flat(x, rows):  # [time, rows, batch] -> [rows, time * batch]
+      return tf.reshape(tf.transpose(x, [1, 0, 2]), [rows, -1])
+
+    def gates(projected, recurrent):
+      """Update and reset gates, the candidate and its recurrent input."""
+      gates_x, candidate_x = tf.split(projected, [2 * units, units], axis=-2)
+      gates_h, candidate_h = tf.split(recurrent, [2 * units, units], axis=-2)
+      update, reset = tf.split(tf.sigmoid(gates_x + gates_h), 2, axis=-2)
       candidate_h = candidate_h + bias
-      candidate = tf.tanh(candidate_x + reset * candidate_h)
-      state = candidate + update * (state - candidate)
-      return (t + 1, state, states.write(t, state),
-              gates.write(t, update_reset), candidates.write(t, candidate),
-              recurrents.write(t, candidate_h))
+      return update, reset, tf.tanh(candidate_x + reset * candidate_h), (
+          candidate_h)
 
-    _, _, states, gates, candidate, candidate_h = tf.while_loop(
-        lambda t, *_: t < steps, forward,
-        (tf.constant(0), initial, array(), array(2), array(), array()))
-    states, gates = states.stack(), gates.stack()
-    candidate, candidate_h = candidate.stack(), candidate_h.stack()
+    def forward(t, state, states):
+      update, _, candidate, _ = gates(projected[t],
+                                      tf.matmul(transposed, state))
+      state = candidate + update * (state - candidate)
+      return t + 1, state, states.write(t, state)
+
+    # The loop writes only the states: a step's gates are recomputed for
+    # all steps at once when the gradient needs them.
+    _, _, states = tf.while_loop(lambda t, *_: t < steps, forward,
+                                 (tf.constant(0), initial, array()))
+    states = states.stack()
 
     def gradient(d_states):
       previous = tf.concat([initial[tf.newaxis], states[:-1]], axis=0)
-      update, reset = tf.split(gates, 2, axis=1)
+      recurrent = tf.transpose(tf.reshape(
+          tf.matmul(transposed, flat(previous, units)),
+          [3 * units, steps, batch]), [1, 0, 2])  # [time, 3u, batch]
+      update, reset, candidate, candidate_h = gates(projected, recurrent)
       # d(state) -> d(gate inputs), per step: [update, reset, candidate],
       # and d(recurrent candidate input), for U's candidate block.
       d_candidate = (1 - update) * (1 - tf.square(candidate))
@@ -117,9 +128,6 @@ def gru_recurrence(projected, recurrent_kernel, recurrent_bias):
       d_recurrent = factors * d_carried
       d_projected = tf.concat([d_recurrent[:, :2], d_candidate[:, tf.newaxis]
                                * d_carried], axis=1)
-
-      def flat(x, rows):  # [time, rows, batch] -> [rows, time * batch]
-        return tf.reshape(tf.transpose(x, [1, 0, 2]), [rows, -1])
 
       # One product over every step and row for U, one sum for c_h.
       d_kernel = tf.matmul(flat(previous, units), flat(tf.reshape(

@@ -2,23 +2,17 @@
 
 The output is ``sum_m weight_m * member_m(inputs)``. The weights are a
 non-trainable variable (saved with the model): ones until
-:func:`fit_member_weights` sets them on held-out data, which the training
+:func:`fit_member_weights` fits them to held-out data, which the training
 run does at its end. ``call`` returns ``{"output": combined, "members":
 {name: output}}`` in training and serving alike; the task trains each
 member on its own loss and reports the combined output's.
 """
-
-import itertools
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from maskmodels.errors import InputError
-
-# Weights tried for every member after the first (which keeps weight 1).
-WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0,
-               8.0)
 
 
 @keras.saving.register_keras_serializable(package="maskmodels")
@@ -91,69 +85,71 @@ class Ensemble(keras.Model):
         for name, member in zip(self.names, self.members)}}
 
 
-def fit_member_weights(ensemble, task, batches, progress=None):
-  """Sets ``ensemble.member_weights`` to the grid point where ``task``'s best
-  metric is best on ``batches``.
+def fit_member_weights(ensemble, task, batches, progress=None, steps=500):
+  """Sets ``ensemble.member_weights`` to minimize ``task``'s loss on
+  ``batches`` (stacking: every member's weight is fitted, none negative).
 
-  The first member keeps weight 1; each other member's weight is searched
-  over :data:`WEIGHT_GRID` (all combinations for up to 3 members, then one
-  member at a time, twice). Ties go to the lower loss.
+  The weighted loss of held-out data is smooth in the weights, where the
+  best metric of a small validation split is a noisy step function (on
+  IMDb's 1,250 validation reviews, accuracy ties weights 1 and 5 whose test
+  accuracies differ by half a point); its minimum also sets each member's
+  scale, so an over-confident member is weighed down.
 
   Args:
     ensemble: an :class:`Ensemble`.
-    task: the run's task (its metrics judge the combinations).
+    task: the run's task (its loss, loss weights and metrics).
     batches: an iterable of ``(features, labels, weights)`` held out from
       training (the validation split), read once.
-    progress: optional function of the number of candidates tried.
+    progress: optional function of the number of fitting steps taken.
+    steps: Adam steps on the weights (kept at 0 or more), from weights 1.
 
   Returns:
-    ``{"member_weights": {name: weight}, "<metric>": value, "loss": value}``
-    of the chosen combination.
+    ``{"member_weights": {name: weight}, "loss": value, <metric>: value}``
+    of the fitted weights on ``batches``.
   """
   members_of = tf.function(lambda f: ensemble(f, training=False)["members"],
                            reduce_retracing=True, autograph=False)
   cached = []
   for features, labels, weights in batches:
     members = members_of(features)
-    cached.append((np.stack([members[n].numpy() for n in ensemble.names]),
+    cached.append((tf.stack([tf.cast(members[n], tf.float32)
+                             for n in ensemble.names]),
                    labels, task.loss_weights(labels, weights)))
+  if not cached:
+    raise InputError("No held-out batches to fit the member weights on.")
+  total = tf.add_n([tf.reduce_sum(w) for _, _, w in cached])
+  fitting = tf.Variable(tf.ones([len(ensemble.names)]))
 
-  def score(weights):
-    metrics = task.build_metrics(training=False)
-    shape = (-1,) + (1,) * (cached[0][0].ndim - 1)
-    for members, labels, loss_weights in cached:
-      combined = tf.constant((members * np.reshape(weights, shape)).sum(0))
-      losses = task.compute_loss(labels, combined, False)
-      task.update_metrics(metrics, labels, combined, losses, loss_weights)
-    return {name: float(m.result()) for name, m in metrics.items()}
+  def combine(members, weights):
+    shape = tf.concat([[-1], tf.ones([tf.rank(members) - 1], tf.int32)], 0)
+    return tf.reduce_sum(members * tf.reshape(weights, shape), axis=0)
 
-  def key(result):
-    best = result[task.best_metric]
-    return (best if task.best_mode == "max" else -best, -result["loss"])
+  def loss():
+    return tf.add_n([tf.reduce_sum(task.compute_loss(
+        labels, combine(members, fitting), False) * loss_weights)
+                     for members, labels, loss_weights in cached]) / total
 
-  count = len(ensemble.names) - 1
-  tried = {}
+  optimizer = keras.optimizers.Adam(learning_rate=0.05)
 
-  def tried_score(weights):
-    weights = tuple(weights)
-    if weights not in tried:
-      tried[weights] = score(np.array(weights, np.float32))
-      if progress:
-        progress(len(tried))
-    return tried[weights]
+  @tf.function(autograph=False)
+  def step():
+    with tf.GradientTape() as tape:
+      value = loss()
+    optimizer.apply_gradients([(tape.gradient(value, fitting), fitting)])
+    fitting.assign(tf.maximum(fitting, 0.0))
 
-  if count <= 2:
-    candidates = [(1.0,) + c for c in itertools.product(WEIGHT_GRID,
-                                                        repeat=count)]
-    best = max(candidates, key=lambda w: key(tried_score(w)))
-  else:
-    best = [1.0] * (count + 1)
-    for _ in range(2):
-      for index in range(1, count + 1):
-        best[index] = max(WEIGHT_GRID, key=lambda w: key(tried_score(
-            best[:index] + [w] + best[index + 1:])))
-    best = tuple(best)
-  ensemble.member_weights.assign(np.array(best, np.float32))
-  result = dict(tried_score(best))
-  result["member_weights"] = dict(zip(ensemble.names, map(float, best)))
+  for taken in range(1, steps + 1):
+    step()
+    if progress and taken % 50 == 0:
+      progress(taken)
+  fitted = fitting.numpy()
+  ensemble.member_weights.assign(fitted)
+  metrics = task.build_metrics(training=False)
+  for members, labels, loss_weights in cached:
+    combined = combine(members, fitted)
+    task.update_metrics(metrics, labels, combined,
+                        task.compute_loss(labels, combined, False),
+                        loss_weights)
+  result = {name: float(m.result()) for name, m in metrics.items()}
+  result["member_weights"] = dict(zip(ensemble.names, map(float, fitted)))
   return result

@@ -1,0 +1,56 @@
+"""Every benchmark still runs: tiny settings on tiny data, in a fresh
+process; each prints the CPU first and then JSON lines of figures."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT, env
+from maskmodels.data import synthetic
+
+
+@pytest.fixture(scope="module")
+def imdb_root(tmp_path_factory):
+  """An aclImdb-shaped folder of synthetic reviews, 40 per class and
+  split."""
+  root = tmp_path_factory.mktemp("aclImdb")
+  for split, seed in (("train", 1), ("test", 2)):
+    texts, labels = synthetic.generate_reviews(80, seed=seed)
+    for i, (text, label) in enumerate(zip(texts, labels)):
+      folder = root / split / ["neg", "pos"][label]
+      folder.mkdir(parents=True, exist_ok=True)
+      (folder / f"{i}_1.txt").write_text(text)
+  return str(root)
+
+
+def _run(script, *args):
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
+      capture_output=True, text=True, env=env(), cwd=ROOT, timeout=900)
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = [json.loads(line) for line in result.stdout.splitlines()
+          if line.startswith("{")]
+  assert rows and "cpu" in rows[0] and "extensions" in rows[0], rows[:1]
+  return rows[1:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script,args", [
+    ("gru_kernel.py", ["--rounds=1", "--calls=1", "--steps=2",
+                       "--data_dir={imdb}"]),
+    ("tagging_throughput.py", ["--steps=2", "--rounds=1"]),
+    ("training_throughput.py", ["--data_dir={imdb}", "--examples=120",
+                                "--steps=2", "--rounds=1"]),
+    ("input_pipeline.py", ["--data_dir={imdb}", "--vocab_size=200"]),
+    ("textbook_imdb.py", ["--data_dir={imdb}", "--epochs=1",
+                          "--vocab_size=200"]),
+])
+def test_benchmark_runs_and_prints_figures(imdb_root, script, args):
+  rows = _run(script, *[a.format(imdb=imdb_root) for a in args])
+  assert rows
+  numbers = [v for row in rows for v in row.values()
+             if isinstance(v, (int, float))]
+  assert numbers, rows  # some figure beside the CPU line
