@@ -103,8 +103,9 @@ def gru_recurrence(projected, recurrent_kernel, recurrent_bias):
 
     def gradient(d_states):
       previous = tf.concat([initial[tf.newaxis], states[:-1]], axis=0)
+      previous_flat = flat(previous, units)
       recurrent = tf.transpose(tf.reshape(
-          tf.matmul(transposed, flat(previous, units)),
+          tf.matmul(transposed, previous_flat),
           [3 * units, steps, batch]), [1, 0, 2])  # [time, 3u, batch]
       update, reset, candidate, candidate_h = gates(projected, recurrent)
       # d(state) -> d(gate inputs), per step: [update, reset, candidate],
@@ -130,7 +131,7 @@ def gru_recurrence(projected, recurrent_kernel, recurrent_bias):
                                * d_carried], axis=1)
 
       # One product over every step and row for U, one sum for c_h.
-      d_kernel = tf.matmul(flat(previous, units), flat(tf.reshape(
+      d_kernel = tf.matmul(previous_flat, flat(tf.reshape(
           d_recurrent, [steps, 3 * units, -1]), 3 * units), transpose_b=True)
       d_bias = tf.reduce_sum(d_recurrent[:, 2], axis=[0, 2])[:, tf.newaxis]
       return (tf.reshape(d_projected, [steps, 3 * units, -1]), d_kernel,
