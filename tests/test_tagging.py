@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from helpers import EXIT_BOUND, run_script
 import maskmodels as mm
-from maskmodels import data, testing, training
+from maskmodels import data, export, serving, testing, training
 
 TAGS = ["ADJ", "NOUN", "PUNCT", "VERB"]
 CHAR_BUCKETS = 64
@@ -292,6 +292,45 @@ class Suffix(mm.WordFeature):
 '''
 
 
+def test_a_research_word_feature_trains_and_serves_in_process(tmp_path):
+  """The research tagger's word feature, registered from its own module:
+  trained, evaluated and exported in this process, its SavedModel tags as
+  the model directory does (the commands' fresh processes are the slow
+  test below)."""
+  (tmp_path / "research_tagger_inline.py").write_text(textwrap.dedent(
+      RESEARCH_TAGGER).replace('"suffix"', '"suffix_inline"'))
+  sys.path.insert(0, str(tmp_path))
+  try:
+    importlib.import_module("research_tagger_inline")
+  finally:
+    sys.path.remove(str(tmp_path))
+  config = training.ExperimentConfig.create(
+      task="tagging", word_features=["suffix_inline"],
+      word_features_config={"suffix_inline": {"suffix_dim": 6}},
+      vocab_size=2000, embedding_dim=16, conv_filters=[16], kernel_size=[3],
+      gru_units=[8], train_steps=6, steps_per_loop=3, warmup_steps=1)
+  model_dir = str(tmp_path / "run")
+  summary = training.train_and_evaluate(config, model_dir,
+                                        tf.distribute.get_strategy())
+  assert summary["test_examples"] == 500 and summary["test_tokens"] > 5000
+  saved = json.load(open(f"{model_dir}/config.json"))
+  assert saved["model"]["word_features_config"] == {
+      "suffix_inline": {"suffix_buckets": 997, "suffix_dim": 6}}
+  export_dir = export.export_saved_model(model_dir, str(tmp_path / "export"))
+  loaded = export.load_saved_model(export_dir)
+  sentences = ["The cat sat .", "", "Hello"]
+  served = serving.predict_rows(
+      loaded.signatures[export.SIGNATURE],
+      loaded.signatures[export.WORDS_SIGNATURE], sentences)
+  run = training.load_trained(model_dir)
+  want = run.server().predict(sentences)
+  for got, expected, sentence in zip(served, want, sentences):
+    assert got["lengths"] == len(sentence.split())
+    np.testing.assert_array_equal(got["tag_ids"][:got["lengths"]],
+                                  expected["tag_ids"][:got["lengths"]])
+
+
+@pytest.mark.slow
 def test_a_research_tagger_trains_evaluates_exports_and_serves(tmp_path):
   (tmp_path / "research_tagger.py").write_text(textwrap.dedent(
       RESEARCH_TAGGER))
