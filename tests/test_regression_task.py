@@ -86,24 +86,16 @@ def test_encoding_a_non_number_names_the_example():
     RegressionTask().encode_labels([0.5, "high"], "file.jsonl")
 
 
-def test_a_research_task_trains_resumes_evaluates_exports_and_predicts(
-    tmp_path):
-  data = write_targets(tmp_path / "targets.jsonl", 300, seed=1)
-  model_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
-  common = ["--import=test_regression_task", f"--model_dir={model_dir}"]
-  train = [*common, "--task=test_regression", "--data_format=jsonl",
-           f"--data_path={data}", "--label_column=target",
-           "--validation_fraction=0.2", "--vocab_size=400", "--max_len=64",
-           "--embedding_dim=16", "--conv_filters=16", "--gru_units=8",
-           "--batch_size=32", "--steps_per_loop=4", "--warmup_steps=2",
-           "--learning_rate=0.01", "--checkpoint_every_steps=4"]
-  first = run_script("train.py", *train, "--epochs=2", cwd=HERE)
-  assert first.returncode == 0, first.stderr[-3000:]
-  resumed = run_script("train.py", *train, "--epochs=4", cwd=HERE)
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert "Resumed from" in resumed.stderr
+SETTINGS = dict(validation_fraction=0.2, vocab_size=400, max_len=64,
+                embedding_dim=16, conv_filters=[16], gru_units=[8],
+                batch_size=32, steps_per_loop=4, warmup_steps=2,
+                learning_rate=0.01, checkpoint_every_steps=4)
+TEXTS = ["A superb and moving film.", "", "Dull, boring and awful."]
 
-  # The best checkpoint is the one of the lowest validation MAE.
+
+def check_best_checkpoint_history_and_curves(model_dir):
+  """The best checkpoint is the one of the lowest validation MAE, and
+  history.json and the curves carry the task's own metric."""
   history = json.load(open(os.path.join(model_dir, "history.json")))
   maes = {step: values["mae"] for step, values in history["validation"]}
   assert len(maes) == 4 and len(set(maes.values())) == 4
@@ -112,8 +104,6 @@ def test_a_research_task_trains_resumes_evaluates_exports_and_predicts(
   assert summary["best_validation_mae"] == pytest.approx(maes[best_step])
   best = tf.train.latest_checkpoint(os.path.join(model_dir, "best"))
   assert best.endswith(f"ckpt-{best_step}")
-  assert "held-out" not in resumed.stdout  # JSONL: no test split
-  # history.json and the curves carry the task's own metric.
   assert all("mae" in values for _, values in history["train"])
   panels = curves.panels_for(["loss", "mae"], RegressionTask.metric_units)
   figure = curves.draw(history, panels, "mae", "min")
@@ -125,6 +115,65 @@ def test_a_research_task_trains_resumes_evaluates_exports_and_predicts(
   assert f"best validation mae {maes[best_step]:.4f}" in lines
   assert os.path.getsize(os.path.join(model_dir, "curves.png")) > 20_000
 
+
+def check_served_predictions(model_dir, predictions):
+  """``predictions`` (one float per text of ``TEXTS``) are what the
+  trained model directory serves."""
+  run = training.load_trained(model_dir)
+  np.testing.assert_allclose(
+      predictions, [row["prediction"] for row in run.server().predict(TEXTS)],
+      atol=1e-4)
+
+
+def test_a_research_task_trains_resumes_evaluates_exports_and_serves(
+    tmp_path):
+  """In-process: the run, its resume, evaluation and the SavedModel."""
+  from maskmodels import export  # pylint: disable=import-outside-toplevel
+  from maskmodels.commands import evaluate, predict  # pylint: disable=import-outside-toplevel
+  data = write_targets(tmp_path / "targets.jsonl", 300, seed=1)
+  model_dir = str(tmp_path / "run")
+  config = training.ExperimentConfig.create(
+      task="test_regression", data_format="jsonl", data_path=data,
+      label_column="target", epochs=2, **SETTINGS)
+  strategy = tf.distribute.get_strategy()
+  training.train_and_evaluate(config, model_dir, strategy)
+  summary = training.train_and_evaluate(config.replace(epochs=4), model_dir,
+                                        strategy)
+  assert "test_mae" not in summary  # JSONL: no test split
+  check_best_checkpoint_history_and_curves(model_dir)
+
+  examples = evaluate.examples_to_evaluate(
+      training.ModelDirectory(model_dir).load_config(), "jsonl", data,
+      label_column="target")
+  metrics = training.evaluate(model_dir, examples)
+  assert metrics["examples"] == 300 and metrics["mae"] < 2.0
+
+  export_dir = export.export_saved_model(model_dir, str(tmp_path / "export"))
+  serve, task = predict.server_and_task(export_dir)
+  assert isinstance(task, RegressionTask)
+  check_served_predictions(
+      model_dir, [row["prediction"] for row in serve(TEXTS, 2)])
+
+
+@pytest.mark.slow
+def test_a_research_task_runs_through_every_command(tmp_path):
+  """The same, through the commands in fresh processes (``--import``)."""
+  data = write_targets(tmp_path / "targets.jsonl", 300, seed=1)
+  model_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
+  common = ["--import=test_regression_task", f"--model_dir={model_dir}"]
+  train = [*common, "--task=test_regression", "--data_format=jsonl",
+           f"--data_path={data}", "--label_column=target",
+           *(f"--{name}={','.join(map(str, value))}" if isinstance(
+               value, list) else f"--{name}={value}"
+             for name, value in SETTINGS.items())]
+  first = run_script("train.py", *train, "--epochs=2", cwd=HERE)
+  assert first.returncode == 0, first.stderr[-3000:]
+  resumed = run_script("train.py", *train, "--epochs=4", cwd=HERE)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "Resumed from" in resumed.stderr
+  assert "held-out" not in resumed.stdout  # JSONL: no test split
+  check_best_checkpoint_history_and_curves(model_dir)
+
   evaluated = run_script("evaluate.py", *common, "--data_format=jsonl",
                          f"--data_path={data}", "--label_column=target",
                          cwd=HERE)
@@ -135,16 +184,11 @@ def test_a_research_task_trains_resumes_evaluates_exports_and_predicts(
   exported = run_script("export.py", *common, f"--export_dir={export_dir}",
                         cwd=HERE)
   assert exported.returncode == 0, exported.stderr[-3000:]
-  texts = ["A superb and moving film.", "", "Dull, boring and awful."]
   predicted = run_script("predict.py", "--import=test_regression_task",
-                         f"--model_dir={export_dir}", *texts, cwd=HERE)
+                         f"--model_dir={export_dir}", *TEXTS, cwd=HERE)
   assert predicted.returncode == 0, predicted.stderr[-3000:]
   rows = [line.split("\t") for line in predicted.stdout.splitlines()]
-  assert [text for _, text in rows] == texts
-  # The SavedModel serves what the trained model directory does.
-  run = training.load_trained(model_dir)
-  np.testing.assert_allclose(
-      [float(value) for value, _ in rows],
-      [row["prediction"] for row in run.server().predict(texts)], atol=1e-4)
+  assert [text for _, text in rows] == TEXTS
+  check_served_predictions(model_dir, [float(value) for value, _ in rows])
   for result in (first, resumed, evaluated, exported, predicted):
     assert result.exit_seconds < EXIT_BOUND

@@ -151,6 +151,7 @@ def test_unreadable_newest_checkpoint_falls_back_to_the_one_before(
     np.testing.assert_allclose(got[name], want[name], atol=1e-6, err_msg=name)
 
 
+@pytest.mark.slow
 def test_trainer_writes_only_in_the_model_directory(tmp_path):
   work, home, temp = (tmp_path / name for name in ("work", "home", "temp"))
   for folder in (work, home, temp):

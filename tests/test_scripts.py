@@ -126,6 +126,11 @@ def test_input_errors_show_their_traceback_on_request_and_bugs_always(
     cli.guarded(bad_input, lambda: True)(["evaluate", "runs/x"])  # --traceback
   with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
     cli.guarded(lambda argv: 1 / 0)(["evaluate"])
+
+
+@pytest.mark.slow
+def test_a_bug_in_research_code_shows_its_traceback_from_the_command(
+    tmp_path):
   (tmp_path / "buggy.py").write_text(
       "import maskmodels as mm\n\n"
       "@mm.register_encoder('buggy')\n"
@@ -142,6 +147,7 @@ def test_input_errors_show_their_traceback_on_request_and_bugs_always(
   assert 'buggy.py", line 7' in result.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_saves_the_current_step_and_the_rerun_resumes_there(tmp_path):
   model_dir = str(tmp_path / "run")
   args = (*TINY_FLAGS, "--steps_per_loop=2", "--warmup_steps=2",
