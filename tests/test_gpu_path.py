@@ -67,6 +67,17 @@ def _cudnn_gru_stand_in(calls):
   return cudnn_rnn_v3
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _grappler():
+  """The stand-in's ``tf.scan`` runs several times slower without Grappler
+  (which ``conftest.py`` turns off for the other in-process tests)."""
+  options = tf.config.optimizer.get_experimental_options()
+  tf.config.optimizer.set_experimental_options(
+      {"disable_meta_optimizer": False})
+  yield
+  tf.config.optimizer.set_experimental_options(options)
+
+
 @pytest.fixture
 def gpu_host(monkeypatch):
   """Keras sees a GPU; returns the list of calls to the cuDNN stand-in."""
