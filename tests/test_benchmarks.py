@@ -47,6 +47,8 @@ def _run(script, *args):
     ("input_pipeline.py", ["--data_dir={imdb}", "--vocab_size=200"]),
     ("textbook_imdb.py", ["--data_dir={imdb}", "--epochs=1",
                           "--vocab_size=200"]),
+    ("exit_delay.py", ["--runs=2", "--", sys.executable, "-c",
+                       "print('run {i}')"]),
 ])
 def test_benchmark_runs_and_prints_figures(imdb_root, script, args):
   rows = _run(script, *[a.format(imdb=imdb_root) for a in args])
