@@ -12,13 +12,14 @@ Every command the test suite starts in a fresh process is also held to
 import gc
 import re
 
+import numpy as np
 import pytest
 from tensorflow.python.data.ops import iterator_ops
 from tensorflow.python.data.ops import multi_device_iterator_ops
 from tensorflow.python.distribute import input_lib
 
 from helpers import EXIT_BOUND, TINY_RUN, run_script, tiny_config, write_jsonl
-from maskmodels import training
+from maskmodels import data, training
 
 ITERATORS = (iterator_ops.OwnedIterator, input_lib.DistributedIterator,
              multi_device_iterator_ops.OwnedMultiDeviceIterator)
@@ -44,6 +45,24 @@ def test_a_finished_run_leaves_no_input_pipeline_alive(tmp_path, mirrored):
     gc.enable()
   assert summary["steps"] > 4  # a training iterator was mid-pass at the end
   assert len(alive) == before, alive
+
+
+def _training_data(tmp_path, input_context=None):
+  """A run's training dataset over 200 short texts."""
+  texts = [" ".join(f"w{i % 50}" for i in range(n % 30)) for n in range(200)]
+  examples = data.Examples(texts, (np.arange(200) % 2).astype(np.int32), "t")
+  path = str(tmp_path / "vocab.txt")
+  data.write_vocabulary(data.learn_vocabulary(texts, "word", 100, verbose=0),
+                        path)
+  featurizer = data.Featurizer(data.build_tokenizer("word", path))
+  return data.make_dataset(examples, featurizer, data.PipelineConfig(
+      max_len=32, batch_size=8), True, input_context)
+
+
+def test_input_pipelines_run_without_the_autotuning_thread(tmp_path):
+  """tf.data's autotuning thread can hold a deleted iterator for as long as
+  it has run (see ``pipeline._options``); the pipelines do without it."""
+  assert _training_data(tmp_path).options().autotune.enabled is False
 
 
 @pytest.mark.slow
