@@ -48,7 +48,7 @@ def _run(script, *args):
     ("textbook_imdb.py", ["--data_dir={imdb}", "--epochs=1",
                           "--vocab_size=200"]),
     ("exit_delay.py", ["--runs=2", "--", sys.executable, "-c",
-                       "print('run {i}')"]),
+                       "print('run {{i}}')"]),
 ])
 def test_benchmark_runs_and_prints_figures(imdb_root, script, args):
   rows = _run(script, *[a.format(imdb=imdb_root) for a in args])

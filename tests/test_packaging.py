@@ -63,5 +63,5 @@ def test_commands_from_a_wheel_in_a_fresh_venv(tmp_path):
   assert predicted.returncode == 0, predicted.stderr[-3000:]
   assert predicted.stdout.split("\t")[2].strip() == "A superb film."
   helped = _run(str(bin_dir / "maskmodels-train"), "--help", cwd=tmp_path)
-  assert "Trains a masked sequence classifier" in helped.stdout
+  assert "Trains a masked sequence model" in helped.stdout
   assert os.path.exists(os.path.join(model_dir, "curves.png"))
