@@ -9,7 +9,6 @@ member on its own loss and reports the combined output's.
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from maskmodels.errors import InputError
@@ -66,9 +65,8 @@ class Ensemble(keras.Model):
   def call(self, inputs, training=None):
     outputs = {name: tf.cast(member(inputs, training=training), tf.float32)
                for name, member in zip(self.names, self.members)}
-    combined = tf.add_n([self.member_weights[i] * outputs[name]
-                         for i, name in enumerate(self.names)])
-    return {"output": combined, "members": outputs}
+    return {"output": combine(list(outputs.values()), self.member_weights),
+            "members": outputs}
 
   def adapt(self, batches):
     """Fits every member's data-derived state (``member.adapt``) from
@@ -83,6 +81,12 @@ class Ensemble(keras.Model):
     return {"name": self.name, "members": {
         name: keras.saving.serialize_keras_object(member)
         for name, member in zip(self.names, self.members)}}
+
+
+def combine(outputs, weights):
+  """``sum_m weights[m] * outputs[m]``: the ensemble's output from its
+  members' float32 outputs (a list, in member order) and their weights."""
+  return tf.add_n([weights[i] * output for i, output in enumerate(outputs)])
 
 
 def fit_member_weights(ensemble, task, batches, progress=None, steps=500):
@@ -112,17 +116,12 @@ def fit_member_weights(ensemble, task, batches, progress=None, steps=500):
   cached = []
   for features, labels, weights in batches:
     members = members_of(features)
-    cached.append((tf.stack([tf.cast(members[n], tf.float32)
-                             for n in ensemble.names]),
+    cached.append(([tf.cast(members[n], tf.float32) for n in ensemble.names],
                    labels, task.loss_weights(labels, weights)))
   if not cached:
     raise InputError("No held-out batches to fit the member weights on.")
   total = tf.add_n([tf.reduce_sum(w) for _, _, w in cached])
   fitting = tf.Variable(tf.ones([len(ensemble.names)]))
-
-  def combine(members, weights):
-    shape = tf.concat([[-1], tf.ones([tf.rank(members) - 1], tf.int32)], 0)
-    return tf.reduce_sum(members * tf.reshape(weights, shape), axis=0)
 
   def loss():
     return tf.add_n([tf.reduce_sum(task.compute_loss(
@@ -146,7 +145,7 @@ def fit_member_weights(ensemble, task, batches, progress=None, steps=500):
   ensemble.member_weights.assign(fitted)
   metrics = task.build_metrics(training=False)
   for members, labels, loss_weights in cached:
-    combined = combine(members, fitted)
+    combined = combine(members, fitting)
     task.update_metrics(metrics, labels, combined,
                         task.compute_loss(labels, combined, False),
                         loss_weights)
