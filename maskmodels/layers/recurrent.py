@@ -25,7 +25,7 @@ class MaskedGRU(ExplicitMask, keras.layers.Layer):
   Where Keras would not pick cuDNN (a CPU, XLA, export), the ``"fused"``
   kernel runs the recurrence (``maskmodels.layers.gru_kernel``): the same
   arithmetic and weights as Keras's GRU, with the input projection of all
-  steps in one matrix product and both directions in one loop.
+  steps in matrix products outside the loop, which carries only ``h·U``.
 
   Args:
     units: GRU units per direction.
