@@ -47,22 +47,42 @@ def test_a_finished_run_leaves_no_input_pipeline_alive(tmp_path, mirrored):
   assert len(alive) == before, alive
 
 
-def _training_data(tmp_path, input_context=None):
-  """A run's training dataset over 200 short texts."""
+def _training_data_fn(tmp_path):
+  """A run's training dataset over 200 short texts, as a function of the
+  input context."""
   texts = [" ".join(f"w{i % 50}" for i in range(n % 30)) for n in range(200)]
   examples = data.Examples(texts, (np.arange(200) % 2).astype(np.int32), "t")
   path = str(tmp_path / "vocab.txt")
   data.write_vocabulary(data.learn_vocabulary(texts, "word", 100, verbose=0),
                         path)
   featurizer = data.Featurizer(data.build_tokenizer("word", path))
-  return data.make_dataset(examples, featurizer, data.PipelineConfig(
-      max_len=32, batch_size=8), True, input_context)
+  return data.dataset_fn(examples, featurizer, data.PipelineConfig(
+      max_len=32, batch_size=8), True)
 
 
 def test_input_pipelines_run_without_the_autotuning_thread(tmp_path):
   """tf.data's autotuning thread can hold a deleted iterator for as long as
   it has run (see ``pipeline._options``); the pipelines do without it."""
-  assert _training_data(tmp_path).options().autotune.enabled is False
+  assert _training_data_fn(tmp_path)(None).options().autotune.enabled is False
+
+
+def test_per_device_pipelines_run_without_the_autotuning_thread(
+    tmp_path, mirrored, monkeypatch):
+  """``MultiDeviceIterator`` feeds each replica through a pipeline of its
+  own, built with tf.data's default options; the distributed iterators the
+  runs use give those pipelines the pipelines' options too."""
+  autotuned = []
+  build = iterator_ops.OwnedIterator.__init__
+
+  def record(self, dataset=None, **kwargs):
+    if dataset is not None:
+      autotuned.append(dataset.options().autotune.enabled)
+    build(self, dataset, **kwargs)
+
+  dataset_fn = _training_data_fn(tmp_path)
+  monkeypatch.setattr(iterator_ops.OwnedIterator, "__init__", record)
+  next(data.distributed_iterator(mirrored, dataset_fn))
+  assert autotuned == [False] * mirrored.num_replicas_in_sync
 
 
 @pytest.mark.slow

@@ -2,7 +2,8 @@
 
 from maskmodels.data.features import Featurizer, words_of
 from maskmodels.data.pipeline import (PipelineConfig, batches_per_pass,
-                                      dataset_fn, labelled_batches,
+                                      dataset_fn, distributed_iterator,
+                                      labelled_batches,
                                       length_boundaries, make_dataset,
                                       padded_step_fraction, padding_stats,
                                       token_lengths)

@@ -234,8 +234,8 @@ class Trainer:
       metric.reset_state()
     if self._iterator is None:
       start = self.step
-      self._iterator = iter(self.strategy.distribute_datasets_from_function(
-          lambda context: self._dataset_fn(context, start)))
+      self._iterator = pipeline.distributed_iterator(
+          self.strategy, lambda context: self._dataset_fn(context, start))
     self._train_loop(self._iterator, tf.constant(steps, tf.int32))
     return self.results(self.train_metrics)
 
@@ -254,8 +254,7 @@ class Trainer:
     """
     for metric in self.eval_metrics.values():
       metric.reset_state()
-    iterator = iter(self.strategy.distribute_datasets_from_function(
-        dataset_fn))
+    iterator = pipeline.distributed_iterator(self.strategy, dataset_fn)
     done = False
     while not done:
       done = bool(self._eval_loop(iterator, tf.constant(steps_per_call)))
