@@ -194,8 +194,8 @@ def _bidirectional(inputs, lengths, cells):
     kernel = tf.cast(cell.kernel, dtype)
     bias = tf.cast(cell.bias, dtype)  # [input, recurrent] biases
 
-    def projection(columns, bias):  # [time, batch, columns]
-      return tf.reshape(tf.matmul(steps, kernel[:, columns]) + bias,
+    def projection(columns, offset):  # [time, batch, columns]
+      return tf.reshape(tf.matmul(steps, kernel[:, columns]) + offset,
                         [time, batch, -1])
 
     # The update and reset gates' recurrent biases add outside the product.
