@@ -1,5 +1,6 @@
 """curves.png: titled, labelled panels drawn from the right series."""
 
+import matplotlib
 import numpy as np
 import pytest
 
@@ -81,3 +82,32 @@ def test_png_is_written_whole(tmp_path):
   assert (width, height) == (1500, 460)
   assert 20_000 < len(raw) < 1_000_000
   assert not [p for p in tmp_path.iterdir() if p.name != "curves.png"]
+
+
+@pytest.mark.parametrize("metrics", [["loss", "accuracy"],
+                                     ["loss", "mae", "rmse", "r2"]])
+def test_every_label_fits_in_the_figure_beside_its_neighbours(metrics):
+  """Fixed margins: titles, axis labels and tick labels (wide learning
+  rates included) lie inside the figure, and each panel's left labels stay
+  clear of the panel before it."""
+  history = {"train": [(s, dict({m: 1000.0 / s for m in metrics},
+                                learning_rate=1.234e-4 * s, examples=32))
+                       for s in range(10, 2000, 10)],
+             "validation": [(s, {m: 900.0 / s for m in metrics})
+                            for s in range(200, 2000, 200)]}
+  figure = curves.draw(history, curves.panels_for(metrics), "loss", "min")
+  figure.canvas.draw()  # places the axis labels beside their ticks
+  renderer = figure.canvas.get_renderer()
+  inside = figure.bbox.padded(1)
+  boxes = [axis.get_tightbbox(renderer) for axis in figure.axes
+           if axis.get_title()]  # with their examples axes
+  title, = [text for text in figure.findobj(matplotlib.text.Text)
+            if text.get_text() == "Training curves"]
+  boxes.append(title.get_window_extent(renderer))
+  assert len(boxes) == len(metrics) + 2
+  for box in boxes:
+    assert (inside.x0 <= box.x0 and box.x1 <= inside.x1 and
+            inside.y0 <= box.y0 and box.y1 <= inside.y1), box
+  for before, box in zip(boxes[:-2], boxes[1:-1]):
+    assert box.x0 > before.x1
+  assert boxes[-1].y0 > max(box.y1 for box in boxes[:-1])
