@@ -80,8 +80,12 @@ def test_research_commands_train_resume_evaluate_export_and_serve(
   config = json.load(open(research_dir / "runs/research/config.json"))
   assert config["model"]["encoder_config"] == {"channels": 32, "heads": 2}
   assert config["train"]["task_config"] == {"label_smoothing": 0.1}
-  assert json.loads(results["evaluate.py"].stdout.splitlines()[-1])[
-      "examples"] == 2000
+  # The command evaluates the weights the run tested, on the same split.
+  summary = json.load(open(research_dir / "runs/research/summary.json"))
+  evaluated = json.loads(results["evaluate.py"].stdout.splitlines()[-1])
+  assert evaluated["examples"] == summary["test_examples"] == 2000
+  assert evaluated["accuracy"] == pytest.approx(summary["test_accuracy"],
+                                                abs=1e-6)
   label, probability, text = results["predict.py"].stdout.split("\t")
   assert label in ("neg", "pos") and text.strip() == "A superb film."
 

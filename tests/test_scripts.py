@@ -52,26 +52,32 @@ def test_train_prints_plain_progress_and_a_result_then_exits(trained):
     assert noise not in trained.stderr, trained.stderr[:2000]
 
 
-def test_evaluate_predict_and_resume_exit_promptly(trained, tmp_path):
+def test_evaluate_and_predict_read_the_run_and_resume_exits_promptly(
+    trained, tmp_path):
+  """Evaluate and predict in-process, as their commands' ``main`` does
+  (their fresh processes, and their exits, are run by the README's research
+  commands in ``test_readme.py``); the resumed training in a fresh
+  process."""
+  # pylint: disable=import-outside-toplevel
+  from maskmodels import training
+  from maskmodels.commands import evaluate, predict
   model_dir, _ = trained
   summary = json.loads(open(os.path.join(model_dir, "summary.json")).read())
-  evaluated = run_script("evaluate.py", f"--model_dir={model_dir}")
-  assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-  metrics = json.loads(evaluated.stdout.strip().splitlines()[-1])
+  config = ModelDirectory(model_dir).load_config()
+  metrics = training.evaluate(model_dir, evaluate.examples_to_evaluate(config))
   assert metrics["examples"] == 2000
   assert metrics["accuracy"] == pytest.approx(summary["test_accuracy"],
                                               abs=1e-6)
 
-  predicted = run_script("predict.py", f"--model_dir={model_dir}",
-                         "A superb film.", "")
-  assert predicted.returncode == 0, predicted.stderr[-3000:]
-  lines = predicted.stdout.strip("\n").splitlines()
+  inputs = predict.read_inputs(["predict.py", "A superb film.", ""])
+  serve, task = predict.server_and_task(model_dir)
+  lines = [task.describe(given, row) for given, row in zip(inputs, serve(
+      inputs, 64))]
   assert len(lines) == 2
   label, probability, text = lines[0].split("\t")
   assert label in ("neg", "pos") and 0.5 <= float(probability) <= 1.0
   assert text == "A superb film."
   # Inputs come one per line on stdin when no argument gives them.
-  from maskmodels.commands import predict  # pylint: disable=import-outside-toplevel
   assert predict.read_inputs(["predict.py"], stdin=io.StringIO(
       "one review\nanother review\n")) == ["one review", "another review"]
 
@@ -81,8 +87,7 @@ def test_evaluate_predict_and_resume_exit_promptly(trained, tmp_path):
                        "--train_steps=16")
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert "Resumed from" in resumed.stderr and "at step 12." in resumed.stderr
-  for result in (evaluated, predicted, resumed):
-    assert result.exit_seconds < EXIT_BOUND
+  assert resumed.exit_seconds < EXIT_BOUND
 
 
 def test_evaluate_reads_a_file_with_its_own_columns(trained, tmp_path):
