@@ -4,20 +4,29 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-# In-process tests run their graphs without Grappler's rewrites: they trace
-# many small functions, and optimizing each costs more than it saves (about
-# a fifth of their time). The commands, in fresh processes, run as users do.
-tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
-# Two logical CPU devices, so MirroredStrategy can run 2 replicas in tests.
-# This must happen before TensorFlow initializes its devices.
-_cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(
-    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+def pytest_configure(config):
+  """Configures TensorFlow where tests run: in each xdist worker, or in the
+  one process of a run without workers. The xdist controller runs no test
+  and does not import it (about 5 s of a CPU at the start of a run)."""
+  if (getattr(config.option, "numprocesses", None) and
+      not hasattr(config, "workerinput")):
+    return
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  # In-process tests run their graphs without Grappler's rewrites: they
+  # trace many small functions, and optimizing each costs more than it
+  # saves (about a fifth of their time). The commands, in fresh processes,
+  # run as users do.
+  tf.config.optimizer.set_experimental_options(
+      {"disable_meta_optimizer": True})
+  # Two logical CPU devices, so MirroredStrategy can run 2 replicas in
+  # tests. This must happen before TensorFlow initializes its devices.
+  cpus = tf.config.list_physical_devices("CPU")
+  tf.config.set_logical_device_configuration(
+      cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
 
 # The default run's longest files, longest first (``--durations=0``, summed
 # per file). xdist hands whole files to its workers in collection order
@@ -42,6 +51,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(autouse=True)
 def _seed():
+  import keras  # pylint: disable=import-outside-toplevel
   keras.utils.set_random_seed(0)
   yield
 
@@ -53,4 +63,5 @@ def mirrored():
   Strategies created one after another in a process can reuse collective
   instance keys and abort each other's all-reduces; a run has one strategy.
   """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -12,6 +12,11 @@ from maskmodels.training import checkpoints
 from maskmodels.training.model_dir import ModelDirectory
 
 
+# The holders fork: a lock is Python's file locking only, and a spawned
+# process would import TensorFlow again (about 5 s) to hold it.
+HOLDERS = multiprocessing.get_context("fork")
+
+
 def _hold_lock(path, ready, release):
   with ModelDirectory(path).lock():
     ready.set()
@@ -20,9 +25,8 @@ def _hold_lock(path, ready, release):
 
 def test_lock_refuses_a_second_holder_and_names_it(tmp_path):
   path = str(tmp_path / "run")
-  context = multiprocessing.get_context("spawn")
-  ready, release = context.Event(), context.Event()
-  holder = context.Process(target=_hold_lock, args=(path, ready, release))
+  ready, release = HOLDERS.Event(), HOLDERS.Event()
+  holder = HOLDERS.Process(target=_hold_lock, args=(path, ready, release))
   holder.start()
   try:
     assert ready.wait(60)
@@ -41,9 +45,8 @@ def test_lock_refuses_a_second_holder_and_names_it(tmp_path):
 
 def test_a_killed_holder_leaves_no_lock_behind(tmp_path):
   path = str(tmp_path / "run")
-  context = multiprocessing.get_context("spawn")
-  ready, release = context.Event(), context.Event()
-  holder = context.Process(target=_hold_lock, args=(path, ready, release))
+  ready, release = HOLDERS.Event(), HOLDERS.Event()
+  holder = HOLDERS.Process(target=_hold_lock, args=(path, ready, release))
   holder.start()
   assert ready.wait(60)
   holder.kill()

@@ -178,26 +178,3 @@ def test_sigterm_saves_the_current_step_and_the_rerun_resumes_there(tmp_path):
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"at step {stopped_at}." in resumed.stderr  # "Resumed from ..."
   assert f"Done: {stopped_at + 2} steps" in resumed.stdout
-
-
-def test_a_directory_locked_by_a_killed_run_is_free_again(tmp_path):
-  """The lock is the kernel's (flock): a SIGKILLed holder leaves none."""
-  model_dir = str(tmp_path / "run")
-  holder = subprocess.Popen(
-      [sys.executable, "-c",
-       "import sys, time\n"
-       "from maskmodels.training.model_dir import ModelDirectory\n"
-       "with ModelDirectory(sys.argv[1]).lock():\n"
-       "  print('locked', flush=True)\n"
-       "  time.sleep(600)\n", model_dir],
-      stdout=subprocess.PIPE, text=True, env=env())
-  assert holder.stdout.readline().strip() == "locked"
-  with pytest.raises(Exception, match=f"{model_dir} is in use by a running "
-                     f"training \\(pid {holder.pid} on"):
-    with ModelDirectory(model_dir).lock():
-      pass
-  holder.kill()
-  holder.wait(timeout=60)
-  assert os.path.exists(os.path.join(model_dir, ".lock"))
-  with ModelDirectory(model_dir).lock():  # the killed run blocks nothing
-    pass
