@@ -8,6 +8,7 @@ of output. Flag parsing and validation are tested in-process in
 
 import io
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import sys
 import time
 
 import pytest
+import tensorflow as tf
 
 from helpers import (EXIT_BOUND, ROOT, TINY_FLAGS, TINY_RUN, env, run_script,
                      write_jsonl)
@@ -52,12 +54,12 @@ def test_train_prints_plain_progress_and_a_result_then_exits(trained):
     assert noise not in trained.stderr, trained.stderr[:2000]
 
 
-def test_evaluate_and_predict_read_the_run_and_resume_exits_promptly(
-    trained, tmp_path):
-  """Evaluate and predict in-process, as their commands' ``main`` does
-  (their fresh processes, and their exits, are run by the README's research
-  commands in ``test_readme.py``); the resumed training in a fresh
-  process."""
+def test_evaluate_predict_and_a_resumed_run_read_the_run(trained, tmp_path,
+                                                         caplog):
+  """Evaluate, predict and a resumed training of the main command's run,
+  in-process, as the commands' ``main`` does (the commands' fresh
+  processes, and their exits, are run by the README's research commands in
+  ``test_readme.py``)."""
   # pylint: disable=import-outside-toplevel
   from maskmodels import training
   from maskmodels.commands import evaluate, predict
@@ -81,13 +83,25 @@ def test_evaluate_and_predict_read_the_run_and_resume_exits_promptly(
   assert predict.read_inputs(["predict.py"], stdin=io.StringIO(
       "one review\nanother review\n")) == ["one review", "another review"]
 
+  # The run resumed from a flagfile, in-process as the command parses it.
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from maskmodels import flags as mm_flags  # pylint: disable=import-outside-toplevel
+  from maskmodels.commands import train  # pylint: disable=import-outside-toplevel
   flagfile = tmp_path / "run.flags"
   flagfile.write_text("\n".join([f"--model_dir={model_dir}"] + TINY_RUN))
-  resumed = run_script("train.py", f"--flagfile={flagfile}",
-                       "--train_steps=16")
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert "Resumed from" in resumed.stderr and "at step 12." in resumed.stderr
-  assert resumed.exit_seconds < EXIT_BOUND
+  if "model_dir" not in flags.FLAGS:
+    train.define_flags()
+  try:
+    flags.FLAGS(["train.py", f"--flagfile={flagfile}", "--train_steps=16"])
+    config = mm_flags.experiment_config_from_flags()
+    assert flags.FLAGS.model_dir == model_dir
+  finally:
+    flags.FLAGS.unparse_flags()
+  with caplog.at_level(logging.INFO, logger="absl"):
+    resumed = training.train_and_evaluate(config, model_dir,
+                                          tf.distribute.get_strategy())
+  assert resumed["steps"] == 16
+  assert "Resumed from" in caplog.text and "at step 12." in caplog.text
 
 
 def test_evaluate_reads_a_file_with_its_own_columns(trained, tmp_path):
