@@ -31,7 +31,7 @@ def _cudnn_gru_stand_in(calls):
                    sequence_lengths, time_major):
     del input_c, is_training
     assert rnn_mode == "gru" and not time_major
-    calls.append(1)
+    calls.append("eager" if tf.executing_eagerly() else "traced")
     units, dim = input_h.shape[-1], input.shape[-1]
     sizes = [units * dim] * 3 + [units * units] * 3 + [units] * 6
     parts = tf.split(params, sizes)
@@ -125,22 +125,19 @@ def corpus(tmp_path_factory):
   return examples, data.Featurizer(data.build_tokenizer("word", path))
 
 
-def _trainer(featurizer, jit_compile=False):
+def _trainer(featurizer):
   keras.utils.set_random_seed(7)
-  # Under XLA without max-pooling: a test earlier in the process may have
-  # turned on op determinism, and XLA has no deterministic max-pool gradient.
   model = mm.SequenceModel.classifier(
       featurizer.tokenizer.vocab_size, 2, embedding_dim=8, pooling="last",
       encoder_config=dict(conv_filters=[8], kernel_size=3, padding="valid",
-                          pool_size=1 if jit_compile else 2, gru_units=[6],
+                          pool_size=2, gru_units=[6],
                           normalization="layer"))
   model.build()
   optimizer = training.make_optimizer("adam", 1e-2)
   optimizer.build(model.trainable_variables)
   return training.Trainer(mm.ClassificationTask(label_names=["neg", "pos"]),
                           model, optimizer,
-                          tf.distribute.get_strategy(), clip_norm=1.0,
-                          jit_compile=jit_compile)
+                          tf.distribute.get_strategy(), clip_norm=1.0)
 
 
 def _steps(trainer, examples, featurizer):
@@ -170,13 +167,21 @@ def test_train_and_eval_steps_with_empty_rows_on_the_cudnn_path(
   assert gpu_results["loss"] == pytest.approx(cpu_results["loss"], abs=1e-5)
 
 
-def test_xla_steps_use_the_generic_gru_kernel(corpus, gpu_host):
-  examples, featurizer = corpus
-  trainer = _trainer(featurizer, jit_compile=True)
-  gpu_host.clear()  # building the model ran it eagerly, before the trainer
-  losses, _ = _steps(trainer, examples, featurizer)
-  assert np.isfinite(losses).all()
-  assert not gpu_host  # XLA cannot compile CudnnRNNV3; it was never traced
+def test_an_xla_run_uses_the_generic_gru_kernel(gpu_host, tmp_path):
+  """A whole run under XLA (``--jit_compile``) on a GPU host: it trains
+  and evaluates, and no step traces cuDNN, which XLA cannot compile."""
+  from helpers import tiny_config, write_jsonl  # pylint: disable=import-outside-toplevel
+  jsonl = write_jsonl(tmp_path / "reviews.jsonl", 240, seed=2)
+  # Without max-pooling: a test earlier in the process may have turned on
+  # op determinism, and XLA has no deterministic max-pool gradient.
+  summary = training.train_and_evaluate(
+      tiny_config(jsonl, deterministic=False, train_steps=4,
+                  steps_per_loop=2, jit_compile=True, pool_size=1),
+      str(tmp_path / "run"), tf.distribute.get_strategy())
+  assert summary["steps"] == 4
+  assert np.isfinite(summary["best_validation_accuracy"])
+  assert "eager" in gpu_host  # the model was built on the cuDNN path
+  assert "traced" not in gpu_host
 
 
 def test_a_model_exported_on_a_gpu_host_serves_without_cudnn(gpu_host,

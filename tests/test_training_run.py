@@ -193,11 +193,8 @@ def restore_float32():
     dict(precision="mixed_float16", optimizer="sgd", lr_schedule="constant",
          clip_norm=0.0),
     dict(precision="mixed_bfloat16", optimizer="adamw", lr_schedule="linear",
-         batch_tokens=600),
-    # Without max-pooling: an earlier test turned on op determinism for the
-    # whole process, and XLA has no deterministic max-pool gradient.
-    dict(jit_compile=True, pool_size=1)])
-def test_precisions_xla_optimizers_and_token_budgets_train(
+         batch_tokens=600)])  # XLA: test_gpu_path.py, on a GPU host
+def test_precisions_optimizers_and_token_budgets_train(
     jsonl, tmp_path, options, restore_float32):
   config = tiny_config(jsonl, deterministic=False, train_steps=4,
                        steps_per_loop=2, **options)
