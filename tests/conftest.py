@@ -65,3 +65,24 @@ def mirrored():
   """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture
+def parsed_flags():
+  """Defines the train command's flags once and parses a command line
+  (``--flag=value`` strings) into its ``ExperimentConfig``, as the command
+  does; the flags stay parsed until the test ends, then are restored."""
+  # pylint: disable=import-outside-toplevel
+  from absl import flags
+  from maskmodels import flags as mm_flags
+  if "model_dir" not in flags.FLAGS:
+    from maskmodels.commands import train
+    train.define_flags()
+
+  def parse(*argv):
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["prog", *argv])
+    return mm_flags.experiment_config_from_flags()
+
+  yield parse
+  flags.FLAGS.unparse_flags()

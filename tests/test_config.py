@@ -146,23 +146,6 @@ def test_resume_mismatches_name_each_setting_and_both_values():
       "optimizer: 'adam' in the model directory, 'adamw' now"]
 
 
-@pytest.fixture
-def parsed_flags():
-  """Defines the train command's flags once and parses a command line;
-  restores after."""
-  if "model_dir" not in flags.FLAGS:
-    from maskmodels.commands import train  # pylint: disable=import-outside-toplevel
-    train.define_flags()
-
-  def parse(*argv):
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS(["prog", *argv])
-    return mm_flags.experiment_config_from_flags()
-
-  yield parse
-  flags.FLAGS.unparse_flags()
-
-
 def test_flags_come_from_the_settings_with_their_bounds_and_help(
     parsed_flags):
   config = parsed_flags("--vocab_size=500", "--conv_filters=16,16",

@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 import keras
 
+from helpers import tiny_config, write_jsonl
 import maskmodels as mm
 from maskmodels import data, export, training
 
@@ -170,7 +171,6 @@ def test_train_and_eval_steps_with_empty_rows_on_the_cudnn_path(
 def test_an_xla_run_uses_the_generic_gru_kernel(gpu_host, tmp_path):
   """A whole run under XLA (``--jit_compile``) on a GPU host: it trains
   and evaluates, and no step traces cuDNN, which XLA cannot compile."""
-  from helpers import tiny_config, write_jsonl  # pylint: disable=import-outside-toplevel
   jsonl = write_jsonl(tmp_path / "reviews.jsonl", 240, seed=2)
   # Without max-pooling: a test earlier in the process may have turned on
   # op determinism, and XLA has no deterministic max-pool gradient.
@@ -186,7 +186,6 @@ def test_an_xla_run_uses_the_generic_gru_kernel(gpu_host, tmp_path):
 
 def test_a_model_exported_on_a_gpu_host_serves_without_cudnn(gpu_host,
                                                              tmp_path):
-  from helpers import tiny_config, write_jsonl
   jsonl = write_jsonl(tmp_path / "reviews.jsonl", 60, seed=3)
   model_dir = str(tmp_path / "run")
   training.train_and_evaluate(

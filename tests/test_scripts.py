@@ -1,8 +1,10 @@
 """The command-line tools, run as a user runs them, in fresh processes.
 
-Every command here goes through ``helpers.run_script``, which also fails a
-command that has not exited within ``EXIT_BOUND`` seconds of its last line
-of output. Flag parsing and validation are tested in-process in
+Every command started here goes through ``helpers.run_script``, which also
+fails a command that has not exited within ``EXIT_BOUND`` seconds of its
+last line of output. What a command computes from a run (evaluate's
+metrics, predict's lines, a resume) is checked in-process, as its ``main``
+does it. Flag parsing and validation are tested in-process in
 ``test_config.py``.
 """
 
@@ -17,6 +19,7 @@ import time
 
 import pytest
 import tensorflow as tf
+from absl import flags
 
 from helpers import (EXIT_BOUND, ROOT, TINY_FLAGS, TINY_RUN, env, run_script,
                      write_jsonl)
@@ -54,8 +57,8 @@ def test_train_prints_plain_progress_and_a_result_then_exits(trained):
     assert noise not in trained.stderr, trained.stderr[:2000]
 
 
-def test_evaluate_predict_and_a_resumed_run_read_the_run(trained, tmp_path,
-                                                         caplog):
+def test_evaluate_predict_and_a_resumed_run_read_the_run(
+    trained, tmp_path, caplog, parsed_flags):
   """Evaluate, predict and a resumed training of the main command's run,
   in-process, as the commands' ``main`` does (the commands' fresh
   processes, and their exits, are run by the README's research commands in
@@ -84,19 +87,10 @@ def test_evaluate_predict_and_a_resumed_run_read_the_run(trained, tmp_path,
       "one review\nanother review\n")) == ["one review", "another review"]
 
   # The run resumed from a flagfile, in-process as the command parses it.
-  from absl import flags  # pylint: disable=import-outside-toplevel
-  from maskmodels import flags as mm_flags  # pylint: disable=import-outside-toplevel
-  from maskmodels.commands import train  # pylint: disable=import-outside-toplevel
   flagfile = tmp_path / "run.flags"
   flagfile.write_text("\n".join([f"--model_dir={model_dir}"] + TINY_RUN))
-  if "model_dir" not in flags.FLAGS:
-    train.define_flags()
-  try:
-    flags.FLAGS(["train.py", f"--flagfile={flagfile}", "--train_steps=16"])
-    config = mm_flags.experiment_config_from_flags()
-    assert flags.FLAGS.model_dir == model_dir
-  finally:
-    flags.FLAGS.unparse_flags()
+  config = parsed_flags(f"--flagfile={flagfile}", "--train_steps=16")
+  assert flags.FLAGS.model_dir == model_dir
   with caplog.at_level(logging.INFO, logger="absl"):
     resumed = training.train_and_evaluate(config, model_dir,
                                           tf.distribute.get_strategy())
