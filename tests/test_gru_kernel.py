@@ -9,6 +9,7 @@ import keras
 
 import maskmodels as mm
 from maskmodels import training
+from maskmodels.layers import gru_kernel
 
 
 def _inputs(batch, time, channels, layout, seed=0):
@@ -109,6 +110,15 @@ def test_a_channel_axis_known_only_at_run_time_is_read():
       tf.TensorSpec([None, None, None]), tf.TensorSpec([None, None], tf.bool)])
   np.testing.assert_allclose(run(x, mask), reference(x, mask=mask)[0],
                              atol=1e-5)
+
+
+def test_a_mask_known_when_traced_runs_the_same_kernel():
+  """A constant mask gives the packed loop static first and last rows."""
+  x, mask = _inputs(5, 6, 3, "left")
+  fused, reference = _pair(4, True, True, 3)
+  run = tf.function(lambda x: gru_kernel.gru_sequences(
+      x, tf.constant(mask.numpy()), fused._cells())[0])
+  np.testing.assert_allclose(run(x), reference(x, mask=mask)[0], atol=1e-5)
 
 
 def test_xla_compiles_the_fused_kernel():

@@ -16,16 +16,18 @@ KERNELS = ("fused", "keras")
 class MaskedGRU(ExplicitMask, keras.layers.Layer):
   """A Keras GRU that receives its mask explicitly.
 
-  The GRU reads its input packed to the right-padded layout, so left- and
-  right-padded input give the same result and, on a GPU, Keras's cuDNN
+  Keras's GRU reads its input packed to the right-padded layout, so left-
+  and right-padded input give the same result and, on a GPU, Keras's cuDNN
   kernel stays eligible: it takes strictly right-padded masks only and
   rejects a row with no real step, so an empty row reads one zero step whose
   outputs are then zeroed. Pad steps are zeroed before the GRU reads them.
 
   Where Keras would not pick cuDNN (a CPU, XLA, export), the ``"fused"``
   kernel runs the recurrence (``maskmodels.layers.gru_kernel``): the same
-  arithmetic and weights as Keras's GRU, with the input projection of all
-  steps in matrix products outside the loop, which carries only ``h·U``.
+  arithmetic and weights as Keras's GRU, over the real steps only, read
+  where the mask puts them (packed, rows sorted by length; right-padded and
+  padded under XLA), with the input projection of all steps in matrix
+  products outside the loop, which carries only ``h·U``.
 
   Args:
     units: GRU units per direction.
@@ -91,15 +93,14 @@ class MaskedGRU(ExplicitMask, keras.layers.Layer):
 
   def call(self, inputs, mask=None, training=None):
     mask = masking.ensure_mask(inputs, mask)
+    if not self._keras_kernel():  # reads real steps in any layout
+      sequences, final = gru_sequences(
+          self.input_dropout(inputs, training=training), mask, self._cells())
+      return (sequences, mask) if self.return_sequences else final
     packed, packed_mask, perm = masking.to_right_padded(inputs, mask)
     x = self.input_dropout(masking.apply_mask(packed, packed_mask),
                            training=training)
-    if self._keras_kernel():
-      outputs = self._keras_call(x, packed_mask, training)
-    else:
-      sequences, final = gru_sequences(
-          x, masking.lengths_from_mask(packed_mask), self._cells())
-      outputs = sequences if self.return_sequences else final
+    outputs = self._keras_call(x, packed_mask, training)
     if self.return_sequences:
       outputs = masking.apply_mask(outputs, packed_mask)
       return masking.restore_order(outputs, perm), mask
