@@ -384,7 +384,7 @@ def _packed(inputs, mask, cells):
   outputs, finals = [], []
   for cell, place, spot in zip(cells, places, spots):
     states = packed_gru_recurrence(
-        *_projections(_moved_rows(flat, place, spot[:-1]), cell,
+        *_projections(_moved_rows(flat, place, spot[:-1], False), cell,
                      inputs.dtype),
         counts, *_recurrent_weights(cell, inputs.dtype))
     outputs.append(tf.reshape(_moved_rows(states, spot[:-1], place),
@@ -393,26 +393,30 @@ def _packed(inputs, mask, cells):
   return _concat(outputs), _concat(finals)
 
 
-def _moved_rows(values, index, adjoint):
-  """``values [n, c]`` gathered by ``index [m]``, where the index ``n``
-  reads a row of zeros.
+def _moved_rows(values, index, adjoint, zero_row=True):
+  """``values [n, c]`` gathered by ``index [m]``, where (if ``zero_row``)
+  the index ``n`` reads a row of zeros.
 
-  When the gather is one-to-one, ``adjoint`` (``[n]``, into ``[m]``, the
-  index ``m`` for a row nothing reads) gathers its gradient back, instead
-  of the scatter ``tf.gather``'s gradient makes; None keeps that one.
+  When the gather is one-to-one, ``adjoint`` (``[n]``, into ``[m]``) gathers
+  its gradient back, instead of the scatter ``tf.gather``'s gradient makes;
+  None keeps that one. Of the two, only the one that leaves rows out reads
+  a zero row (the index ``m`` in ``adjoint`` when ``zero_row`` is False):
+  appending one copies the whole tensor.
   """
-  def with_zeros(x):
-    return tf.concat([x, tf.zeros([1, tf.shape(x)[1]], x.dtype)], axis=0)
+  def gather(x, rows, pad):
+    if pad:
+      x = tf.concat([x, tf.zeros([1, tf.shape(x)[1]], x.dtype)], axis=0)
+    return tf.gather(x, rows)
 
   if adjoint is None:
-    return tf.gather(with_zeros(values), index)
+    return gather(values, index, zero_row)
 
   @tf.custom_gradient
-  def gather(values):
-    return (tf.gather(with_zeros(values), index),
-            lambda d: tf.gather(with_zeros(d), adjoint))
+  def moved(values):
+    return (gather(values, index, zero_row),
+            lambda d: gather(d, adjoint, not zero_row))
 
-  return gather(values)
+  return moved(values)
 
 
 def _padded(inputs, mask, cells):
