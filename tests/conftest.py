@@ -34,9 +34,10 @@ def pytest_configure(config):
 # ends on short ones instead of one worker waiting for the other. Files not
 # named follow, in their usual order; update the list when a file grows.
 _LONGEST_FILES = ("test_training_run.py", "test_trainer.py",
-                  "test_scripts.py", "test_tagging.py", "test_gpu_path.py",
-                  "test_models.py", "test_readme.py", "test_reliability.py",
-                  "test_export.py", "test_data_pipeline.py")
+                  "test_tagging.py", "test_scripts.py", "test_models.py",
+                  "test_gpu_path.py", "test_export.py", "test_readme.py",
+                  "test_reliability.py", "test_regression_task.py",
+                  "test_data_pipeline.py", "test_exit.py")
 
 
 def pytest_collection_modifyitems(items):
