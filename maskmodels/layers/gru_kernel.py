@@ -384,8 +384,8 @@ def _packed(inputs, mask, cells):
   outputs, finals = [], []
   for cell, place, spot in zip(cells, places, spots):
     states = packed_gru_recurrence(
-        *_projections(_moved_rows(flat, place, spot[:-1], False), cell,
-                     inputs.dtype),
+        *_projections(_moved_rows(flat, place, spot[:-1], zero_row=False),
+                      cell, inputs.dtype),
         counts, *_recurrent_weights(cell, inputs.dtype))
     outputs.append(tf.reshape(_moved_rows(states, spot[:-1], place),
                               [batch, time, cell.units]))
