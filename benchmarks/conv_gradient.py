@@ -1,0 +1,114 @@
+"""The convolution block's gradient, by part, as JSON lines.
+
+    python benchmarks/conv_gradient.py
+    ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/conv_gradient.py
+
+Prints the CPU first; then milliseconds per call (medians over alternating
+rounds) of the throughput benchmark's convolution (batch 64, 240 steps,
+128 channels in and out, kernel 5): the forward pass, the gradient
+TensorFlow computes (its two oneDNN backward kernels: input and filter,
+separately and together), and, for comparison, the filter gradient as one
+matrix product per kernel tap (``x[:, j:j+T]^T · dy``), the form that
+holds up where oneDNN's backward-filter kernel does not.
+"""
+
+import json
+import statistics
+import time
+
+from maskmodels import cli
+
+cli.quiet_start()  # before TensorFlow loads
+
+# pylint: disable=wrong-import-position
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("batch", 64, "Batch size.", lower_bound=1)
+flags.DEFINE_integer("steps", 240, "Time steps.", lower_bound=1)
+flags.DEFINE_integer("channels", 128, "Channels in and out.", lower_bound=1)
+flags.DEFINE_integer("kernel_size", 5, "Kernel size.", lower_bound=1)
+flags.DEFINE_integer("rounds", 5, "Alternating rounds (medians reported).",
+                     lower_bound=1)
+flags.DEFINE_integer("calls", 10, "Calls per round.", lower_bound=1)
+
+
+def parts(batch, steps, channels, kernel_size):
+  """``{name: traced function of (x, dy)}``: x ``[batch, steps + k - 1,
+  channels]`` (a "valid" convolution's input), dy ``[batch, steps,
+  channels]``."""
+  kernel = tf.random.stateless_normal([kernel_size, channels, channels],
+                                      [0, 3]) * 0.05
+  x4 = lambda x: x[:, tf.newaxis]  # conv1d runs conv2d over [b, 1, t, c]
+
+  def forward(x, dy):
+    del dy
+    return tf.nn.conv1d(x, kernel, 1, "VALID")
+
+  def input_gradient(x, dy):
+    return tf.compat.v1.nn.conv2d_backprop_input(
+        tf.shape(x4(x)), kernel[tf.newaxis], x4(dy), [1, 1, 1, 1], "VALID")
+
+  def filter_gradient(x, dy):
+    return tf.compat.v1.nn.conv2d_backprop_filter(
+        x4(x), tf.shape(kernel[tf.newaxis]), x4(dy), [1, 1, 1, 1], "VALID")
+
+  def gradient(x, dy):
+    with tf.GradientTape() as tape:
+      tape.watch([x, kernel])
+      y = tf.nn.conv1d(x, kernel, 1, "VALID")
+    return tape.gradient(y, [x, kernel], output_gradients=dy)
+
+  def filter_gradient_per_tap(x, dy):
+    rows = tf.reshape(dy, [-1, channels])
+    return tf.stack([
+        tf.matmul(tf.reshape(x[:, j:j + steps], [-1, channels]), rows,
+                  transpose_a=True) for j in range(kernel_size)])
+
+  return {fn.__name__: tf.function(fn, autograph=False) for fn in (
+      forward, input_gradient, filter_gradient, gradient,
+      filter_gradient_per_tap)}
+
+
+def main(argv):
+  del argv
+  print(json.dumps(cpu_description()), flush=True)
+  k = FLAGS.kernel_size
+  x = tf.random.stateless_normal(
+      [FLAGS.batch, FLAGS.steps + k - 1, FLAGS.channels], [0, 1])
+  dy = tf.random.stateless_normal(
+      [FLAGS.batch, FLAGS.steps, FLAGS.channels], [0, 2])
+  functions = parts(FLAGS.batch, FLAGS.steps, FLAGS.channels, k)
+  tf_filter = functions["filter_gradient"](x, dy)[0]
+  per_tap = functions["filter_gradient_per_tap"](x, dy)
+  scale = float(tf.reduce_max(tf.abs(tf_filter)))
+  difference = float(tf.reduce_max(tf.abs(tf_filter - per_tap))) / scale
+  times = {name: [] for name in functions}
+  for fn in functions.values():  # traced and warm before the rounds
+    fn(x, dy)
+  for _ in range(FLAGS.rounds):
+    for name, fn in functions.items():
+      start = time.perf_counter()
+      for _ in range(FLAGS.calls):
+        out = fn(x, dy)
+      tf.nest.map_structure(lambda t: t.numpy(), out)
+      times[name].append(1000 * (time.perf_counter() - start) / FLAGS.calls)
+  medians = {name: round(statistics.median(v), 2)
+             for name, v in times.items()}
+  for name, ms in medians.items():
+    print(json.dumps({"part": name, "ms": ms,
+                      "rounds": [round(t, 2) for t in times[name]]}))
+  print(json.dumps({
+      "filter_gradient_over_per_tap": round(
+          medians["filter_gradient"] / medians["filter_gradient_per_tap"],
+          3),
+      "gradient_over_forward": round(medians["gradient"] /
+                                     medians["forward"], 3),
+      "per_tap_max_relative_difference": difference}))
+
+
+if __name__ == "__main__":
+  app.run(main)
