@@ -8,8 +8,8 @@ rounds) of the throughput benchmark's convolution (batch 64, 240 steps,
 128 channels in and out, kernel 5): the forward pass, the gradient
 TensorFlow computes (its two oneDNN backward kernels: input and filter,
 separately and together), and, for comparison, the filter gradient as one
-matrix product per kernel tap (``x[:, j:j+T]^T · dy``), the form that
-holds up where oneDNN's backward-filter kernel does not.
+matrix product per kernel tap (``x[:, j:j+T]^T · dy``), which
+``MaskedConv1D`` computes where oneDNN runs below AVX-512.
 """
 
 import json
@@ -24,6 +24,8 @@ cli.quiet_start()  # before TensorFlow loads
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from maskmodels.layers import conv  # noqa: E402
+
 from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
 
 FLAGS = flags.FLAGS
@@ -36,9 +38,9 @@ flags.DEFINE_integer("rounds", 5, "Alternating rounds (medians reported).",
 flags.DEFINE_integer("calls", 10, "Calls per round.", lower_bound=1)
 
 
-def parts(batch, steps, channels, kernel_size):
-  """``{name: traced function of (x, dy)}``: x ``[batch, steps + k - 1,
-  channels]`` (a "valid" convolution's input), dy ``[batch, steps,
+def parts(channels, kernel_size):
+  """``{name: traced function of (x, dy)}``: x ``[batch, time + k - 1,
+  channels]`` (a "valid" convolution's input), dy ``[batch, time,
   channels]``."""
   kernel = tf.random.stateless_normal([kernel_size, channels, channels],
                                       [0, 3]) * 0.05
@@ -62,11 +64,8 @@ def parts(batch, steps, channels, kernel_size):
       y = tf.nn.conv1d(x, kernel, 1, "VALID")
     return tape.gradient(y, [x, kernel], output_gradients=dy)
 
-  def filter_gradient_per_tap(x, dy):
-    rows = tf.reshape(dy, [-1, channels])
-    return tf.stack([
-        tf.matmul(tf.reshape(x[:, j:j + steps], [-1, channels]), rows,
-                  transpose_a=True) for j in range(kernel_size)])
+  def filter_gradient_per_tap(x, dy):  # what runs below AVX-512
+    return conv.filter_gradient_per_tap(x, dy, kernel_size)
 
   return {fn.__name__: tf.function(fn, autograph=False) for fn in (
       forward, input_gradient, filter_gradient, gradient,
@@ -81,7 +80,7 @@ def main(argv):
       [FLAGS.batch, FLAGS.steps + k - 1, FLAGS.channels], [0, 1])
   dy = tf.random.stateless_normal(
       [FLAGS.batch, FLAGS.steps, FLAGS.channels], [0, 2])
-  functions = parts(FLAGS.batch, FLAGS.steps, FLAGS.channels, k)
+  functions = parts(FLAGS.channels, k)
   tf_filter = functions["filter_gradient"](x, dy)[0]
   per_tap = functions["filter_gradient_per_tap"](x, dy)
   scale = float(tf.reduce_max(tf.abs(tf_filter)))

@@ -178,3 +178,86 @@ def test_masked_batch_norm_variance_keeps_precision_at_large_means(ratio):
   _, variance, _ = mm.layers.masked_moments(tf.constant(x), mask,
                                             shift=x[0, 0])
   np.testing.assert_allclose(variance, want, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kernel_size,time", [(1, 6), (3, 11), (5, 5)])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_tapwise_convolution_equals_tensorflow_s(kernel_size, time, dtype):
+  """Outputs and both gradients equal ``tf.nn.conv1d``'s, down to one
+  output step (``time == kernel_size``)."""
+  from maskmodels.layers import conv  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(kernel_size)
+  x = tf.constant(rng.normal(size=(3, time, 6)), dtype)
+  kernel = tf.constant(rng.normal(size=(kernel_size, 6, 4)), dtype)
+  dy = tf.constant(rng.normal(size=(3, time - kernel_size + 1, 4)), dtype)
+  results = []
+  for fn in (conv.conv1d_tapwise,
+             lambda x, k: tf.nn.conv1d(x, k, 1, "VALID")):
+    with tf.GradientTape() as tape:
+      tape.watch([x, kernel])
+      y = fn(x, kernel)
+    results.append([y, *tape.gradient(y, [x, kernel], output_gradients=dy)])
+  tolerance = 1e-5 if dtype == "float32" else 2e-2
+  for got, want in zip(*results):
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_allclose(np.asarray(got, np.float32),
+                               np.asarray(want, np.float32),
+                               rtol=tolerance, atol=tolerance)
+
+
+TAPWISE_LAYERS = {
+    "conv_same": LAYERS["conv_same"],
+    "conv_valid_relu": lambda **kw: mm.MaskedConv1D(4, 3, padding="valid",
+                                                    activation="relu", **kw),
+    "block_layer_norm_pool": lambda **kw: mm.MaskedConvBlock(
+        4, 5, normalization="layer", pool_size=2, **kw),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAPWISE_LAYERS))
+def test_convolutions_below_avx512_give_the_same_gradients_and_invariance(
+    name, sequences, monkeypatch):
+  """Where oneDNN runs below AVX-512 the stride-1 convolutions take the
+  tap-wise filter gradient: the same outputs and gradients as elsewhere,
+  and the battery passes on that path."""
+  # pylint: disable=import-outside-toplevel
+  from maskmodels import cpu
+  from maskmodels.layers import conv
+  calls = []
+  tapwise = conv.conv1d_tapwise
+  monkeypatch.setattr(conv, "conv1d_tapwise",
+                      lambda *args: calls.append(1) or tapwise(*args))
+  factory = TAPWISE_LAYERS[name]
+  layer = factory()
+  batch = keras.utils.pad_sequences(sequences, padding="post",
+                                    dtype="float32")
+  x = tf.constant(batch)
+  mask = tf.constant(np.any(batch != 0, axis=-1))
+  results = {}
+  for below in (False, True):  # True last: the battery below runs on it
+    monkeypatch.setattr(cpu, "onednn_below_avx512", lambda below=below: below)
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y, _ = layer(x, mask=mask)
+      loss = tf.reduce_sum(tf.square(y))
+    results[below] = [y, *tape.gradient(loss, [x, *layer.trainable_weights])]
+    assert bool(calls) == below  # the tap-wise path runs only below AVX-512
+  for got, want in zip(results[True], results[False]):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  testing.assert_layer(factory, sequences, atol=1e-5)
+
+
+def test_oneDNN_below_avx512_reads_the_cpu_and_the_isa_cap(monkeypatch):
+  from maskmodels import cpu  # pylint: disable=import-outside-toplevel
+  cases = [({"avx2"}, None, True), ({"avx2", "avx512f"}, None, False),
+           ({"avx2", "avx512f"}, "AVX2", True),
+           ({"avx2", "avx512f"}, "avx512_core", False),
+           ({"avx2", "avx512f"}, "ALL", False), (None, None, False),
+           (None, "SSE41", True)]
+  for flags, cap, below in cases:
+    monkeypatch.setattr(cpu, "cpu_flags", lambda flags=flags: flags)
+    if cap is None:
+      monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+      monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert cpu.onednn_below_avx512() is below, (flags, cap)

@@ -3,8 +3,56 @@
 import keras
 import tensorflow as tf
 
-from maskmodels import masking
+from maskmodels import cpu, masking
 from maskmodels.layers.base import ExplicitMask
+
+
+@tf.custom_gradient
+def conv1d_tapwise(x, kernel):
+  """A "valid", stride-1, undilated 1-D convolution whose filter gradient
+  is one matrix product per kernel tap (``x[:, j:j+T]^T · dy``).
+
+  The same outputs and gradients as ``tf.nn.conv1d``, for CPUs where
+  oneDNN's AVX2 backward-filter kernel is slow (about 1.6x the products'
+  time at the IMDb model's shapes: ``benchmarks/conv_gradient.py``).
+
+  Args:
+    x: float ``[batch, time, channels]``, ``time >= kernel_size``.
+    kernel: ``[kernel_size, channels, filters]``, of ``x``'s dtype.
+
+  Returns:
+    ``[batch, time - kernel_size + 1, filters]``.
+  """
+  y = tf.nn.conv1d(x, kernel, 1, "VALID")
+
+  def gradient(dy):
+    x_shape = tf.shape(x)
+    dx = tf.raw_ops.Conv2DBackpropInput(
+        input_sizes=tf.stack([x_shape[0], 1, x_shape[1], x_shape[2]]),
+        filter=kernel[tf.newaxis], out_backprop=dy[:, tf.newaxis],
+        strides=[1, 1, 1, 1], padding="VALID")[:, 0]
+    return dx, filter_gradient_per_tap(x, dy, kernel.shape[0])
+
+  return y, gradient
+
+
+def filter_gradient_per_tap(x, dy, kernel_size):
+  """The filter gradient of a "valid", stride-1, undilated 1-D
+  convolution, one matrix product per tap: ``x[:, j:j+T]^T · dy``.
+
+  Args:
+    x: ``[batch, time, channels]``; dy: ``[batch, time - kernel_size + 1,
+    filters]``.
+
+  Returns:
+    ``[kernel_size, channels, filters]``.
+  """
+  steps = tf.shape(dy)[1]
+  rows = tf.reshape(dy, [-1, tf.shape(dy)[2]])
+  channels = tf.shape(x)[2]
+  return tf.stack([
+      tf.matmul(tf.reshape(x[:, j:j + steps], [-1, channels]), rows,
+                transpose_a=True) for j in range(kernel_size)])
 
 
 def _windowed(inputs, mask, op, kernel_size, strides, dilation_rate, padding,
@@ -83,8 +131,21 @@ class MaskedConv1D(ExplicitMask, keras.layers.Layer):
     self.conv.build((None, None, input_shape[-1]))
 
   def _convolve(self, x):
+    if self._tapwise():
+      conv = self.conv
+      y = conv1d_tapwise(x, tf.cast(conv.kernel, x.dtype))
+      if conv.use_bias:
+        y = tf.nn.bias_add(y, tf.cast(conv.bias, y.dtype))
+      return conv.activation(y)
     y = self.conv(x)
     return y[:, ::self.strides] if self._subsample else y
+
+  def _tapwise(self):
+    """Whether :func:`conv1d_tapwise` runs: stride 1, no dilation, a host
+    without a GPU, and oneDNN below AVX-512."""
+    return (self.strides == 1 and self.dilation_rate == 1 and
+            not tf.config.list_logical_devices("GPU") and
+            cpu.onednn_below_avx512())
 
   def call(self, inputs, mask=None, training=None):
     return _windowed(inputs, mask, self._convolve, self.kernel_size,

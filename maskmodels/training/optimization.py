@@ -5,6 +5,7 @@ import math
 import keras
 from absl import logging
 
+from maskmodels.cpu import cpu_flags
 from maskmodels.registry import Registry
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -107,17 +108,6 @@ def make_optimizer(name, learning_rate, weight_decay=0.0, precision="float32"):
 # Measured on an AMD EPYC with AVX2 and no native bfloat16: the IMDb model
 # trained at 0.31x its float32 speed (training_throughput benchmark).
 _EMULATED_BFLOAT16_SPEED = 0.31
-
-
-def cpu_flags(cpuinfo="/proc/cpuinfo"):
-  """The CPU's feature flags (``avx2``, ``avx512_bf16``...) as a set, or
-  None if they cannot be read (not Linux)."""
-  try:
-    with open(cpuinfo) as f:
-      line = next((line for line in f if line.startswith("flags")), "")
-  except OSError:
-    return None
-  return set(line.partition(":")[2].split())
 
 
 def cpu_has_native_bfloat16(cpuinfo="/proc/cpuinfo"):
