@@ -181,7 +181,7 @@ def test_masked_batch_norm_variance_keeps_precision_at_large_means(ratio):
 
 
 @pytest.mark.parametrize("kernel_size,time", [(1, 6), (3, 11), (5, 5)])
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 def test_tapwise_convolution_equals_tensorflow_s(kernel_size, time, dtype):
   """Outputs and both gradients equal ``tf.nn.conv1d``'s, down to one
   output step (``time == kernel_size``)."""
@@ -197,12 +197,12 @@ def test_tapwise_convolution_equals_tensorflow_s(kernel_size, time, dtype):
       tape.watch([x, kernel])
       y = fn(x, kernel)
     results.append([y, *tape.gradient(y, [x, kernel], output_gradients=dy)])
-  tolerance = 1e-5 if dtype == "float32" else 2e-2
+  # Of the largest value: the two sum their products in different orders.
+  tolerance = {"float32": 1e-6, "float16": 2e-3, "bfloat16": 2e-2}[dtype]
   for got, want in zip(*results):
     assert got.dtype == want.dtype and got.shape == want.shape
-    np.testing.assert_allclose(np.asarray(got, np.float32),
-                               np.asarray(want, np.float32),
-                               rtol=tolerance, atol=tolerance)
+    got, want = (np.asarray(tf.cast(t, tf.float32)) for t in (got, want))
+    assert np.abs(got - want).max() <= tolerance * np.abs(want).max()
 
 
 TAPWISE_LAYERS = {
@@ -215,7 +215,7 @@ TAPWISE_LAYERS = {
 
 
 @pytest.mark.parametrize("name", sorted(TAPWISE_LAYERS))
-def test_convolutions_below_avx512_give_the_same_gradients_and_invariance(
+def test_convolutions_below_avx512_give_the_same_gradients_and_pass_the_battery(
     name, sequences, monkeypatch):
   """Where oneDNN runs below AVX-512 the stride-1 convolutions take the
   tap-wise filter gradient: the same outputs and gradients as elsewhere,
