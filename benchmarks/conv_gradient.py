@@ -50,9 +50,8 @@ def parts(channels, kernel_size):
     del dy
     return tf.nn.conv1d(x, kernel, 1, "VALID")
 
-  def input_gradient(x, dy):
-    return tf.compat.v1.nn.conv2d_backprop_input(
-        tf.shape(x4(x)), kernel[tf.newaxis], x4(dy), [1, 1, 1, 1], "VALID")
+  def input_gradient(x, dy):  # the kernel both gradients run
+    return conv.input_gradient(tf.shape(x), kernel, dy)
 
   def filter_gradient(x, dy):
     return tf.compat.v1.nn.conv2d_backprop_filter(

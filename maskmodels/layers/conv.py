@@ -26,14 +26,27 @@ def conv1d_tapwise(x, kernel):
   y = tf.nn.conv1d(x, kernel, 1, "VALID")
 
   def gradient(dy):
-    x_shape = tf.shape(x)
-    dx = tf.raw_ops.Conv2DBackpropInput(
-        input_sizes=tf.stack([x_shape[0], 1, x_shape[1], x_shape[2]]),
-        filter=kernel[tf.newaxis], out_backprop=dy[:, tf.newaxis],
-        strides=[1, 1, 1, 1], padding="VALID")[:, 0]
-    return dx, filter_gradient_per_tap(x, dy, kernel.shape[0])
+    return (input_gradient(tf.shape(x), kernel, dy),
+            filter_gradient_per_tap(x, dy, kernel.shape[0]))
 
   return y, gradient
+
+
+def input_gradient(x_shape, kernel, dy):
+  """The input gradient of a "valid", stride-1, undilated 1-D
+  convolution: TensorFlow's own kernel (``Conv2DBackpropInput``).
+
+  Args:
+    x_shape: int ``[3]``, the input's shape; kernel: ``[kernel_size,
+    channels, filters]``; dy: ``[batch, time - kernel_size + 1, filters]``.
+
+  Returns:
+    ``[batch, time, channels]``.
+  """
+  return tf.raw_ops.Conv2DBackpropInput(
+      input_sizes=tf.stack([x_shape[0], 1, x_shape[1], x_shape[2]]),
+      filter=kernel[tf.newaxis], out_backprop=dy[:, tf.newaxis],
+      strides=[1, 1, 1, 1], padding="VALID")[:, 0]
 
 
 def filter_gradient_per_tap(x, dy, kernel_size):
