@@ -90,6 +90,17 @@ def test_mixed_precision_matches_keras_s_kernel_to_its_precision(policy):
     np.testing.assert_allclose(a, b, atol=tolerance * max(1, np.abs(b).max()))
 
 
+def test_one_unit_equals_keras_s_kernel():
+  """With one unit, broadcasting cannot tell a step's state width: the
+  loops must not lose it."""
+  x, mask = _inputs(6, 9, 5, "holes")
+  fused, reference = _pair(1, True, True, 5)
+  for a, b in zip(_forward_backward(fused, x, mask, function=True),
+                  _forward_backward(reference, x, mask)):
+    np.testing.assert_allclose(tf.convert_to_tensor(a),
+                               tf.convert_to_tensor(b), atol=1e-5)
+
+
 def test_an_empty_time_axis_and_empty_rows_give_zeros_and_finite_gradients():
   fused, _ = _pair(3, True, True, 2)
   for time in (0, 4):

@@ -171,6 +171,9 @@ def packed_gru_recurrence(gates_x, candidate_x, counts, recurrent_kernel,
                     rows_of(candidate_x, begin, size),
                     tf.slice(state, [0, 0], size), gates_kernel,
                     candidate_kernel, bias)
+      # A step's slices have no static width: with one unit, broadcasting
+      # could not tell the state's.
+      state.set_shape([None, units])
       return t + 1, state, states.write(t + 1, state)
 
     _, _, states = tf.while_loop(
@@ -205,10 +208,10 @@ def packed_gru_recurrence(gates_x, candidate_x, counts, recurrent_kernel,
         d_state = rows_of(d_states, begin, size) + tf.pad(
             d_state, tf.gather(paddings, t))
         d_recurrent = rows_of(factors, begin, size) * tf.tile(d_state, [1, 3])
-        return (t - 1,
-                d_state * rows_of(update, begin, size)
-                + tf.matmul(d_recurrent, transposed),
-                d_carried.write(t + 1, d_state))
+        carried = (d_state * rows_of(update, begin, size)
+                   + tf.matmul(d_recurrent, transposed))
+        carried.set_shape([None, units])
+        return t - 1, carried, d_carried.write(t + 1, d_state)
 
       # No gradient comes from after the last step.
       last_rows = tf.reduce_sum(counts[-1:])
