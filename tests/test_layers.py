@@ -261,3 +261,25 @@ def test_oneDNN_below_avx512_reads_the_cpu_and_the_isa_cap(monkeypatch):
     else:
       monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
     assert cpu.onednn_below_avx512() is below, (flags, cap)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.3, 0.9])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_dropout_drops_its_rate_and_keeps_the_expectation(rate, dtype):
+  keras.utils.set_random_seed(round(rate * 10))
+  x = tf.ones([200, 501], dtype)  # an odd number of values
+  y = np.asarray(tf.cast(mm.Dropout(rate)(x, training=True), tf.float32))
+  assert y.shape == (200, 501)
+  dropped = np.mean(y == 0)
+  assert abs(dropped - rate) < 4 * np.sqrt(rate * (1 - rate) / y.size)
+  kept = y[y != 0]
+  # The rate drawn is a multiple of 2^-16; kept values are scaled by the
+  # inverse of its keep probability, so the expectation is exact.
+  drawn_rate = round(rate * 2**16) / 2**16
+  np.testing.assert_allclose(kept, 1 / (1 - drawn_rate),
+                             rtol=1e-6 if dtype == "float32" else 1e-2)
+  # A noise shape drops whole rows, an odd number of them.
+  z = mm.Dropout(rate, noise_shape=(None, 1))(tf.ones([501, 7]),
+                                               training=True)
+  assert np.all(np.asarray(z) == np.asarray(z)[:, :1])
+  assert 0 < np.mean(np.asarray(z)[:, 0] == 0) < 1
