@@ -263,6 +263,49 @@ def test_oneDNN_below_avx512_reads_the_cpu_and_the_isa_cap(monkeypatch):
     assert cpu.onednn_below_avx512() is below, (flags, cap)
 
 
+@pytest.mark.parametrize("normalization", ["batch", "layer", "none"])
+@pytest.mark.parametrize("pool_size", [1, 2])
+def test_a_block_equals_its_layers_called_in_turn(normalization, pool_size,
+                                                  sequences):
+  """The block zeroes pad steps once, at its end: its outputs, mask and
+  gradients equal those of its public layers called one after the other,
+  each zeroing its own, with NaN in the input's pad steps."""
+  from maskmodels import masking  # pylint: disable=import-outside-toplevel
+  block = mm.MaskedConvBlock(4, 3, normalization=normalization,
+                             pool_size=pool_size)
+  batch = keras.utils.pad_sequences(sequences, padding="post",
+                                    dtype="float32")
+  mask = tf.constant(np.any(batch != 0, axis=-1))
+  x = tf.constant(np.where(mask.numpy()[..., None], batch, np.nan),
+                  tf.float32)
+
+  def in_turn(x):
+    y, m = block.conv(x, mask=mask)
+    if block.norm is not None:
+      y = block.norm(y, mask=m, training=True)
+    y = masking.apply_mask(block.drop(block.act(y), training=True), m)
+    if block.pool is not None:
+      y, m = block.pool(y, mask=m)
+    return y, m
+
+  block(x, mask=mask)  # builds
+  weights = block.get_weights()
+  results = []
+  for run in (lambda x: block(x, mask=mask, training=True), in_turn):
+    # Each run starts from the same moving statistics (the batch moments are
+    # shifted by the moving mean, which a training call updates).
+    block.set_weights(weights)
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y, m = run(x)
+      loss = tf.reduce_sum(tf.sin(y))
+    results.append([y, tf.cast(m, tf.float32),
+                    *tape.gradient(loss, [x, *block.trainable_weights])])
+  for got, want in zip(*results):
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("rate", [0.1, 0.3, 0.9])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_dropout_drops_its_rate_and_keeps_the_expectation(rate, dtype):

@@ -69,12 +69,13 @@ def filter_gradient_per_tap(x, dy, kernel_size):
 
 
 def _windowed(inputs, mask, op, kernel_size, strides, dilation_rate, padding,
-              pad_value):
+              pad_value, zero_pad_outputs=True):
   """Runs a "valid" windowed ``op`` with maskmodels' explicit padding rule.
 
   Pad steps are set to ``pad_value`` first; left-padded input is packed to the
   right when ``strides > 1`` so the output grid starts at the sequence's first
-  step. Returns ``(outputs, mask)`` with pad outputs zeroed.
+  step. Returns ``(outputs, mask)``, pad outputs zeroed if
+  ``zero_pad_outputs`` (else finite, for finite ``pad_value``).
   """
   mask = masking.ensure_mask(inputs, mask)
   if strides > 1:
@@ -92,7 +93,9 @@ def _windowed(inputs, mask, op, kernel_size, strides, dilation_rate, padding,
   x = tf.pad(x, [[0, 0], [left, right], [0, 0]], constant_values=fill)
   y = op(x)
   y = y[:, :tf.shape(out_mask)[1]]
-  return masking.apply_mask(y, out_mask), out_mask
+  if zero_pad_outputs:
+    y = masking.apply_mask(y, out_mask)
+  return y, out_mask
 
 
 @keras.saving.register_keras_serializable(package="maskmodels")
@@ -163,6 +166,14 @@ class MaskedConv1D(ExplicitMask, keras.layers.Layer):
   def call(self, inputs, mask=None, training=None):
     return _windowed(inputs, mask, self._convolve, self.kernel_size,
                      self.strides, self.dilation_rate, self.padding, 0.0)
+
+  def convolve(self, inputs, mask=None):
+    """:meth:`call` without zeroing the pad outputs, for a caller that
+    zeroes them later (``MaskedConvBlock``): they hold finite values that
+    no real output reads. Same arguments and returns as :meth:`call`."""
+    return _windowed(inputs, mask, self._convolve, self.kernel_size,
+                     self.strides, self.dilation_rate, self.padding, 0.0,
+                     zero_pad_outputs=False)
 
   def get_config(self):
     conv = self.conv.get_config()

@@ -74,14 +74,15 @@ class MaskedConvBlock(ExplicitMask, keras.layers.Layer):
       self.norm.build((None, None, self.filters))
 
   def call(self, inputs, mask=None, training=None):
-    x, mask = self.conv(inputs, mask=mask)
+    # Pad steps are zeroed once, at the end (the pooling reads real steps
+    # only and zeroes its pad outputs): the parts leave them finite.
+    x, mask = self.conv.convolve(inputs, mask=mask)
     if self.norm is not None:
-      x = self.norm(x, mask=mask, training=training)
+      x = self.norm.normalize(x, mask=mask, training=training)
     x = self.drop(self.act(x), training=training)
-    x = masking.apply_mask(x, mask)
     if self.pool is not None:
-      x, mask = self.pool(x, mask=mask)
-    return x, mask
+      return self.pool(x, mask=mask)
+    return masking.apply_mask(x, mask), mask
 
   def get_config(self):
     config = super().get_config()

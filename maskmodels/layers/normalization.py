@@ -88,6 +88,11 @@ class MaskedBatchNormalization(ExplicitMask, keras.layers.Layer):
                                           **stat)
 
   def call(self, inputs, mask=None, training=None):
+    return masking.apply_mask(self.normalize(inputs, mask, training), mask)
+
+  def normalize(self, inputs, mask=None, training=None):
+    """:meth:`call` without zeroing the pad steps (finite for finite
+    inputs), for a caller that zeroes them later."""
     if training:
       mean, variance, count = masked_moments(inputs, mask,
                                              shift=self.moving_mean)
@@ -101,8 +106,8 @@ class MaskedBatchNormalization(ExplicitMask, keras.layers.Layer):
     inv = tf.math.rsqrt(tf.cast(variance, tf.float32) + self.epsilon)
     scale = tf.cast(self.gamma, tf.float32) * inv
     shift = tf.cast(self.beta, tf.float32) - tf.cast(mean, tf.float32) * scale
-    y = inputs * tf.cast(scale, inputs.dtype) + tf.cast(shift, inputs.dtype)
-    return masking.apply_mask(y, mask)
+    return inputs * tf.cast(scale, inputs.dtype) + tf.cast(shift,
+                                                           inputs.dtype)
 
   def get_config(self):
     config = super().get_config()
@@ -122,3 +127,9 @@ class MaskedLayerNormalization(ExplicitMask,
 
   def call(self, inputs, mask=None, training=None):
     return masking.apply_mask(super().call(inputs), mask)
+
+  def normalize(self, inputs, mask=None, training=None):
+    """:meth:`call` without zeroing the pad steps (finite for finite
+    inputs), for a caller that zeroes them later."""
+    del mask, training  # each step is normalized on its own
+    return super().call(inputs)
