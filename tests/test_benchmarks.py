@@ -43,6 +43,8 @@ def _run(script, *args):
                        "--data_dir={imdb}"]),
     ("conv_gradient.py", ["--batch=2", "--steps=9", "--channels=4",
                           "--rounds=1", "--calls=1"]),
+    ("dropout.py", ["--batch=2", "--steps=9", "--channels=4",
+                    "--rounds=1", "--calls=1"]),
     ("tagging_throughput.py", ["--steps=2", "--rounds=1"]),
     ("training_throughput.py", ["--data_dir={imdb}", "--examples=120",
                                 "--steps=2", "--rounds=1"]),
