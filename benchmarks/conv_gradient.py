@@ -12,9 +12,8 @@ matrix product per kernel tap (``x[:, j:j+T]^T · dy``), which
 ``MaskedConv1D`` computes where oneDNN runs below AVX-512.
 """
 
+import functools
 import json
-import statistics
-import time
 
 from maskmodels import cli
 
@@ -26,6 +25,7 @@ from absl import app, flags  # noqa: E402
 
 from maskmodels.layers import conv  # noqa: E402
 
+import timing  # noqa: E402  (benchmarks/timing.py)
 from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
 
 FLAGS = flags.FLAGS
@@ -84,18 +84,10 @@ def main(argv):
   per_tap = functions["filter_gradient_per_tap"](x, dy)
   scale = float(tf.reduce_max(tf.abs(tf_filter)))
   difference = float(tf.reduce_max(tf.abs(tf_filter - per_tap))) / scale
-  times = {name: [] for name in functions}
-  for fn in functions.values():  # traced and warm before the rounds
-    fn(x, dy)
-  for _ in range(FLAGS.rounds):
-    for name, fn in functions.items():
-      start = time.perf_counter()
-      for _ in range(FLAGS.calls):
-        out = fn(x, dy)
-      tf.nest.map_structure(lambda t: t.numpy(), out)
-      times[name].append(1000 * (time.perf_counter() - start) / FLAGS.calls)
-  medians = {name: round(statistics.median(v), 2)
-             for name, v in times.items()}
+  times = timing.alternate(
+      {name: functools.partial(fn, x, dy) for name, fn in functions.items()},
+      FLAGS.rounds, FLAGS.calls)
+  medians = {name: round(ms, 2) for name, ms in timing.medians(times).items()}
   for name, ms in medians.items():
     print(json.dumps({"part": name, "ms": ms,
                       "rounds": [round(t, 2) for t in times[name]]}))

@@ -11,9 +11,8 @@ value) and maskmodels' ``stateless_dropout`` (16 bits per value); then the
 fraction maskmodels' dropped and its output's mean on a tensor of ones.
 """
 
+import functools
 import json
-import statistics
-import time
 
 from maskmodels import cli
 
@@ -25,6 +24,7 @@ from absl import app, flags  # noqa: E402
 
 from maskmodels.layers import dropout  # noqa: E402
 
+import timing  # noqa: E402  (benchmarks/timing.py)
 from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
 
 FLAGS = flags.FLAGS
@@ -51,18 +51,10 @@ def main(argv):
       "maskmodels_stateless_dropout": tf.function(
           lambda x, s: dropout.stateless_dropout(x, rate, s)),
   }
-  times = {name: [] for name in functions}
-  for fn in functions.values():  # traced and warm before the rounds
-    fn(x, seed)
-  for _ in range(FLAGS.rounds):
-    for name, fn in functions.items():
-      start = time.perf_counter()
-      for _ in range(FLAGS.calls):
-        out = fn(x, seed)
-      out.numpy()
-      times[name].append(1000 * (time.perf_counter() - start) / FLAGS.calls)
-  medians = {name: round(statistics.median(v), 2)
-             for name, v in times.items()}
+  times = timing.alternate(
+      {name: functools.partial(fn, x, seed) for name, fn in functions.items()},
+      FLAGS.rounds, FLAGS.calls)
+  medians = {name: round(ms, 2) for name, ms in timing.medians(times).items()}
   for name, ms in medians.items():
     print(json.dumps({"op": name, "ms": ms,
                       "rounds": [round(t, 2) for t in times[name]]}))

@@ -18,8 +18,6 @@ pooling, 128 channels in, 64 units) and a tagger's (batch 32, 25 words,
 
 import itertools
 import json
-import statistics
-import time
 
 from maskmodels import cli
 
@@ -33,6 +31,7 @@ from absl import app, flags  # noqa: E402
 
 import maskmodels as mm  # noqa: E402
 from imdb_model import CLASSIFICATION, CustomLoop  # noqa: E402
+import timing  # noqa: E402  (benchmarks/timing.py)
 from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
 
 FLAGS = flags.FLAGS
@@ -77,16 +76,7 @@ def layer_step(kernel, lengths, batch, time_steps, channels, units):
 
 def alternate(runners, calls):
   """Median milliseconds per call of each runner, in alternating rounds."""
-  for run in runners.values():
-    run()  # trace
-  times = {name: [] for name in runners}
-  for _ in range(FLAGS.rounds):
-    for name, run in runners.items():
-      start = time.perf_counter()
-      for _ in range(calls):
-        run()
-      times[name].append(1000 * (time.perf_counter() - start) / calls)
-  return {name: statistics.median(t) for name, t in times.items()}
+  return timing.medians(timing.alternate(runners, FLAGS.rounds, calls))
 
 
 def train_steps(data_dir):
