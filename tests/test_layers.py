@@ -306,6 +306,35 @@ def test_a_block_equals_its_layers_called_in_turn(normalization, pool_size,
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("name,tapwise", [
+    ("conv", False), ("conv", True), ("batch_norm", False),
+    ("layer_norm", False)])
+def test_the_methods_that_leave_pad_steps_build_an_unbuilt_layer(
+    name, tapwise, sequences, monkeypatch):
+  """``convolve`` and ``normalize`` called first, as research code may,
+  build the layer as ``__call__`` would: zeroed, they equal its call."""
+  # pylint: disable=import-outside-toplevel
+  from maskmodels import cpu, masking
+  monkeypatch.setattr(cpu, "onednn_below_avx512", lambda: tapwise)
+  layer = {"conv": lambda: mm.MaskedConv1D(4, 3),
+           "batch_norm": mm.MaskedBatchNormalization,
+           "layer_norm": mm.MaskedLayerNormalization}[name]()
+  batch = keras.utils.pad_sequences(sequences, padding="post",
+                                    dtype="float32")
+  x = tf.constant(batch)
+  mask = tf.constant(np.any(batch != 0, axis=-1))
+  if name == "conv":
+    y, y_mask = layer.convolve(x, mask=mask)
+  else:
+    y, y_mask = layer.normalize(x, mask=mask), mask
+  assert layer.built and layer.weights
+  want, want_mask = (layer(x, mask=mask) if name == "conv"
+                     else (layer(x, mask=mask), mask))
+  np.testing.assert_array_equal(y_mask, want_mask)
+  np.testing.assert_allclose(masking.apply_mask(y, y_mask), want,
+                             rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("rate", [0.1, 0.3, 0.9])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_dropout_drops_its_rate_and_keeps_the_expectation(rate, dtype):

@@ -12,3 +12,11 @@ class ExplicitMask:
 
   def compute_mask(self, inputs, previous_mask=None):
     return None
+
+  def build_for(self, inputs):
+    """Builds the layer from ``inputs``' shape (``[batch, time, channels]``)
+    unless it is built: what ``__call__`` does first, for the methods a
+    caller runs directly (``MaskedConv1D.convolve``, the normalizations'
+    ``normalize``)."""
+    if not self.built:
+      self.build(tuple(inputs.shape))

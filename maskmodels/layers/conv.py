@@ -171,6 +171,7 @@ class MaskedConv1D(ExplicitMask, keras.layers.Layer):
     """:meth:`call` without zeroing the pad outputs, for a caller that
     zeroes them later (``MaskedConvBlock``): they hold finite values that
     no real output reads. Same arguments and returns as :meth:`call`."""
+    self.build_for(inputs)
     return _windowed(inputs, mask, self._convolve, self.kernel_size,
                      self.strides, self.dilation_rate, self.padding, 0.0,
                      zero_pad_outputs=False)

@@ -93,6 +93,7 @@ class MaskedBatchNormalization(ExplicitMask, keras.layers.Layer):
   def normalize(self, inputs, mask=None, training=None):
     """:meth:`call` without zeroing the pad steps (finite for finite
     inputs), for a caller that zeroes them later."""
+    self.build_for(inputs)
     if training:
       mean, variance, count = masked_moments(inputs, mask,
                                              shift=self.moving_mean)
@@ -132,4 +133,5 @@ class MaskedLayerNormalization(ExplicitMask,
     """:meth:`call` without zeroing the pad steps (finite for finite
     inputs), for a caller that zeroes them later."""
     del mask, training  # each step is normalized on its own
+    self.build_for(inputs)
     return super().call(inputs)
