@@ -9,6 +9,10 @@ nested ``Config`` class.
 
 Field types: ``bool``, ``int``, ``float``, ``str``, ``list[int]``,
 ``list[str]`` and ``dict`` (JSON); a list setting also takes one item.
+``int | None`` (or ``float | None``) is a number that may be unset, for a
+setting whose default follows another ("unset: --max_len"): no number
+stands for something else. :func:`describe` says what a setting allows,
+for help and for errors.
 
 :class:`Configurable` makes a Keras layer or model take its ``Config``'s
 fields as keyword arguments, so a component's defaults live in its
@@ -18,28 +22,44 @@ fields as keyword arguments, so a component's defaults live in its
 import copy
 import dataclasses
 import inspect
+import json
+import types
 import typing
 
-from maskmodels.errors import InputError
+from maskmodels.errors import InputError, SettingError
 from maskmodels.registry import Registry
 
 
-def setting(default, help, *, lower=None, upper=None, choices=None,  # pylint: disable=redefined-builtin
-            resume=False, flag=True):
+# Upper bounds of the settings that size a model's memory: a width
+# (channels, units, an embedding) or a window far beyond any model a
+# machine could hold, so a typo is an error before any weight is made.
+MAX_WIDTH = 16_384
+MAX_WINDOW = 1_024
+MAX_BUCKETS = 1 << 27
+
+
+def setting(default, help, *, lower=None, upper=None, above=None,  # pylint: disable=redefined-builtin
+            choices=None, resume=False, flag=True, required=False,
+            unset=""):
   """A dataclass field that is also a flag and a saved setting.
 
   Args:
     default: the default (lists and dicts are copied for each instance).
     help: one line for ``--help``.
     lower, upper: inclusive bounds of a number.
+    above: an exclusive lower bound (a learning rate is above 0).
     choices: allowed values: a tuple, or a :class:`Registry` (looked up when
-      a config is built, so research code can register more).
+      a config is built, so research code can register more); for a list,
+      of each item.
     resume: a run resumes only with the same value (the setting shapes the
       checkpoint or what it means).
     flag: whether the command line can set it.
+    required: the command needs a value (a string setting: not empty).
+    unset: what an unset (``None``) value means, for help ("--max_len").
   """
-  metadata = dict(help=help, lower=lower, upper=upper, choices=choices,
-                  resume=resume, flag=flag)
+  metadata = dict(help=help, lower=lower, upper=upper, above=above,
+                  choices=choices, resume=resume, flag=flag,
+                  required=required, unset=unset)
   if isinstance(default, (list, dict)):
     return dataclasses.field(default_factory=lambda: copy.deepcopy(default),
                              metadata=metadata)
@@ -47,64 +67,158 @@ def setting(default, help, *, lower=None, upper=None, choices=None,  # pylint: d
 
 
 def field_kind(field):
-  """``(kind, item)``: ``("list", int)`` for ``list[int]``, else the type."""
+  """``(kind, item)``: ``(list, int)`` for ``list[int]``, ``(int, None)``
+  for ``int`` and for ``int | None``, else ``(type, None)``."""
   if typing.get_origin(field.type) is list:
     return list, typing.get_args(field.type)[0]
+  if nullable(field):
+    return next(t for t in typing.get_args(field.type)
+                if t is not type(None)), None
   return field.type, None
 
 
+def nullable(field):
+  """Whether ``field`` may be unset (``int | None``)."""
+  return isinstance(field.type, types.UnionType) and type(None) in (
+      typing.get_args(field.type))
+
+
+def _number(value):
+  return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def _bounds(meta):
+  lower, upper, above = (meta.get(name) for name in ("lower", "upper",
+                                                     "above"))
+  lower, upper, above = (None if v is None else _number(v)
+                         for v in (lower, upper, above))
+  if lower is not None and upper is not None:
+    return f" in [{lower}, {upper}]"
+  if above is not None and upper is not None:
+    return f" in ({above}, {upper}]"
+  if lower is not None:
+    return f" >= {lower}"
+  if above is not None:
+    return f" > {above}"
+  if upper is not None:
+    return f" <= {upper}"
+  return ""
+
+
+def _in_bounds(meta, value):
+  lower, upper, above = meta.get("lower"), meta.get("upper"), meta.get(
+      "above")
+  return not ((lower is not None and value < lower) or
+              (upper is not None and value > upper) or
+              (above is not None and value <= above))
+
+
+def choice_names(field):
+  """The names a setting chooses from (a registry's, as registered now),
+  or None."""
+  choices = field.metadata.get("choices")
+  if isinstance(choices, Registry):
+    return choices.names()
+  return None if choices is None else [str(c) for c in choices]
+
+
+def describe(field, unset=True):
+  """What ``field`` allows, in words: ``"an integer >= 1"``, ``"one of
+  adam, sgd"``, ``"comma-separated integers >= 1"`` (and with ``unset``,
+  what leaving it unset means)."""
+  kind, item = field_kind(field)
+  meta, names = field.metadata, choice_names(field)
+  if kind is bool:
+    return "true or false"
+  if kind is dict:
+    return "a JSON object"
+  if kind is list:
+    if names is not None:
+      return "comma-separated names, each one of " + ", ".join(names)
+    return ("comma-separated " + {int: "integers", float: "numbers"}.get(
+        item, "strings") + _bounds(meta))
+  if names is not None:
+    text = "one of " + ", ".join(names)
+  else:
+    text = {int: "an integer", float: "a number", str: "a string"}[kind]
+    text += _bounds(meta)
+  if nullable(field) and unset:
+    text += f", or unset ({meta.get('unset') or 'none'})"
+  return text
+
+
+def show(value):
+  """A setting's value as a flag writes it."""
+  if isinstance(value, bool):
+    return str(value).lower()
+  if isinstance(value, list):
+    return ",".join(map(show, value))
+  if isinstance(value, dict):
+    return json.dumps(value)
+  return "" if value is None else str(value)
+
+
 def _converted(field, value):
-  """``value`` as the field's type, or an InputError naming both."""
+  """``value`` as the field's type, or a SettingError naming both."""
   kind, item = field_kind(field)
   name = field.name
 
-  def bad(expected):
-    return InputError(f"{name}={value!r}: expected {expected}.")
+  def bad():
+    return SettingError(f"--{name}={show(value)}: expected "
+                        f"{describe(field)}.")
 
+  if value is None and nullable(field):
+    return None
   if kind is bool:
     if not isinstance(value, bool):
-      raise bad("true or false")
+      raise bad()
     return value
   if kind in (int, float):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (
         kind is int and not float(value).is_integer()):
-      raise bad("an integer" if kind is int else "a number")
+      raise bad()
     return kind(value)
   if kind is str:
     if not isinstance(value, str):
-      raise bad("a string")
+      raise bad()
     return value
   if kind is list:
     if isinstance(value, item) and not isinstance(value, bool):
       value = [value]  # one value for every item
     if not isinstance(value, (list, tuple)) or not all(
         isinstance(v, item) and not isinstance(v, bool) for v in value):
-      raise bad(f"a list of {item.__name__}")
+      raise bad()
     return list(value)
   if kind is dict:
     if value is None:
       return {}
     if not isinstance(value, dict):
-      raise bad("a JSON object")
+      raise bad()
     return dict(value)
   raise TypeError(f"Unsupported setting type {field.type} for {name}.")
 
 
 def check_value(field, value):
-  """Validates ``value`` for ``field``; returns it converted to its type."""
+  """Validates ``value`` for ``field``; returns it converted to its type.
+
+  Raises:
+    SettingError: naming the setting as its flag, the value, and what the
+      setting allows.
+  """
   value = _converted(field, value)
-  meta, name = field.metadata, field.name
+  meta = field.metadata
+  if meta.get("required") and value in ("", None):
+    raise SettingError(f"--{field.name} is required: "
+                       f"{meta.get('help', '').rstrip('.')}.")
+  if value is None:
+    return value
   items = value if isinstance(value, list) else [value]  # bounds: each item
-  if meta.get("lower") is not None and any(v < meta["lower"] for v in items):
-    raise InputError(f"{name}={value!r}: must be >= {meta['lower']}.")
-  if meta.get("upper") is not None and any(v > meta["upper"] for v in items):
-    raise InputError(f"{name}={value!r}: must be <= {meta['upper']}.")
-  choices = meta.get("choices")
-  if isinstance(choices, Registry):
-    choices.get(value)  # raises, naming the registered choices
-  elif choices is not None and value not in choices:
-    raise InputError(f"{name}={value!r}: choose one of "
-                     f"{', '.join(map(str, choices))}.")
+  names = choice_names(field)
+  if (not all(_in_bounds(meta, v) for v in items
+             if isinstance(v, (int, float))) or
+      (names is not None and any(str(v) not in names for v in items))):
+    raise SettingError(f"--{field.name}={show(value)}: expected "
+                       f"{describe(field)}.")
   return value
 
 
@@ -157,7 +271,7 @@ def component_settings(registry, name, values, source):
                 if _plain(p.default) is not None}
   unknown = sorted(set(values) - set(accepted))
   if unknown:
-    raise InputError(
+    raise SettingError(
         f"{source}: {', '.join(unknown)} {'is not a setting' if len(unknown) == 1 else 'are not settings'} "
         f"of {registry.kind} {name!r}; its settings: "
         f"{', '.join(accepted) or 'none'}.")

@@ -75,15 +75,16 @@ def parsed_flags():
   does; the flags stay parsed until the test ends, then are restored."""
   # pylint: disable=import-outside-toplevel
   from absl import flags
-  from maskmodels import flags as mm_flags
+  from maskmodels import cli
+  from maskmodels.cli import flags as flags_lib
+  from maskmodels.commands import train
   if "model_dir" not in flags.FLAGS:
-    from maskmodels.commands import train
-    train.define_flags()
+    cli.define_flags(train.COMMAND)
 
   def parse(*argv):
     flags.FLAGS.unparse_flags()
     flags.FLAGS(["prog", *argv])
-    return mm_flags.experiment_config_from_flags()
+    return flags_lib.experiment_config_from_flags()
 
   yield parse
   flags.FLAGS.unparse_flags()

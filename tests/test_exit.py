@@ -38,7 +38,7 @@ def test_a_finished_run_leaves_no_input_pipeline_alive(tmp_path, mirrored):
   gc.disable()
   try:
     summary = training.train_and_evaluate(
-        tiny_config(data, deterministic=False, train_steps=0, epochs=1,
+        tiny_config(data, deterministic=False, train_steps=None, epochs=1,
                     steps_per_loop=2), str(tmp_path / "run"), mirrored)
     alive = _live_iterators()
   finally:

@@ -283,5 +283,5 @@ def test_model_argument_errors_name_the_value():
   with pytest.raises(InputError, match=r"kernel_size=\[3, 5, 7\]: give one "
                      r"value for every conv block or one per block \(2\)"):
     mm.ConvGRUEncoder(conv_filters=[4, 4], kernel_size=[3, 5, 7])
-  with pytest.raises(InputError, match="dropout=1.5: must be <= 0.99"):
+  with pytest.raises(InputError, match=r"--dropout=1.5: expected a number in \[0, 0.99\]"):
     mm.ConvGRUEncoder(dropout=1.5)

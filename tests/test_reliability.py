@@ -73,7 +73,7 @@ def test_hostile_texts_train_evaluate_and_predict_without_loss_or_nan(
   _write_review_folder(root, "train", train_reviews)
   _write_review_folder(root, "test", test_reviews)
   config = tiny_config(root, data_format="aclimdb", validation_fraction=0.25,
-                       batch_size=4, num_buckets=4, train_steps=0, epochs=2,
+                       batch_size=4, num_buckets=4, train_steps=None, epochs=2,
                        deterministic=False)
   model_dir = str(tmp_path / "run")
   summary = training.train_and_evaluate(config, model_dir,

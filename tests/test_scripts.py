@@ -74,7 +74,7 @@ def test_evaluate_predict_and_a_resumed_run_read_the_run(
   assert metrics["accuracy"] == pytest.approx(summary["test_accuracy"],
                                               abs=1e-6)
 
-  inputs = predict.read_inputs(["predict.py", "A superb film.", ""])
+  inputs = predict.read_inputs(["A superb film.", ""])
   serve, task = predict.server_and_task(model_dir)
   lines = [task.describe(given, row) for given, row in zip(inputs, serve(
       inputs, 64))]
@@ -83,7 +83,7 @@ def test_evaluate_predict_and_a_resumed_run_read_the_run(
   assert label in ("neg", "pos") and 0.5 <= float(probability) <= 1.0
   assert text == "A superb film."
   # Inputs come one per line on stdin when no argument gives them.
-  assert predict.read_inputs(["predict.py"], stdin=io.StringIO(
+  assert predict.read_inputs([], stdin=io.StringIO(
       "one review\nanother review\n")) == ["one review", "another review"]
 
   # The run resumed from a flagfile, in-process as the command parses it.
@@ -127,18 +127,18 @@ def test_input_errors_show_their_traceback_on_request_and_bugs_always(
   from maskmodels import cli  # pylint: disable=import-outside-toplevel
   from maskmodels.errors import InputError  # pylint: disable=import-outside-toplevel
 
-  def bad_input(argv):
-    raise InputError(f"{argv[1]} is not a maskmodels model directory")
+  def bad_input(path):
+    raise InputError(f"{path} is not a maskmodels model directory")
 
   with pytest.raises(SystemExit) as exit_:
-    cli.guarded(bad_input)(["evaluate", "runs/x"])
+    cli.guarded(bad_input)("runs/x")
   assert exit_.value.code == 1
   assert capsys.readouterr().err == (
       "error: runs/x is not a maskmodels model directory\n")
   with pytest.raises(InputError, match="is not a maskmodels model"):
-    cli.guarded(bad_input, lambda: True)(["evaluate", "runs/x"])  # --traceback
+    cli.guarded(bad_input, lambda: True)("runs/x")  # --traceback
   with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
-    cli.guarded(lambda argv: 1 / 0)(["evaluate"])
+    cli.guarded(lambda path: 1 / 0)("runs/x")
 
 
 @pytest.mark.slow

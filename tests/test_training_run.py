@@ -35,7 +35,7 @@ def trained(jsonl, tmp_path_factory):
   dev = write_jsonl(root / "dev.jsonl", 30, seed=3, text_key="content",
                     label_key="sentiment")
   test = write_jsonl(root / "test.jsonl", 40, seed=4)
-  settings = dict(deterministic=False, train_steps=0, epochs=2,
+  settings = dict(deterministic=False, train_steps=None, epochs=2,
                   validation_path=dev, validation_text_column="content",
                   validation_label_column="sentiment", test_path=test)
   model_dir = str(root / "run")
@@ -77,7 +77,7 @@ def test_an_epoch_is_one_pass_and_the_directory_holds_what_later_steps_need(
 def test_a_file_without_the_column_it_is_read_by_is_named(trained):
   config = trained[2]
   with pytest.raises(InputError, match="Field 'text' missing in .*dev.jsonl"):
-    training.read_splits(config.replace(validation_text_column="").data)
+    training.read_splits(config.replace(validation_text_column=None).data)
 
 
 def test_serving_reads_the_run_s_weights_and_eval_max_len(trained):
@@ -88,7 +88,7 @@ def test_serving_reads_the_run_s_weights_and_eval_max_len(trained):
                              rtol=1e-5)
   # --eval_max_len: serving reads more of a long text.
   long_text = " ".join(["the plot was dull"] * 20 + ["superb"] * 60)
-  for eval_max_len, width in ((0, 96), (400, 400)):
+  for eval_max_len, width in ((None, 96), (400, 400)):
     run.config = run.config.replace(eval_max_len=eval_max_len)
     ids = run.tokenizer.encode([long_text], width, run.config.data.truncation)
     want = tf.nn.softmax(run.model(ids.to_tensor(), training=False)).numpy()

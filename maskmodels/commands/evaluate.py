@@ -8,25 +8,12 @@ r"""Evaluates a trained model directory on a data split; prints JSON metrics.
 
 import json
 
-from absl import app, flags
-
 from maskmodels import cli
 
-FLAGS = flags.FLAGS
 
-
-def define_flags():
-  flags.DEFINE_string("model_dir", None, "The trained model directory.",
-                      required=True)
-  flags.DEFINE_string("data_format", None, "Data format (default: the one "
-                      "the model was trained on).")
-  flags.DEFINE_string("data_path", None, "aclImdb root or data file "
-                      "(default: the run's test file, else its data path).")
-  flags.DEFINE_string("split", "test", "aclImdb or embedded-data split.")
-  flags.DEFINE_string("text_column", None, "CSV/TSV column or JSONL key of "
-                      "texts (default: the run's, for its test file).")
-  flags.DEFINE_string("label_column", None, "CSV/TSV column or JSONL key of "
-                      "labels (default: the run's, for its test file).")
+def settings():
+  from maskmodels.commands.settings import EvaluateSettings  # pylint: disable=import-outside-toplevel
+  return EvaluateSettings
 
 
 def examples_to_evaluate(config, data_format=None, data_path=None,
@@ -49,22 +36,32 @@ def examples_to_evaluate(config, data_format=None, data_path=None,
                                default_data=task_of(config).default_data)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+def main(parsed, arguments):
+  del arguments
   from maskmodels import training  # pylint: disable=import-outside-toplevel
   cli.absorb_onednn_notice()
-  config = training.ModelDirectory(FLAGS.model_dir).load_config()
+  own = parsed.own
+  config = training.ModelDirectory(own.model_dir).load_config()
   examples = examples_to_evaluate(
-      config, FLAGS.data_format, FLAGS.data_path, FLAGS.split,
-      FLAGS.text_column, FLAGS.label_column)
-  metrics = training.evaluate(FLAGS.model_dir, examples)
+      config, own.data_format, own.data_path, own.split, own.text_column,
+      own.label_column)
+  metrics = training.evaluate(own.model_dir, examples)
   metrics = {name: int(value) if name in ("examples", "tokens") else value
              for name, value in metrics.items()}
   print(json.dumps(dict(metrics, source=examples.source)))
 
 
+def check(parsed):
+  # pylint: disable=import-outside-toplevel
+  from maskmodels.commands.settings import check_model_dir, check_path
+  check_model_dir(parsed.own.model_dir)
+  check_path(parsed.own.data_path, "data_path")
+
+
+COMMAND = cli.Command("evaluate", __doc__, settings, main, check=check)
+
+
 def run():
   """The ``maskmodels-evaluate`` entry point."""
   cli.quiet_start()
-  cli.run(main, define_flags, __doc__)
+  cli.run(COMMAND)

@@ -5,31 +5,33 @@ r"""Exports a trained model directory as a SavedModel that takes raw strings.
         serving_default
 """
 
-from absl import app, flags
-
 from maskmodels import cli
 
-FLAGS = flags.FLAGS
+
+def settings():
+  from maskmodels.commands.settings import ExportSettings  # pylint: disable=import-outside-toplevel
+  return ExportSettings
 
 
-def define_flags():
-  flags.DEFINE_string("model_dir", None, "The trained model directory.",
-                      required=True)
-  flags.DEFINE_string("export_dir", None, "Where the SavedModel is written.",
-                      required=True)
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+def main(parsed, arguments):
+  del arguments
   from maskmodels import export  # pylint: disable=import-outside-toplevel
   cli.absorb_onednn_notice()
-  path = export.export_saved_model(FLAGS.model_dir, FLAGS.export_dir)
-  print(f"Exported {FLAGS.model_dir} to {path} (signature "
+  own = parsed.own
+  path = export.export_saved_model(own.model_dir, own.export_dir)
+  print(f"Exported {own.model_dir} to {path} (signature "
         f"'{export.SIGNATURE}': strings [batch] -> probabilities, labels).")
+
+
+def check(parsed):
+  from maskmodels.commands.settings import check_model_dir  # pylint: disable=import-outside-toplevel
+  check_model_dir(parsed.own.model_dir)
+
+
+COMMAND = cli.Command("export", __doc__, settings, main, check=check)
 
 
 def run():
   """The ``maskmodels-export`` entry point."""
   cli.quiet_start()
-  cli.run(main, define_flags, __doc__)
+  cli.run(COMMAND)

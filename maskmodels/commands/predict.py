@@ -17,26 +17,15 @@ each sentence of a CoNLL-U file (--input_format=conllu).
 import json
 import sys
 
-from absl import flags
-
 from maskmodels import cli
 
-FLAGS = flags.FLAGS
-INPUT_FORMATS = ("text", "conllu")
+
+def settings():
+  from maskmodels.commands.settings import PredictSettings  # pylint: disable=import-outside-toplevel
+  return PredictSettings
 
 
-def define_flags():
-  flags.DEFINE_string("model_dir", None, "A trained model directory or an "
-                      "exported SavedModel.", required=True)
-  flags.DEFINE_integer("batch_size", 64, "Inputs per batch.", lower_bound=1)
-  flags.DEFINE_enum("input_format", "text", INPUT_FORMATS,
-                    "text: one input per argument or line; conllu: the "
-                    "words of each sentence of --input.")
-  flags.DEFINE_string("input", None, "A file to read instead of the "
-                      "arguments or stdin.")
-
-
-def read_inputs(argv, input_format="text", path=None, stdin=None):
+def read_inputs(arguments, input_format="text", path=None, stdin=None):
   """The inputs: the arguments, else the lines of ``path`` or of stdin
   (strings), or a CoNLL-U file's sentences (word lists)."""
   # pylint: disable=import-outside-toplevel
@@ -49,7 +38,8 @@ def read_inputs(argv, input_format="text", path=None, stdin=None):
   if path:
     with open(path, encoding="utf-8", errors="replace") as f:
       return [line.rstrip("\n") for line in f]
-  return argv[1:] or [line.rstrip("\n") for line in (stdin or sys.stdin)]
+  return list(arguments) or [line.rstrip("\n")
+                             for line in (stdin or sys.stdin)]
 
 
 def server_and_task(model_dir):
@@ -68,15 +58,27 @@ def server_and_task(model_dir):
       inputs, batch_size), task
 
 
-def main(argv):
+def main(parsed, arguments):
   cli.absorb_onednn_notice()
-  inputs = read_inputs(argv, FLAGS.input_format, FLAGS.input)
-  predict, task = server_and_task(FLAGS.model_dir)
-  for given, row in zip(inputs, predict(inputs, FLAGS.batch_size)):
+  own = parsed.own
+  inputs = read_inputs(arguments, own.input_format, own.input)
+  predict, task = server_and_task(own.model_dir)
+  for given, row in zip(inputs, predict(inputs, own.batch_size)):
     print(task.describe(given, row))
+
+
+def check(parsed):
+  # pylint: disable=import-outside-toplevel
+  from maskmodels.commands.settings import check_model_dir, check_path
+  check_model_dir(parsed.own.model_dir, saved_model=True)
+  check_path(parsed.own.input, "input", folder_ok=False)
+
+
+COMMAND = cli.Command("predict", __doc__, settings, main,
+                      arguments="inputs, one per argument", check=check)
 
 
 def run():
   """The ``maskmodels-predict`` entry point."""
   cli.quiet_start()
-  cli.run(main, define_flags, __doc__)
+  cli.run(COMMAND)

@@ -14,21 +14,14 @@ at once. A multi-worker run that loses a worker exits with status 69.
 import json
 import sys
 
-from absl import app, flags, logging
+from absl import logging
 
 from maskmodels import cli
 
-FLAGS = flags.FLAGS
-WORKER_LOST_EXIT_CODE = 69  # EX_UNAVAILABLE: restart every worker
 
-
-def define_flags():
-  from maskmodels import flags as mm_flags  # pylint: disable=import-outside-toplevel
-  flags.DEFINE_string("model_dir", "runs/default",
-                      "Model directory: checkpoints, vocabulary, config and "
-                      "summaries. A rerun with the same directory resumes.")
-  mm_flags.define_runtime_flags()
-  mm_flags.define_experiment_flags()
+def settings():
+  from maskmodels.commands.settings import TrainSettings  # pylint: disable=import-outside-toplevel
+  return TrainSettings
 
 
 def done_line(summary, model_dir, best_metric="accuracy"):
@@ -51,34 +44,51 @@ def done_line(summary, model_dir, best_metric="accuracy"):
   return f"Done: {'; '.join(parts)}. Model in {model_dir}."
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+def main(parsed, arguments):
+  del arguments
   # pylint: disable=import-outside-toplevel
-  from maskmodels import flags as mm_flags
   from maskmodels import training
   from maskmodels.errors import WorkerLost
-  config = mm_flags.experiment_config_from_flags()
-  runtime = mm_flags.runtime_config_from_flags()
+  config, runtime = parsed.config, parsed.runtime
+  model_dir = parsed.own.model_dir
   strategy = training.get_strategy(runtime.strategy, runtime.num_cpu_devices,
                                    runtime.tpu)
   cli.absorb_onednn_notice()
   logging.info("Strategy %s with %d replica(s).", runtime.strategy,
                strategy.num_replicas_in_sync)
   try:
-    summary = training.train_and_evaluate(config, FLAGS.model_dir, strategy)
+    summary = training.train_and_evaluate(config, model_dir, strategy)
   except training.TrainingInterrupted as stopped:
     logging.warning("%s", stopped)
     sys.exit(training.PREEMPTED_EXIT_CODE)
   except WorkerLost as lost:
     sys.stderr.write(f"error: {lost}\n")
-    sys.exit(WORKER_LOST_EXIT_CODE)
+    sys.exit(lost.exit_code)
   print(json.dumps(summary, indent=2))
   task = training.builders.task_of(config)
-  print(done_line(summary, FLAGS.model_dir, task.best_metric))
+  print(done_line(summary, model_dir, task.best_metric))
+
+
+def check(parsed):
+  """The data paths name files or folders; a format other than the
+  embedded data has a --data_path."""
+  # pylint: disable=import-outside-toplevel
+  from maskmodels.commands.settings import check_path
+  from maskmodels.errors import SettingError
+  data = parsed.config.data
+  if data.data_format != "default" and not data.data_path:
+    raise SettingError(f"--data_path is required with --data_format="
+                       f"{data.data_format}: the training data's file or "
+                       f"folder.")
+  for flag in ("data_path", "validation_path", "test_path"):
+    check_path(getattr(data, flag), flag)
+
+
+COMMAND = cli.Command("train", __doc__, settings, main, experiment=True,
+                      check=check)
 
 
 def run():
   """The ``maskmodels-train`` entry point."""
   cli.quiet_start()
-  cli.run(main, define_flags, __doc__)
+  cli.run(COMMAND)

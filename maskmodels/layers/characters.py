@@ -20,7 +20,8 @@ from maskmodels import masking
 from maskmodels.layers.base import ExplicitMask
 from maskmodels.layers.conv import MaskedConv1D
 from maskmodels.registry import register_word_feature
-from maskmodels.settings import Configurable, Settings, setting
+from maskmodels.settings import (MAX_BUCKETS, MAX_WIDTH, MAX_WINDOW,
+                                 Configurable, Settings, setting)
 
 
 class WordFeature(Configurable, ExplicitMask, keras.layers.Layer):
@@ -77,16 +78,18 @@ class CharacterFeatures(WordFeature):
     """The character encoder."""
     char_buckets: int = setting(512, "chars: character ids (hash buckets of "
                                 "code points; pad and word marks "
-                                "included).", lower=4, resume=True)
+                                "included).", lower=4, upper=MAX_BUCKETS,
+                                resume=True)
     char_dim: int = setting(32, "chars: character embedding width.",
-                            lower=1, resume=True)
+                            lower=1, upper=MAX_WIDTH, resume=True)
     char_filters: int = setting(64, "chars: filters of the character "
                                 "convolution (the feature's width).",
-                                lower=1, resume=True)
+                                lower=1, upper=MAX_WIDTH, resume=True)
     char_kernel_size: int = setting(3, "chars: its kernel size.", lower=1,
-                                    resume=True)
+                                    upper=MAX_WINDOW, resume=True)
     max_chars: int = setting(24, "chars: characters kept per word (its "
-                             "head).", lower=1, resume=True)
+                             "head).", lower=1, upper=MAX_WINDOW,
+                             resume=True)
 
   def __init__(self, **kwargs):
     super().__init__(**kwargs)

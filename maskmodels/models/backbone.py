@@ -19,6 +19,7 @@ from maskmodels import masking
 from maskmodels.layers.base import ExplicitMask
 from maskmodels.layers.dropout import Dropout
 from maskmodels.registry import ENCODERS, WORD_FEATURES, register_backbone
+from maskmodels.settings import MAX_WIDTH
 from maskmodels.settings import Configurable, Settings, component_settings
 from maskmodels.settings import setting
 
@@ -78,7 +79,7 @@ class SequenceBackbone(Configurable, ExplicitMask, keras.layers.Layer):
   class Config(Settings):
     """The backbone's own settings."""
     embedding_dim: int = setting(64, "Token embedding width.", lower=1,
-                                 resume=True)
+                                 upper=MAX_WIDTH, resume=True)
     token_dropout: float = setting(
         0.0, "Rate of zeroing whole token embeddings in training.",
         lower=0.0, upper=0.99, resume=True)

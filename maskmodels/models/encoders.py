@@ -11,7 +11,13 @@ from maskmodels.layers.base import ExplicitMask
 from maskmodels.layers.conv_block import NORMALIZATIONS, MaskedConvBlock
 from maskmodels.layers.recurrent import MaskedGRU
 from maskmodels.registry import register_encoder
-from maskmodels.settings import Configurable, Settings, setting
+from maskmodels.settings import (MAX_WINDOW, MAX_WIDTH, Configurable,
+                                 Settings, setting)
+
+
+# The conv blocks' activations (Keras's names).
+ACTIVATIONS = ("relu", "gelu", "silu", "swish", "elu", "selu", "tanh",
+               "sigmoid", "leaky_relu", "mish", "linear")
 
 
 class Encoder(ExplicitMask, keras.Model):
@@ -68,27 +74,28 @@ class ConvGRUEncoder(Configurable, Encoder):
     """The encoder's settings: its defaults, flags and saved config."""
     conv_filters: list[int] = setting(
         [64], "conv_gru: filters of each conv block (empty: none).",
-        lower=1, resume=True)
+        lower=1, upper=MAX_WIDTH, resume=True)
     kernel_size: list[int] = setting(
         [5], "conv_gru: conv kernel size (one for every block, or one per "
-        "block).", lower=1, resume=True)
+        "block).", lower=1, upper=MAX_WINDOW, resume=True)
     strides: list[int] = setting([1], "conv_gru: conv stride.", lower=1,
-                                 resume=True)
+                                 upper=MAX_WINDOW, resume=True)
     dilation_rate: list[int] = setting([1], "conv_gru: conv dilation.",
-                                       lower=1, resume=True)
+                                       lower=1, upper=MAX_WINDOW,
+                                       resume=True)
     pool_size: list[int] = setting(
         [2], "conv_gru: max-pool size after each conv block (1: none).",
-        lower=1, resume=True)
+        lower=1, upper=MAX_WINDOW, resume=True)
     padding: str = setting("same", "conv_gru: conv padding.",
                            choices=masking.PADDING_MODES, resume=True)
     normalization: str = setting("batch", "conv_gru: conv block "
                                  "normalization.", choices=NORMALIZATIONS,
                                  resume=True)
     activation: str = setting("relu", "conv_gru: conv block activation.",
-                              resume=True)
+                              choices=ACTIVATIONS, resume=True)
     gru_units: list[int] = setting(
         [64], "conv_gru: units of each GRU layer (empty: none).", lower=1,
-        resume=True)
+        upper=MAX_WIDTH, resume=True)
     bidirectional: bool = setting(True, "conv_gru: bidirectional GRUs.",
                                   resume=True)
     dropout: float = setting(

@@ -20,7 +20,7 @@ from maskmodels.layers.dropout import Dropout
 from maskmodels.layers import pooling as _builtin_poolings  # noqa: F401
 from maskmodels.models.backbone import component
 from maskmodels.registry import POOLINGS, register_head
-from maskmodels.settings import Configurable, Settings, setting
+from maskmodels.settings import MAX_WIDTH, Configurable, Settings, setting
 
 
 class Head(Configurable, ExplicitMask, keras.layers.Layer):
@@ -40,7 +40,7 @@ class Head(Configurable, ExplicitMask, keras.layers.Layer):
   class Config(Settings):
     """Hidden layers of a head."""
     head_units: list[int] = setting([], "Hidden layers of the head.",
-                                    lower=1, resume=True)
+                                    lower=1, upper=MAX_WIDTH, resume=True)
     head_dropout: float = setting(0.1, "Dropout before each head layer.",
                                   lower=0.0, upper=0.99, resume=True)
 

@@ -14,7 +14,8 @@ from maskmodels import masking
 from maskmodels.layers.ngrams import HashedNgramBag, NaiveBayesNgrams
 from maskmodels.models.backbone import features_of
 from maskmodels.registry import register_member
-from maskmodels.settings import Configurable, Settings, setting
+from maskmodels.settings import (MAX_BUCKETS, MAX_WIDTH, MAX_WINDOW,
+                                 Configurable, Settings, setting)
 
 
 class Member(Configurable, keras.Model):
@@ -57,9 +58,10 @@ class NaiveBayesClassifier(Member):
     """The n-grams and the counts' smoothing."""
     naive_bayes_buckets: int = setting(
         1_048_576, "naive_bayes: hash buckets of the n-grams.", lower=1,
-        resume=True)
+        upper=MAX_BUCKETS, resume=True)
     naive_bayes_orders: list[int] = setting(
-        [1, 2], "naive_bayes: n-gram lengths.", lower=1, resume=True)
+        [1, 2], "naive_bayes: n-gram lengths.", lower=1, upper=MAX_WINDOW,
+        resume=True)
     naive_bayes_smoothing: float = setting(
         1.0, "naive_bayes: count added to every bucket and class.",
         lower=1e-6, resume=True)
@@ -92,11 +94,12 @@ class NgramBagClassifier(Member):
   class Config(Settings):
     """The n-gram table."""
     ngram_buckets: int = setting(262_144, "ngram_bag: rows of the n-gram "
-                                 "table.", lower=1, resume=True)
+                                 "table.", lower=1, upper=MAX_BUCKETS,
+                                 resume=True)
     ngram_dim: int = setting(64, "ngram_bag: width of its embeddings.",
-                             lower=1, resume=True)
+                             lower=1, upper=MAX_WIDTH, resume=True)
     ngram_orders: list[int] = setting([2], "ngram_bag: n-gram lengths.",
-                                      lower=1, resume=True)
+                                      lower=1, upper=MAX_WINDOW, resume=True)
 
   def __init__(self, output_size, pad_id=0, **kwargs):
     super().__init__(output_size, pad_id, **kwargs)

@@ -54,20 +54,20 @@ class DataConfig(Settings):
       "--validation_fraction from the training data).")
   test_split: str = setting("test", "Test split of a data folder ('' = "
                             "none).")
-  text_column: str = setting(
-      "", "CSV/TSV column or JSONL key of the inputs ('': the format's "
-      "own: text).")
-  label_column: str = setting(
-      "", "CSV/TSV column or JSONL key of the labels, or the CoNLL-U tag "
-      "column, upos or xpos ('': the format's own: label, upos).")
-  validation_text_column: str = setting(
-      "", "Text column of --validation_path ('': --text_column).")
-  validation_label_column: str = setting(
-      "", "Label column of --validation_path ('': --label_column).")
-  test_text_column: str = setting(
-      "", "Text column of --test_path ('': --text_column).")
-  test_label_column: str = setting(
-      "", "Label column of --test_path ('': --label_column).")
+  text_column: str | None = setting(
+      None, "CSV/TSV column or JSONL key of the inputs.",
+      unset="the format's own: text")
+  label_column: str | None = setting(
+      None, "CSV/TSV column or JSONL key of the labels, or the CoNLL-U tag "
+      "column, upos or xpos.", unset="the format's own: label, upos")
+  validation_text_column: str | None = setting(
+      None, "Text column of --validation_path.", unset="--text_column")
+  validation_label_column: str | None = setting(
+      None, "Label column of --validation_path.", unset="--label_column")
+  test_text_column: str | None = setting(
+      None, "Text column of --test_path.", unset="--text_column")
+  test_label_column: str | None = setting(
+      None, "Label column of --test_path.", unset="--label_column")
   validation_fraction: float = setting(
       0.1, "Fraction of the training data held out for validation when no "
       "--validation_path is given.", lower=0.0, upper=1.0)
@@ -76,7 +76,8 @@ class DataConfig(Settings):
       "from the training split.", flag=False, resume=True)
   tokenizer: str = setting("word", "Tokenizer.", choices=text.TOKENIZERS,
                            resume=True)
-  vocab_size: int = setting(8000, "Vocabulary size.", lower=3, resume=True)
+  vocab_size: int = setting(8000, "Vocabulary size.", lower=3,
+                            upper=10_000_000, resume=True)
   case_fold: bool = setting(
       True, "Fold case before looking words up (--nocase_fold keeps 'US' "
       "apart from 'us'; word features of pre-tokenized input see each "
@@ -89,26 +90,29 @@ class DataConfig(Settings):
   num_oov_buckets: int = setting(1, "Hash buckets for unknown words.",
                                  lower=1, resume=True)
   max_len: int = setting(256, "Tokens kept per text in training.", lower=1)
-  eval_max_len: int = setting(
-      0, "Tokens kept per text in evaluation, prediction and export (0: "
-      "--max_len). A masked model reads any length, so it may see whole "
-      "texts at test time.", lower=0)
+  eval_max_len: int | None = setting(
+      None, "Tokens kept per text in evaluation, prediction and export. A "
+      "masked model reads any length, so it may see whole texts at test "
+      "time.", lower=1, unset="--max_len")
   truncation: str = setting("head", "Which tokens to keep of a long text.",
                             choices=text.TRUNCATIONS)
   num_buckets: int = setting(8, "Length buckets (1 = no bucketing).", lower=1)
   static_shapes: bool = setting(False, "Pad every batch to its bucket's "
                                 "edge (TPU).")
-  batch_size: int = setting(64, "Global batch size (examples).", lower=1)
-  batch_tokens: int = setting(
-      0, "If > 0: size each length bucket's batch to about this many tokens "
-      "instead of --batch_size examples.", lower=0)
+  batch_size: int = setting(
+      64, "Global batch size (examples); a batch larger than the training "
+      "split is cut to it.", lower=1)
+  batch_tokens: int | None = setting(
+      None, "Size each length bucket's batch to about this many tokens "
+      "instead of --batch_size examples.", lower=1,
+      unset="--batch_size examples")
 
   @property
   def inference_max_len(self):
     """Tokens kept per text in evaluation, prediction and export."""
     return self.eval_max_len or self.max_len
 
-  def columns(self, text_column="", label_column=""):
+  def columns(self, text_column=None, label_column=None):
     """``(text, label)`` columns of a file: the given ones, else the run's,
     else the format's own."""
     text_default, label_default = readers.default_columns(self.data_format)
@@ -138,17 +142,19 @@ class ModelConfig(Settings):
       resume=True)
   word_features: list[str] = setting(
       [], "Registered word features whose outputs join the token "
-      "embeddings (chars: a character CNN).", resume=True)
+      "embeddings (chars: a character CNN).", choices=WORD_FEATURES,
+      resume=True)
   word_features_config: dict = setting(
       {}, "JSON settings of the word features, by name.", resume=True)
-  head: str = setting("", "Registered head ('': the task's own: pooled for "
-                      "a label per text, per_step for one per token).",
-                      resume=True)
+  head: str | None = setting(
+      None, "Registered head.", choices=HEADS, resume=True,
+      unset="the task's own: pooled for a label per text, per_step for one "
+      "per token")
   head_config: dict = setting({}, "JSON settings of --head.", resume=True)
   members: list[str] = setting(
-      [], "Registered ensemble members beside the network (naive_bayes, "
-      "ngram_bag); each learns from its own loss, and their output weights "
-      "are fitted on the validation split at the end of the run.",
+      [], "Registered ensemble members beside the network; each learns "
+      "from its own loss, and their output weights are fitted on the "
+      "validation split at the end of the run.", choices=MEMBERS,
       resume=True)
   members_config: dict = setting({}, "JSON settings of the members, by "
                                  "name.", resume=True)
@@ -164,15 +170,17 @@ class TrainConfig(Settings):
                               "its settings flags.", resume=True)
   epochs: int = setting(3, "Passes over the training data (unless "
                         "--train_steps).", lower=1)
-  train_steps: int = setting(0, "Total train steps (0: --epochs).", lower=0)
-  learning_rate: float = setting(3e-3, "Peak learning rate.", lower=0.0)
+  train_steps: int | None = setting(None, "Total train steps.", lower=1,
+                                    unset="--epochs passes")
+  learning_rate: float = setting(3e-3, "Peak learning rate.", above=0.0)
   lr_schedule: str = setting("cosine", "Decay after warm-up.",
                              choices=optimization.SCHEDULES)
   warmup_steps: int = setting(50, "Warm-up steps.", lower=0)
   optimizer: str = setting("adam", "Optimizer.",
                            choices=optimization.OPTIMIZERS, resume=True)
-  weight_decay: float = setting(0.0, "AdamW weight decay (0: 0.004).",
-                                lower=0.0)
+  weight_decay: float = setting(
+      0.004, "Decoupled weight decay of --optimizer=adamw (the other "
+      "optimizers have none).", lower=0.0)
   clip_norm: float = setting(1.0, "Global gradient-norm clip (0: off).",
                              lower=0.0)
   precision: str = setting("float32", "Compute precision.",
@@ -203,8 +211,8 @@ class RuntimeConfig(Settings):
   strategy: str = setting("default", "tf.distribute strategy.",
                           choices=strategy.STRATEGIES)
   num_cpu_devices: int = setting(
-      0, "For --strategy=mirrored without GPUs: logical CPU devices "
-      "(replicas); 0 = 2.", lower=0)
+      2, "For --strategy=mirrored on a host without GPUs: logical CPU "
+      "devices (replicas).", lower=1, upper=64)
   tpu: str = setting("", "TPU name or address for --strategy=tpu.")
 
 

@@ -89,16 +89,18 @@ OPTIMIZERS = Registry("optimizer")
 OPTIMIZERS.add("adam", lambda lr, wd: _pre_aggregated(
     keras.optimizers.Adam)(lr))
 OPTIMIZERS.add("adamw", lambda lr, wd: _pre_aggregated(
-    keras.optimizers.AdamW)(lr, weight_decay=wd or 0.004))
+    keras.optimizers.AdamW)(lr, weight_decay=wd))
 OPTIMIZERS.add("sgd", lambda lr, wd: _pre_aggregated(
     keras.optimizers.SGD)(lr, momentum=0.9))
 OPTIMIZERS.add("rmsprop", lambda lr, wd: _pre_aggregated(
     keras.optimizers.RMSprop)(lr))
 
 
-def make_optimizer(name, learning_rate, weight_decay=0.0, precision="float32"):
+def make_optimizer(name, learning_rate, weight_decay=0.004,
+                   precision="float32"):
   """A Keras optimizer that takes gradients already summed over replicas;
-  wrapped for loss scaling under ``mixed_float16``."""
+  wrapped for loss scaling under ``mixed_float16``. ``weight_decay`` is
+  AdamW's (the other optimizers have none)."""
   optimizer = OPTIMIZERS.get(name)(learning_rate, weight_decay)
   if precision == "mixed_float16":
     optimizer = keras.optimizers.LossScaleOptimizer(optimizer)

@@ -61,7 +61,7 @@ def read_splits(data, seed=0, default_data=None):
     seed: the validation split's seed.
     default_data: the task's ``DefaultData`` (for ``--data_format=default``).
   """
-  def read(path, split, text_column="", label_column=""):
+  def read(path, split, text_column=None, label_column=None):
     return readers.read_examples(
         data.data_format, path, split, *data.columns(text_column,
                                                      label_column),
@@ -204,7 +204,7 @@ class Runner:
     lengths = pipeline.token_lengths(splits.train, tokenizer, data.max_len,
                                      data.truncation)
     common = dict(
-        batch_size=data.batch_size, batch_tokens=data.batch_tokens,
+        batch_size=data.batch_size, batch_tokens=data.batch_tokens or 0,
         truncation=data.truncation, static_shapes=data.static_shapes,
         seed=train.seed, labels=self.task.labels, bucket_boundaries=(
             pipeline.length_boundaries(lengths, data.num_buckets)

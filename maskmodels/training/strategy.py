@@ -32,14 +32,14 @@ def split_cpu(num_devices):
         f"before running any TensorFlow op.") from None
 
 
-def get_strategy(name, num_cpu_devices=0, tpu=""):
+def get_strategy(name, num_cpu_devices=2, tpu=""):
   """The ``tf.distribute.Strategy`` registered as ``name``.
 
   Args:
     name: ``default``, ``one_device``, ``mirrored``,
       ``multi_worker_mirrored`` or ``tpu``.
     num_cpu_devices: for ``mirrored`` on a host without GPUs, the number of
-      logical CPU devices (replicas); 0 means 2 on such a host.
+      logical CPU devices (replicas); a host with GPUs uses every GPU.
     tpu: TPU name or address for ``tpu`` ("" = the local TPU / environment).
 
   Raises:
@@ -65,9 +65,9 @@ def _one_device(num_cpu_devices, tpu):
 @STRATEGIES.register("mirrored")
 def _mirrored(num_cpu_devices, tpu):
   del tpu
-  if tf.config.list_physical_devices("GPU") and not num_cpu_devices:
+  if tf.config.list_physical_devices("GPU"):
     return tf.distribute.MirroredStrategy()
-  split_cpu(num_cpu_devices or 2)
+  split_cpu(num_cpu_devices)
   devices = [d.name for d in tf.config.list_logical_devices("CPU")]
   return tf.distribute.MirroredStrategy(devices)
 

@@ -1,10 +1,14 @@
-"""absl flags generated from the settings classes.
+"""absl flags defined from settings classes, and read back as settings.
 
-Every :class:`~maskmodels.training.ExperimentConfig` setting is a flag of
-the same name, with the setting's default, bounds, choices and help; so is
-every setting a registered component (encoder, pooling, task) declares in
-its ``Config`` class. Research modules given to ``--import`` are imported
-before the flags are defined, so their components' settings are flags too.
+Every setting of a command (its own, and for training every
+:class:`~maskmodels.training.ExperimentConfig` setting and every
+registered component's ``Config`` setting) is a flag of the same name.
+absl checks only a flag's type while parsing; bounds and choices are the
+setting's own, checked when the parsed values become settings
+(:func:`experiment_config_from_flags`, :func:`settings_from_flags`), so
+every bad value gets the same message: the flag, the value, and what the
+setting allows. Research modules given to ``--import`` are imported before
+the flags are defined, so their components' settings are flags too.
 """
 
 import dataclasses
@@ -12,8 +16,8 @@ import json
 
 from absl import flags
 
-from maskmodels.errors import InputError
-from maskmodels.settings import field_kind
+from maskmodels.errors import SettingError
+from maskmodels.settings import describe, field_kind
 from maskmodels.training import config as config_lib
 
 FLAGS = flags.FLAGS
@@ -32,15 +36,12 @@ def _define(field):
   name, meta = field.name, field.metadata
   default, (kind, _) = _default(field), field_kind(field)
   text = meta.get("help", "")
-  bounds = dict(lower_bound=meta.get("lower"), upper_bound=meta.get("upper"))
   if kind is bool:
     flags.DEFINE_bool(name, default, text)
   elif kind is int:
-    flags.DEFINE_integer(name, default, text, **bounds)
+    flags.DEFINE_integer(name, default, text)
   elif kind is float:
-    flags.DEFINE_float(name, default, text, **bounds)
-  elif kind is str and isinstance(meta.get("choices"), tuple):
-    flags.DEFINE_enum(name, default, meta["choices"], text)
+    flags.DEFINE_float(name, default, text)
   elif kind is list:
     flags.DEFINE_list(name, [str(v) for v in default], text)
   elif kind is dict:
@@ -48,6 +49,12 @@ def _define(field):
                         text + " (JSON object)")
   else:
     flags.DEFINE_string(name, default, text)
+
+
+def declared_field(name):
+  """The settings field behind flag ``name``, or None."""
+  known = _declared.get(name)
+  return known[0] if known else None
 
 
 def define_settings_flags(settings_class, owner=None):
@@ -90,25 +97,26 @@ def define_runtime_flags():
 
 
 def _value(field):
-  """A flag's value as the setting's type; a clear error if it is not."""
+  """A flag's value as the setting's type; a SettingError if it is not."""
   flag = FLAGS[field.name]
   kind, item = field_kind(field)
   if kind is list:
     try:
       return [item(v) for v in flag.value]
     except ValueError:
-      raise InputError(f"--{field.name}={','.join(flag.value)}: expected "
-                       f"comma-separated {item.__name__} values.") from None
+      raise SettingError(f"--{field.name}={','.join(flag.value)}: expected "
+                         f"{describe(field)}.") from None
   if kind is dict:
     if not flag.value:
       return {}
     try:
       value = json.loads(flag.value)
     except json.JSONDecodeError as error:
-      raise InputError(f"--{field.name} is not valid JSON: {error}") from None
+      raise SettingError(f"--{field.name}={flag.value}: not valid JSON "
+                         f"({error}); expected a JSON object.") from None
     if not isinstance(value, dict):
-      raise InputError(f"--{field.name} must be a JSON object, got "
-                       f"{flag.value!r}.")
+      raise SettingError(f"--{field.name}={flag.value}: expected a JSON "
+                         f"object.")
     return value
   return flag.value
 
@@ -128,8 +136,14 @@ def experiment_config_from_flags():
   return config_lib.resolve(values, explicit)
 
 
+def settings_from_flags(settings_class):
+  """An instance of ``settings_class`` from the parsed flags of its fields
+  (validated: a bad value is a SettingError)."""
+  return settings_class(**{
+      field.name: _value(field) for field in dataclasses.fields(
+          settings_class) if field.metadata.get("flag", True)})
+
+
 def runtime_config_from_flags():
   """The RuntimeConfig the parsed flags describe."""
-  return config_lib.RuntimeConfig(**{
-      f.name: FLAGS[f.name].value
-      for f in dataclasses.fields(config_lib.RuntimeConfig)})
+  return settings_from_flags(config_lib.RuntimeConfig)
