@@ -8,7 +8,7 @@ tools quiet TensorFlow's start-up before it loads).
 
 import importlib
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 _EXPORTS = {
     "maskmodels.layers": (

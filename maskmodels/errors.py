@@ -137,7 +137,7 @@ def environment_fault(error, path=None, reading=False):
 
   Args:
     error: the exception.
-    path: the path the operation was on, when the error does not name it.
+    path: the path the operation was on (else the one the error names).
     reading: the operation read (a permission error is then a file that
       cannot be read, exit status 66).
   """
@@ -151,8 +151,8 @@ def environment_fault(error, path=None, reading=False):
   if code not in _FAULTS:
     return None
   cause, advice, exit_code = _FAULTS[code]
-  where = (getattr(error, "filename", None) if isinstance(error, OSError)
-           else None) or _tensorflow_path(message) or path or "a file"
+  where = path or (getattr(error, "filename", None) if isinstance(
+      error, OSError) else None) or _tensorflow_path(message) or "a file"
   if reading and code in (errno.EACCES, errno.EPERM, errno.EIO):
     cause, advice, exit_code = (f"it cannot be read ({cause})", "check its "
                                 "permissions and the disk",

@@ -50,9 +50,13 @@ def test_aclimdb_reader_keeps_folder_names_as_labels(imdb_root):
 
 
 def test_aclimdb_reader_errors_name_the_path(imdb_root, tmp_path):
-  with pytest.raises(FileNotFoundError, match=re.escape(
-      os.path.join(imdb_root, "dev"))):
+  with pytest.raises(data.UnknownSplit, match=re.escape(
+      os.path.join(imdb_root, "dev")) + ".*expected one of the split "
+                     "folders of .*\\['test', 'train'\\]"):
     data.read_aclimdb(imdb_root, "dev")
+  with pytest.raises(FileNotFoundError, match=re.escape(
+      os.path.join(str(tmp_path), "nowhere", "train"))):
+    data.read_aclimdb(str(tmp_path / "nowhere"), "train")
   os.makedirs(tmp_path / "empty" / "train" / "pos")
   with pytest.raises(ValueError, match="No examples found in .*empty"):
     data.read_aclimdb(str(tmp_path / "empty"), "train")
@@ -108,8 +112,8 @@ def test_csv_errors_name_column_line_and_value(tmp_path):
   with pytest.raises(ValueError, match="Ragged row in .*d.csv at line 3: 3 "
                      "fields, the header has 2"):
     data.read_delimited(path)
-  with pytest.raises(ValueError, match="Column 'review' not found in .*"
-                     "columns are \\['text', 'label'\\]"):
+  with pytest.raises(ValueError, match="column 'review' not found in .*"
+                     "expected one of its columns \\['text', 'label'\\]"):
     data.read_delimited(path, text_column="review")
   _write(path, "text,label\nfine,pos\nfine,meh\n")
   examples = data.read_delimited(path)
@@ -137,7 +141,8 @@ def test_jsonl_reader_plain_and_gzipped(tmp_path):
     f.write(body)
   assert data.read_jsonl(str(tmp_path / "d.jsonl.gz")).texts == examples.texts
   _write(path, '{"text": "x"}\n')
-  with pytest.raises(ValueError, match="Field 'label' missing in .* line 1"):
+  with pytest.raises(ValueError, match="field 'label' missing in .* line 1; "
+                     "expected one of its fields \\['text'\\]"):
     data.read_jsonl(path)
   _write(path, '{"text": "x", "label": 1}\n{oops\n')
   with pytest.raises(ValueError, match="Invalid JSON in .* at line 2"):

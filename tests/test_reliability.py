@@ -26,6 +26,7 @@ import maskmodels as mm
 from maskmodels import training
 from maskmodels.data import synthetic
 from maskmodels.data import text as text_lib
+from maskmodels.errors import DamagedFile
 
 HUGE = 1_000_000
 
@@ -264,12 +265,19 @@ def test_missing_or_corrupt_vocabulary_in_a_model_directory(straight,
   model_dir = tmp_path / "run"
   shutil.copytree(straight[1], model_dir)
   vocab = model_dir / "vocab.txt"
+  lines = vocab.read_text().splitlines(keepends=True)
+  assert lines[0] == text_lib.PAD_TOKEN + "\n"
+  lines[1], lines[2] = lines[2], lines[1]  # two valid lines swapped
+  vocab.write_text("".join(lines))
+  with pytest.raises(DamagedFile) as swapped:
+    training.load_trained(str(model_dir))
   vocab.write_text("not a vocabulary\n")
-  with pytest.raises(ValueError) as corrupt:
+  with pytest.raises(DamagedFile) as corrupt:
     training.load_trained(str(model_dir))
   vocab.unlink()
   with pytest.raises(FileNotFoundError) as missing:
     training.load_trained(str(model_dir))
-  for error in (corrupt, missing):
+  for error in (swapped, corrupt, missing):
     assert "vocab.txt" in str(error.value)
-  assert text_lib.PAD_TOKEN in str(corrupt.value)
+  for error in (swapped, corrupt):
+    assert "does not match its checksum in config.json" in str(error.value)

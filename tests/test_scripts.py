@@ -117,8 +117,8 @@ def test_evaluate_reads_a_file_with_its_own_columns(trained, tmp_path):
   wrong = run_script("evaluate.py", f"--model_dir={model_dir}",
                      "--data_format=tsv", f"--data_path={dev}")
   assert wrong.returncode == 1
-  assert ("error: Column 'text' not found in" in wrong.stderr and
-          "columns are ['content', 'sentiment']" in wrong.stderr)
+  assert ("error: column 'text' not found in" in wrong.stderr and
+          "columns ['content', 'sentiment']" in wrong.stderr)
   assert "Traceback" not in wrong.stderr
 
 

@@ -76,7 +76,7 @@ def test_an_epoch_is_one_pass_and_the_directory_holds_what_later_steps_need(
 
 def test_a_file_without_the_column_it_is_read_by_is_named(trained):
   config = trained[2]
-  with pytest.raises(InputError, match="Field 'text' missing in .*dev.jsonl"):
+  with pytest.raises(InputError, match="field 'text' missing in .*dev.jsonl"):
     training.read_splits(config.replace(validation_text_column=None).data)
 
 

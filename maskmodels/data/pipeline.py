@@ -50,6 +50,9 @@ class PipelineConfig:
     shuffle: permute training data anew every pass.
     seed: permutation seed.
     labels: the task's :class:`LabelSpec` (dtype, per token, pad value).
+    max_batch: if > 0, no batch holds more rows than this (the training
+      split's size): a larger batch size or token budget is cut to it, so
+      filler rows never outnumber the data.
   """
   max_len: int = 256
   batch_size: int = 32
@@ -60,6 +63,7 @@ class PipelineConfig:
   shuffle: bool = True
   seed: int = 0
   labels: LabelSpec = dataclasses.field(default_factory=LabelSpec)
+  max_batch: int = 0
 
   def __post_init__(self):
     for name in ("max_len", "batch_size"):
@@ -96,10 +100,15 @@ class PipelineConfig:
                        f"the {replicas} replicas in sync.")
     edges = self.bucket_edges()
     if not self.batch_tokens:
-      return [self.batch_size] * (len(edges) + 1)
-    widths = [edge - 1 for edge in edges] + [self.max_len]
-    return [max(replicas, self.batch_tokens // max(width, 1) // replicas *
-                replicas) for width in widths]
+      sizes = [self.batch_size] * (len(edges) + 1)
+    else:
+      widths = [edge - 1 for edge in edges] + [self.max_len]
+      sizes = [max(replicas, self.batch_tokens // max(width, 1) // replicas *
+                   replicas) for width in widths]
+    if self.max_batch:
+      most = -(-self.max_batch // replicas) * replicas
+      sizes = [min(size, most) for size in sizes]
+    return sizes
 
 
 def token_lengths(examples, tokenizer, max_len, truncation="head"):

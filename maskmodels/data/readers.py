@@ -74,6 +74,22 @@ class Reader:
 FORMATS = Registry("data format")
 
 
+class MissingColumn(InputError):
+  """A file has no column (CSV/TSV header, JSONL key) of the given name.
+
+  Attributes:
+    column: the name looked for.
+  """
+
+  def __init__(self, message, column):
+    super().__init__(message)
+    self.column = column
+
+
+class UnknownSplit(InputError):
+  """A data folder (or the embedded data) has no split of that name."""
+
+
 class _Decoder:
   """Decodes bytes to text, replacing and counting invalid UTF-8."""
 
@@ -119,6 +135,11 @@ def read_aclimdb(root, split):
   """
   folder = os.path.join(root, split)
   if not os.path.isdir(folder):
+    if os.path.isdir(root):
+      raise UnknownSplit(
+          f"no folder {folder}; expected one of the split folders of "
+          f"{root}: {sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)))} "
+          f"(<root>/<split>/<class>/*.txt).")
     raise FileNotFoundError(f"Data folder not found: {folder} (expected "
                             f"<root>/<split>/<class>/*.txt).")
   found = sorted(
@@ -171,8 +192,9 @@ def read_delimited(path, text_column="text", label_column="label",
       raise InputError(f"No examples found in {path}: the file is empty.")
     for column in (text_column, label_column):
       if column not in header:
-        raise InputError(f"Column {column!r} not found in {path}; columns "
-                         f"are {header}.")
+        raise MissingColumn(f"column {column!r} not found in {path}; "
+                            f"expected one of its columns {header}.",
+                            column)
     text_at, label_at = header.index(text_column), header.index(label_column)
     texts, raw_labels = [], []
     for row in reader:
@@ -204,10 +226,14 @@ def read_jsonl(path, text_key="text", label_key="label"):
       except json.JSONDecodeError as error:
         raise InputError(f"Invalid JSON in {path} at line {number}: {error}"
                          ) from None
+      if not isinstance(record, dict):
+        raise InputError(f"{path}:{number}: expected a JSON object, got "
+                         f"{type(record).__name__}.")
       for key in (text_key, label_key):
-        if not isinstance(record, dict) or key not in record:
-          raise InputError(f"Field {key!r} missing in {path} at line "
-                           f"{number}.")
+        if key not in record:
+          raise MissingColumn(f"field {key!r} missing in {path} at line "
+                              f"{number}; expected one of its fields "
+                              f"{sorted(record)}.", key)
       text = record[text_key]
       texts.append([str(w) for w in text] if isinstance(text, list) else
                    str(text))
@@ -226,8 +252,8 @@ def conllu_file(path, split):
   found = sorted(name for name in os.listdir(path)
                  if name.endswith((f"{split}.conllu", f"{split}.conllu.gz")))
   if len(found) != 1:
-    raise FileNotFoundError(
-        f"Expected one *{split}.conllu file in {path}, found "
+    raise UnknownSplit(
+        f"expected one *{split}.conllu file in {path}, found "
         f"{found or 'none'}.")
   return os.path.join(path, found[0])
 

@@ -18,7 +18,7 @@ from tensorflow_text.tools.wordpiece_vocab import (
     wordpiece_tokenizer_learner_lib as wordpiece_learner)
 
 from maskmodels import atomic_files, progress
-from maskmodels.errors import InputError
+from maskmodels.errors import DamagedFile, InputError
 from maskmodels.registry import Registry
 
 PAD_TOKEN = "[PAD]"
@@ -101,45 +101,59 @@ def split_words(texts):
   return tf_text.regex_split(texts, r"\s+|(\pP)", r"\pP")
 
 
+def parse_vocabulary(raw, source):
+  """The tokens of a vocabulary file's bytes (one token a line, ``[PAD]``
+  first).
+
+  Raises:
+    DamagedFile: not UTF-8, not starting with ``[PAD]``, an empty or
+      repeated line; the message names ``source`` and the line.
+  """
+  try:
+    tokens = raw.decode("utf-8").split("\n")
+  except UnicodeDecodeError as error:
+    raise DamagedFile(f"Vocabulary file {source} is not UTF-8 text: {error}"
+                      ) from None
+  if tokens and tokens[-1] == "":
+    tokens.pop()
+  if not tokens or tokens[0] != PAD_TOKEN:
+    raise DamagedFile(f"Vocabulary file {source} is corrupt: line 1 must be "
+                      f"{PAD_TOKEN!r} (the reserved pad id 0), got "
+                      f"{tokens[0] if tokens else 'an empty file'!r}.")
+  seen = {}
+  for line, token in enumerate(tokens, 1):
+    if token in seen or not token or "\n" in token:
+      raise DamagedFile(f"Vocabulary file {source} is corrupt: line {line} "
+                        f"({token!r}) is empty or repeats line "
+                        f"{seen.get(token, '?')}.")
+    seen[token] = line
+  return tokens
+
+
 def read_vocabulary(path):
   """Reads a vocabulary file (one token a line, ``[PAD]`` first).
 
   Raises:
     FileNotFoundError: the file does not exist.
-    ValueError: the file is empty, does not start with ``[PAD]``, or repeats a
-      token; the message names the path and the line.
+    DamagedFile: see :func:`parse_vocabulary`.
   """
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f"Vocabulary file not found: {path}")
   with tf.io.gfile.GFile(path, "rb") as f:
-    raw = f.read()
-  try:
-    tokens = raw.decode("utf-8").split("\n")
-  except UnicodeDecodeError as error:
-    raise InputError(f"Vocabulary file {path} is not UTF-8 text: {error}"
-                     ) from None
-  if tokens and tokens[-1] == "":
-    tokens.pop()
+    return parse_vocabulary(f.read(), path)
+
+
+def vocabulary_bytes(tokens):
+  """The file content of a vocabulary: one token a line, ``[PAD]`` first."""
+  tokens = list(tokens)
   if not tokens or tokens[0] != PAD_TOKEN:
-    raise InputError(f"Vocabulary file {path} is corrupt: line 1 must be "
-                     f"{PAD_TOKEN!r} (the reserved pad id 0), got "
-                     f"{tokens[0] if tokens else 'an empty file'!r}.")
-  seen = {}
-  for line, token in enumerate(tokens, 1):
-    if token in seen or not token or "\n" in token:
-      raise InputError(f"Vocabulary file {path} is corrupt: line {line} "
-                       f"({token!r}) is empty or repeats line "
-                       f"{seen.get(token, '?')}.")
-    seen[token] = line
-  return tokens
+    raise ValueError(f"A vocabulary must start with {PAD_TOKEN!r}.")
+  return "".join(token + "\n" for token in tokens).encode("utf-8")
 
 
 def write_vocabulary(tokens, path):
   """Writes ``tokens`` one a line; the file reloads to the same ids."""
-  tokens = list(tokens)
-  if not tokens or tokens[0] != PAD_TOKEN:
-    raise ValueError(f"A vocabulary must start with {PAD_TOKEN!r}.")
-  atomic_files.write_text(path, "".join(token + "\n" for token in tokens))
+  atomic_files.write_bytes(path, vocabulary_bytes(tokens))
 
 
 class Tokenizer(tf.Module):
@@ -152,10 +166,11 @@ class Tokenizer(tf.Module):
 
   kind = None
 
-  def __init__(self, vocab_path, name=None, case_fold=True):
+  def __init__(self, vocab, name=None, case_fold=True):
     super().__init__(name=name)
-    self.vocab_path = vocab_path
-    self.vocab = read_vocabulary(vocab_path)
+    self.vocab = list(vocab)
+    if not self.vocab or self.vocab[0] != PAD_TOKEN:
+      raise ValueError(f"A vocabulary must start with {PAD_TOKEN!r}.")
     self.case_fold = case_fold
 
   def standardize(self, texts):
@@ -215,20 +230,20 @@ class WordTokenizer(Tokenizer):
   """Word-level tokenizer: vocabulary lookup plus out-of-vocabulary buckets.
 
   Ids: 0 pad, ``1..V-1`` vocabulary words, ``V..V+num_oov_buckets-1`` hashed
-  unknown words.
+  unknown words. The table holds the vocabulary itself (an exported model
+  carries it), so no file is read after the vocabulary is.
   """
 
   kind = "word"
 
-  def __init__(self, vocab_path, num_oov_buckets=1, name=None,
-               case_fold=True):
-    super().__init__(vocab_path, name=name, case_fold=case_fold)
+  def __init__(self, vocab, num_oov_buckets=1, name=None, case_fold=True):
+    super().__init__(vocab, name=name, case_fold=case_fold)
     if num_oov_buckets < 1:
       raise ValueError(f"num_oov_buckets must be >= 1, got {num_oov_buckets}.")
     self.num_oov_buckets = num_oov_buckets
-    initializer = tf.lookup.TextFileInitializer(
-        vocab_path, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
-        tf.lookup.TextFileIndex.LINE_NUMBER)
+    initializer = tf.lookup.KeyValueTensorInitializer(
+        tf.constant(self.vocab, tf.string),
+        tf.range(len(self.vocab), dtype=tf.int64))
     self.table = tf.lookup.StaticVocabularyTable(initializer, num_oov_buckets)
 
   @property
@@ -264,11 +279,11 @@ class WordPieceTokenizer(Tokenizer):
 
   kind = "wordpiece"
 
-  def __init__(self, vocab_path, name=None, case_fold=True):
-    super().__init__(vocab_path, name=name, case_fold=case_fold)
+  def __init__(self, vocab, name=None, case_fold=True):
+    super().__init__(vocab, name=name, case_fold=case_fold)
     if UNK_TOKEN not in self.vocab:
-      raise InputError(f"WordPiece vocabulary {vocab_path} has no "
-                       f"{UNK_TOKEN!r} token.")
+      raise InputError(f"The WordPiece vocabulary has no {UNK_TOKEN!r} "
+                       f"token.")
     self.wordpiece = tf_text.FastWordpieceTokenizer(
         self.vocab, token_out_type=tf.int64, unknown_token=UNK_TOKEN)
 
@@ -361,9 +376,12 @@ def learn_vocabulary(texts, kind, vocab_size, verbose=1, min_count=1,
   return [PAD_TOKEN] + words[:vocab_size - 1]
 
 
-def build_tokenizer(kind, vocab_path, num_oov_buckets=1, case_fold=True):
-  """A tokenizer of ``kind`` over the vocabulary file at ``vocab_path``."""
+def build_tokenizer(kind, vocab, num_oov_buckets=1, case_fold=True):
+  """A tokenizer of ``kind`` over ``vocab``: a list of tokens (``[PAD]``
+  first), or the path of a vocabulary file."""
+  if isinstance(vocab, str):
+    vocab = read_vocabulary(vocab)
   if TOKENIZERS.get(kind) is WordTokenizer:
-    return WordTokenizer(vocab_path, num_oov_buckets=num_oov_buckets,
+    return WordTokenizer(vocab, num_oov_buckets=num_oov_buckets,
                          case_fold=case_fold)
-  return TOKENIZERS.get(kind)(vocab_path, case_fold=case_fold)
+  return TOKENIZERS.get(kind)(vocab, case_fold=case_fold)

@@ -63,8 +63,9 @@ class DefaultData:
   def path(self, split):
     """A context manager yielding the local path of ``split``'s file."""
     if split not in self.files:
-      raise InputError(f"split must be one of {tuple(self.files)} for the "
-                       f"embedded data, got {split!r}.")
+      from maskmodels.data.readers import UnknownSplit  # pylint: disable=import-outside-toplevel
+      raise UnknownSplit(f"the embedded data has no split {split!r}; "
+                         f"expected one of {', '.join(self.files)}.")
     return importlib.resources.as_file(importlib.resources.files(
         "maskmodels.data").joinpath(self.files[split]))
 

@@ -37,11 +37,21 @@ def word_features_of(model):
   return found
 
 
-def load_tokenizer(config, vocab_path):
-  """The run's tokenizer over the vocabulary file at ``vocab_path``."""
-  return text.build_tokenizer(config.data.tokenizer, vocab_path,
+VOCAB_FILE = "vocab.txt"
+
+
+def tokenizer_of(config, vocab):
+  """The run's tokenizer over ``vocab``, a list of tokens."""
+  return text.build_tokenizer(config.data.tokenizer, vocab,
                               config.data.num_oov_buckets,
                               config.data.case_fold)
+
+
+def load_tokenizer(config, directory):
+  """The run's tokenizer over its model directory's vocabulary (checked
+  against its checksum)."""
+  return tokenizer_of(config, text.parse_vocabulary(
+      directory.read_asset(VOCAB_FILE), directory.file(VOCAB_FILE)))
 
 
 def featurizer_of(tokenizer, model, task):

@@ -134,3 +134,16 @@ def checkpoint_step(path):
 def restore_weights(model, path):
   """Loads the model weights of checkpoint ``path`` (other state ignored)."""
   restore(weights_checkpoint(model), path)
+
+
+def unreadable(path):
+  """Why checkpoint ``path`` cannot be read (its index or any value: a
+  truncated or damaged file), or None if every value reads."""
+  try:
+    reader = tf.train.load_checkpoint(path)
+    for name in reader.get_variable_to_dtype_map():
+      reader.get_tensor(name)
+  except (tf.errors.OpError, IndexError, ValueError, OSError) as error:
+    return str(error).strip().splitlines()[0] if str(error).strip() else (
+        type(error).__name__)
+  return None

@@ -21,7 +21,7 @@ from maskmodels import layers as _builtin_layers  # noqa: F401
 from maskmodels import models as _builtin_models  # noqa: F401
 from maskmodels import tasks as _builtin_tasks  # noqa: F401
 from maskmodels.data import readers, text
-from maskmodels.errors import InputError
+from maskmodels.errors import DamagedFile, InputError, environment_fault
 from maskmodels.registry import (BACKBONES, ENCODERS, HEADS, MEMBERS, MODELS,
                                  TASKS, WORD_FEATURES)
 from maskmodels.settings import Settings, component_settings, setting
@@ -29,7 +29,7 @@ from maskmodels.training import optimization, strategy
 
 EVALUATE_CHECKPOINTS = ("best", "final")
 # The model directories this version reads: written by the same minor
-# version (0.3.x); older ones hold other variables and settings.
+# version (0.4.x); older ones hold other variables and settings.
 FORMAT_VERSION = ".".join(__version__.split(".")[:2])
 
 
@@ -280,29 +280,58 @@ class ExperimentConfig:
                                         f"{source} [{name}]")
                   for name, group in GROUPS.items()})
 
-  def save(self, path):
-    """Writes the config as JSON (atomically), with the format version."""
-    atomic_files.write_json(path, dict(self.to_dict(),
-                                       version=FORMAT_VERSION),
-                            indent=2, sort_keys=True)
+  def save(self, path, assets=None):
+    """Writes the config as JSON (atomically), with the format version and
+    ``assets``, the checksums of the files beside it (``{name:
+    "sha256:..."}``)."""
+    values = dict(self.to_dict(), version=FORMAT_VERSION)
+    if assets:
+      values["assets"] = dict(assets)
+    atomic_files.write_json(path, values, indent=2, sort_keys=True)
 
   @classmethod
   def load(cls, path):
-    """Reads a saved config; a clear error if missing or corrupt."""
+    """Reads a saved config; a clear error if missing or damaged."""
+    return cls.read(path)[0]
+
+  @classmethod
+  def read(cls, path):
+    """``(config, assets)`` of a saved config: ``assets`` maps the files
+    saved beside it to their checksums.
+
+    Raises:
+      FileNotFoundError: no file at ``path``.
+      DamagedFile: not UTF-8, not JSON, not a config.
+      InputError: written by another version of maskmodels.
+      EnvironmentFault: the file cannot be read.
+    """
     if not os.path.isfile(path):
       raise FileNotFoundError(f"{path} not found.")
     try:
-      with open(path) as f:
-        values = json.load(f)
+      with open(path, "rb") as f:
+        raw = f.read()
+    except OSError as error:
+      raise environment_fault(error, path, reading=True) or error
+    try:
+      values = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+      raise DamagedFile(f"{path} is not UTF-8 text ({error}); restore the "
+                        f"file a run wrote, or retrain in a new "
+                        f"--model_dir.") from None
     except json.JSONDecodeError as error:
-      raise InputError(f"{path} is corrupt: {error}") from None
+      raise DamagedFile(f"{path} is corrupt: {error}; restore the file a "
+                        f"run wrote, or retrain in a new --model_dir."
+                        ) from None
+    if not isinstance(values, dict):
+      raise DamagedFile(f"{path} is corrupt: not a JSON object.")
     version = values.pop("version", None) if "data" in values else "0.1"
     if version != FORMAT_VERSION:
       raise InputError(f"{path} was written by maskmodels "
                        f"{version or '0.2'}; this is maskmodels "
                        f"{__version__}, whose model directories differ. "
                        f"Retrain in a new --model_dir.")
-    return cls.from_dict(values, source=path)
+    assets = values.pop("assets", {})
+    return cls.from_dict(values, source=path), assets
 
   def resume_mismatches(self, saved):
     """``["name: <saved> in the model directory, <now> now", ...]`` for

@@ -53,7 +53,7 @@ def load_trained(model_dir):
   config = directory.load_config()
   optimization.set_precision(config.train.precision)
   task = task_of(config)
-  tokenizer = load_tokenizer(config, directory.vocab_path)
+  tokenizer = load_tokenizer(config, directory)
   model = build_model(config, task, tokenizer.vocab_size)
   checkpoints.restore_weights(model, directory.serving_checkpoint(
       config.checkpoint.evaluate_checkpoint))

@@ -2,13 +2,17 @@
 
 strings -> examples (readers) -> labels encoded (the task) -> tokenizer
 (vocabulary) -> batches (pipeline) -> model, optimizer -> trainer ->
-controller with actions -> ensemble weights fitted on validation -> test
-pass -> summary. ``train_and_evaluate`` is what ``maskmodels-train`` runs;
-research code may subclass :class:`Runner` and override a builder.
+checkpoint restored -> (the first write) -> controller with actions ->
+ensemble weights fitted on validation -> test pass -> summary.
+``train_and_evaluate`` is what ``maskmodels-train`` runs; research code may
+subclass :class:`Runner` and override a builder.
+
+Everything up to the restored checkpoint only reads: a setting, the data,
+a resume of another model or a damaged model directory is refused before
+the run writes anything, and the directory stays as it was.
 """
 
 import dataclasses
-import os
 import re
 import signal
 import time
@@ -19,12 +23,13 @@ from absl import logging
 
 from maskmodels import progress
 from maskmodels.data import features, pipeline, readers, text
-from maskmodels.errors import InputError, WorkerLost
+from maskmodels.errors import InputError, SettingError, WorkerLost
 from maskmodels.models.ensemble import Ensemble, fit_member_weights
 from maskmodels.training import actions, checkpoints, curves, optimization
-from maskmodels.training.builders import (build_model, featurizer_of,
-                                          inference_length, load_tokenizer,
-                                          task_of)
+from maskmodels.training.builders import (VOCAB_FILE, build_model,
+                                          featurizer_of, inference_length,
+                                          load_tokenizer, task_of,
+                                          tokenizer_of)
 from maskmodels.training.controller import Controller
 from maskmodels.training.model_dir import CURVES_FILE, ModelDirectory
 from maskmodels.training.strategy import cluster_resolver
@@ -61,25 +66,39 @@ def read_splits(data, seed=0, default_data=None):
     seed: the validation split's seed.
     default_data: the task's ``DefaultData`` (for ``--data_format=default``).
   """
-  def read(path, split, text_column=None, label_column=None):
-    return readers.read_examples(
-        data.data_format, path, split, *data.columns(text_column,
-                                                     label_column),
-        default_data=default_data)
+  def read(path, split, split_flag, prefix=""):
+    """Reads one split; a column or split the data does not have is a
+    SettingError naming the flag that chose it."""
+    text_column = getattr(data, f"{prefix}text_column", None)
+    label_column = getattr(data, f"{prefix}label_column", None)
+    try:
+      return readers.read_examples(
+          data.data_format, path, split, *data.columns(text_column,
+                                                       label_column),
+          default_data=default_data)
+    except readers.MissingColumn as missing:
+      for flag in (f"{prefix}text_column", f"{prefix}label_column",
+                   "text_column", "label_column"):
+        if getattr(data, flag, None) == missing.column:
+          raise SettingError(f"--{flag}={missing.column}: {missing}"
+                             ) from None
+      raise
+    except readers.UnknownSplit as unknown:
+      raise SettingError(f"--{split_flag}={split}: {unknown}") from None
 
   folder = readers.reads_folders(data.data_format, data.data_path)
-  train = read(data.data_path, data.train_split)
+  train = read(data.data_path, data.train_split, "train_split")
   test = None  # read before the split, so bad data anywhere fails first
   if data.test_path:
-    test = read(data.test_path, "", data.test_text_column,
-                data.test_label_column)
+    test = read(data.test_path, "", "test_path", "test_")
   elif folder and data.test_split:
-    test = read(data.data_path, data.test_split)
+    test = read(data.data_path, data.test_split, "test_split")
   if data.validation_path:
-    validation = read(data.validation_path, "", data.validation_text_column,
-                      data.validation_label_column)
+    validation = read(data.validation_path, "", "validation_path",
+                      "validation_")
   elif folder and data.validation_split:
-    validation = read(data.data_path, data.validation_split)
+    validation = read(data.data_path, data.validation_split,
+                      "validation_split")
   else:
     train, validation = readers.split_validation(
         train, data.validation_fraction, seed)
@@ -119,14 +138,19 @@ class Runner:
   def run(self):
     """Runs everything; returns the summary (also ``summary.json``)."""
     start = time.perf_counter()
-    with self.model_dir.lock():
+    with self.model_dir.lock() as hold:
       self.prepare_process()
       splits = self.read_data()
       tokenizer = self.build_tokenizer(splits.train)
       batching = self.build_batching(splits, tokenizer)
       trainer = self.build_trainer(tokenizer, splits, batching)
+      restored = self.build_checkpointer(trainer)
+      self.check_serving_weights()
+      hold.commit()
+      self.commit(tokenizer)
       try:
-        controller, status = self.build_controller(trainer, splits, batching)
+        controller, status = self.build_controller(trainer, splits, batching,
+                                                   restored)
         self.train(controller, batching.total_steps)
         trainer.close()  # the training pipeline ends with training
         summary = self.evaluate(trainer, splits, batching, status)
@@ -154,7 +178,7 @@ class Runner:
   def read_data(self):
     """Reads the splits, fixes the label vocabulary (the task's, from the
     training split, or the directory's on resume), encodes the labels and
-    checks a resume."""
+    checks a resume's settings."""
     task = task_of(self.config)
     task.validate(self.config)
     splits = read_splits(self.config.data, self.config.train.seed,
@@ -185,26 +209,54 @@ class Runner:
           f"--model_dir, or the same settings.")
 
   def build_tokenizer(self, train):
-    """The directory's vocabulary, or one learned from ``train``'s inputs
-    (a non-chief worker writes it to its temporary path)."""
-    path = self.model_dir.vocab_path
-    if not os.path.exists(path):
-      path = os.path.join(self.model_dir.write_path, "vocab.txt")
-      data = self.config.data
-      text.write_vocabulary(text.learn_vocabulary(
-          train.texts, data.tokenizer, data.vocab_size,
-          verbose=int(self.model_dir.chief),
-          min_count=data.min_word_count, case_fold=data.case_fold), path)
-    self.model_dir.save_config(self.config)
-    return load_tokenizer(self.config, path)
+    """The tokenizer over the directory's vocabulary (a resume), or over
+    one learned from ``train``'s inputs; nothing is written yet.
+
+    A directory that lost its ``config.json`` but kept a vocabulary must
+    hold the vocabulary these settings learn.
+    """
+    directory = self.model_dir
+    if directory.has_config() and directory.has_asset(VOCAB_FILE):
+      return load_tokenizer(self.config, directory)
+    data = self.config.data
+    vocab = text.learn_vocabulary(
+        train.texts, data.tokenizer, data.vocab_size,
+        verbose=int(directory.chief), min_count=data.min_word_count,
+        case_fold=data.case_fold)
+    if directory.has_asset(VOCAB_FILE) and text.parse_vocabulary(
+        directory.read_bytes(VOCAB_FILE), directory.file(VOCAB_FILE)) != vocab:
+      raise InputError(
+          f"Cannot resume {directory.path}: it has no config.json, and its "
+          f"{VOCAB_FILE} is not the vocabulary these settings learn. Use a "
+          f"new --model_dir.")
+    return tokenizer_of(self.config, vocab)
+
+  def commit(self, tokenizer):
+    """The run's first write: the vocabulary and ``config.json``."""
+    self.model_dir.save_config(self.config, {
+        VOCAB_FILE: text.vocabulary_bytes(tokenizer.vocab)})
 
   def build_batching(self, splits, tokenizer):
-    """Length buckets from the training inputs, and the run's step counts."""
+    """Length buckets from the training inputs, and the run's step counts.
+
+    A batch never holds more rows than the training split (rounded up to
+    the replicas): a larger ``--batch_size`` is cut to it, and the run
+    says so, before any batch is built.
+    """
     data, train = self.config.data, self.config.train
+    examples = len(splits.train)
+    most = -(-examples // self.replicas) * self.replicas
+    if data.batch_size > most:
+      logging.warning("--batch_size=%d is larger than the %d training "
+                      "examples: batches of %d instead.", data.batch_size,
+                      examples, most)
+      self.config = self.config.replace(batch_size=most)
+      data = self.config.data
     lengths = pipeline.token_lengths(splits.train, tokenizer, data.max_len,
                                      data.truncation)
     common = dict(
         batch_size=data.batch_size, batch_tokens=data.batch_tokens or 0,
+        max_batch=most,
         truncation=data.truncation, static_shapes=data.static_shapes,
         seed=train.seed, labels=self.task.labels, bucket_boundaries=(
             pipeline.length_boundaries(lengths, data.num_buckets)
@@ -224,7 +276,7 @@ class Runner:
 
   def build_trainer(self, tokenizer, splits, batching):
     """Model, featurizer, optimizer and the trainer with its training
-    input."""
+    input (built, not yet run)."""
     train = self.config.train
     model = build_model(self.config, self.task, tokenizer.vocab_size,
                         self.strategy)
@@ -248,7 +300,8 @@ class Runner:
 
   def build_checkpointer(self, trainer):
     """The training checkpoint (model, optimizer, step, best validation
-    metric), restored from the latest readable one if there is one.
+    metric), restored from the latest readable one if there is one: a
+    checkpoint of another model is refused here, before any write.
 
     Returns:
       ``(checkpointer, best, restored)``: best is the best-metric variable,
@@ -267,6 +320,19 @@ class Runner:
       logging.info("Resumed from %s at step %d.", restored, trainer.step)
     return checkpointer, best, restored
 
+  def check_serving_weights(self):
+    """Says at the start, not after training, when the best checkpoint the
+    test pass would load cannot be read: the run then serves the newest
+    readable one (a better validation value writes a new best)."""
+    best = self.model_dir.best_checkpoint()
+    if best and self.config.checkpoint.evaluate_checkpoint == "best":
+      problem = checkpoints.unreadable(best)
+      if problem:
+        logging.warning("%s cannot be read (%s): unless a better validation "
+                        "value replaces it, the test pass and the other "
+                        "commands serve the newest readable checkpoint.",
+                        best, problem)
+
   def adapt_model(self, model, train):
     """A new run's ``model.adapt`` (if the model has one) on the training
     split's ``(features, labels)``; a resumed run has its state from the
@@ -277,14 +343,17 @@ class Runner:
                                             data.max_len, data.truncation,
                                             self.task.labels))
 
-  def build_controller(self, trainer, splits, batching):
+  def build_controller(self, trainer, splits, batching, restored):
     """The loop with its actions, resumed where the checkpoint left off.
+
+    Args:
+      restored: :meth:`build_checkpointer`'s result.
 
     Returns:
       ``(controller, status)``: status holds the Throughput and
       BestCheckpoint actions and the checkpointer, read at the end.
     """
-    checkpointer, best, restored = self.build_checkpointer(trainer)
+    checkpointer, best, restored = restored
     if not restored:
       self.adapt_model(trainer.model, splits.train)
     directory, task = self.model_dir, self.task
@@ -369,9 +438,13 @@ class Runner:
         "train_examples_per_second": status["throughput"].examples_per_second,
     }
     serving_best = self.config.checkpoint.evaluate_checkpoint == "best"
-    best = self.model_dir.best_checkpoint() if serving_best else None
-    if best:
+    best = None
+    if serving_best and self.model_dir.best_checkpoint():
+      # The best weights, or (unreadable) the newest readable checkpoint.
+      best = self.model_dir.serving_checkpoint("best")
       checkpoints.restore_weights(trainer.model, best)
+      if best != self.model_dir.best_checkpoint():
+        best = None
     if isinstance(trainer.model, Ensemble):
       summary["ensemble"] = self.fit_ensemble(trainer.model, splits.validation,
                                               batching)
