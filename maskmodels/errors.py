@@ -121,12 +121,10 @@ _MESSAGES = (("No space left on device", errno.ENOSPC),
 
 
 def _tensorflow_path(message):
-  """The path a TensorFlow file-system message names, if it names one."""
-  for pattern in (r"(?:file|directory|path|open|create|rename|write|"
-                  r"Failed to \w+)[^/]*?((?:/|[A-Za-z]:\\)[^\s:;,']+)",
-                  r"((?:/|\w+://)[^\s:;,']+)"):
-    found = re.search(pattern, message)
-    if found:
+  """The path a TensorFlow file-system message names, if it names one
+  (device names such as ``/job:worker/...`` are not paths)."""
+  for found in re.finditer(r"((?:/|\w+://)[^\s:;,'\"]+)", message):
+    if not found.group(1).startswith(("/job", "/device", "/replica")):
       return found.group(1)
   return ""
 

@@ -1,21 +1,74 @@
-"""Export: one SavedModel that takes raw strings and returns predictions.
+"""Export: one SavedModel that takes raw inputs and returns predictions.
 
 The serving function is ``maskmodels.serving.Server``'s: it featurizes in
-the graph (tensorflow-text ops, the vocabulary file as a SavedModel asset),
-runs the model and returns what the task's ``postprocess`` gives
-(classification: probabilities, label ids and labels; tagging: one tag per
-word and the words' count). Loading it needs TensorFlow and tensorflow-text
-only (``import tensorflow_text`` registers the tokenizer ops). The GRU is
-traced with a generic kernel, never cuDNN's, so a model exported on a GPU
-host also serves on a CPU-only one.
+the graph (tensorflow-text ops, the vocabulary held in the graph), runs the
+model and returns what the task's ``postprocess`` gives (classification:
+probabilities, label ids and labels; tagging: one tag per word, "" past
+each input's words, and the words' count). What a loader needs is in the
+SavedModel's ``metadata()`` (``requires``, ``load``), printed by the export
+command and shown in ``docs/serving.md``: TensorFlow and, for text,
+tensorflow-text, imported before the model is called (it registers the
+tokenizer ops). The GRU is traced with a generic kernel, never cuDNN's, so
+a model exported on a GPU host also serves on a CPU-only one.
+
+The SavedModel is written to a temporary folder beside ``export_dir`` and
+renamed into place: a failed export (a full disk) leaves no partial
+folder, and a finished one replaces an earlier SavedModel whole.
 """
+
+import json
+import os
+import shutil
 
 import tensorflow as tf
 
 from maskmodels import progress
+from maskmodels.errors import SettingError, environment_fault
 
 SIGNATURE = "serving_default"
 WORDS_SIGNATURE = "words"
+
+
+def loading_snippet(export_dir, requires, example):
+  """Python lines that load the SavedModel at ``export_dir`` and call it
+  with ``example`` (the signature's arguments, as Python source)."""
+  imports = ", ".join(["tensorflow as tf"] + [
+      module for module in requires if module != "tensorflow"])
+  return (f"import {imports}\n"
+          f"model = tf.saved_model.load({export_dir!r})\n"
+          f"outputs = model.signatures[{SIGNATURE!r}]({example})")
+
+
+def _check_target(export_dir):
+  """Refuses an ``export_dir`` that holds something other than a
+  SavedModel (it would be replaced)."""
+  if os.path.isdir(export_dir) and os.listdir(export_dir) and not (
+      tf.saved_model.contains_saved_model(export_dir)):
+    raise SettingError(f"--export_dir={export_dir}: a folder that holds "
+                       f"files but no SavedModel; expected a new folder (or "
+                       f"an earlier export, which is replaced).")
+
+
+def _write_in_place(server, export_dir, signatures):
+  """``tf.saved_model.save`` into a temporary folder, renamed to
+  ``export_dir`` once whole."""
+  export_dir = os.path.normpath(export_dir)
+  temporary = f"{export_dir}.tmp-{os.getpid()}"
+  replaced = f"{export_dir}.old-{os.getpid()}"
+  try:
+    tf.saved_model.save(server, temporary, signatures=signatures)
+    if os.path.exists(export_dir):
+      os.rename(export_dir, replaced)
+    os.rename(temporary, export_dir)
+  except (OSError, tf.errors.OpError) as error:
+    shutil.rmtree(temporary, ignore_errors=True)
+    if os.path.exists(replaced) and not os.path.exists(export_dir):
+      os.rename(replaced, export_dir)
+    fault = environment_fault(error, export_dir)
+    if fault is None:
+      raise
+    raise fault from error
+  shutil.rmtree(replaced, ignore_errors=True)
 
 
 def export_saved_model(model_dir, export_dir):
@@ -25,23 +78,42 @@ def export_saved_model(model_dir, export_dir):
     ``export_dir``, a SavedModel with a ``serving_default`` signature
     (strings ``[batch]``), for a pre-tokenized task also ``words`` (words
     ``[batch, max_words]`` and ``lengths`` ``[batch]``), and the function
-    ``metadata()`` (a JSON string: the task, its settings, label names).
+    ``metadata()`` (a JSON string: the task, its settings, label names,
+    the signatures, and what a loader needs).
   """
   # pylint: disable=import-outside-toplevel
   from maskmodels.layers.recurrent import set_use_cudnn
   from maskmodels.training import inference
+  _check_target(export_dir)
   with progress.heartbeat(f"Loading {model_dir}"):
     run = inference.load_trained(model_dir)
   # Keras picks cuDNN when it traces on a GPU host; its op has no CPU kernel.
   set_use_cudnn(run.model, False)
-  server = run.server()
+  server = run.server(loader=loading_snippet(
+      export_dir, run.requires, 'texts=tf.constant(["A superb film."])'))
   signatures = {SIGNATURE: server.texts}
   if run.featurizer.inputs == "words":
     signatures[WORDS_SIGNATURE] = server.words
   with progress.heartbeat(f"Tracing and writing the SavedModel to "
                           f"{export_dir}"):
-    tf.saved_model.save(server, export_dir, signatures=signatures)
+    _write_in_place(server, export_dir, signatures)
   return export_dir
+
+
+def describe(export_dir):
+  """What the export command prints: where the SavedModel is, its
+  signatures, and how to load it (from its own metadata)."""
+  loaded = tf.saved_model.load(export_dir)
+  meta = json.loads(loaded.metadata().numpy().decode())
+  lines = [f"Exported a SavedModel to {export_dir}."]
+  for name, signature in meta["signatures"].items():
+    inputs = ", ".join(f"{k} {v}" for k, v in signature["inputs"].items())
+    outputs = ", ".join(f"{k} {v}" for k, v in signature["outputs"].items())
+    lines.append(f"Signature {name!r}: {inputs} -> {outputs}.")
+  needs = " and ".join(meta["requires"])
+  lines += [f"Load it with {needs} (import them before calling it):", ""]
+  lines += ["    " + line for line in meta["load"].splitlines()]
+  return "\n".join(lines)
 
 
 def is_saved_model(path):
@@ -50,9 +122,15 @@ def is_saved_model(path):
 
 
 def load_saved_model(export_dir):
-  """An exported SavedModel (its ``signatures`` and ``metadata()``)."""
+  """An exported SavedModel (its ``signatures`` and ``metadata()``), with
+  the modules its metadata says it needs imported first."""
+  import importlib  # pylint: disable=import-outside-toplevel
   import tensorflow_text  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-  return tf.saved_model.load(export_dir)
+  loaded = tf.saved_model.load(export_dir)
+  for module in json.loads(loaded.metadata().numpy().decode()).get(
+      "requires", []):
+    importlib.import_module(module)
+  return loaded
 
 
 def load_serving_function(export_dir):

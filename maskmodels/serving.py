@@ -5,7 +5,9 @@ strings (or, for a pre-tokenized task, their whitespace-separated words,
 or given word lists) are featurized in the graph, the model runs once,
 and ``task.postprocess`` turns its output into named tensors. A
 per-token task's outputs also carry ``lengths``, the words of each input,
-so tags align with words.
+so tags align with words; past each input's length every per-step output
+is blank (:func:`blank_past_lengths`), so nothing there reads as a word's
+tag.
 """
 
 import json
@@ -14,6 +16,14 @@ import numpy as np
 import tensorflow as tf
 
 from maskmodels.data.features import words_of
+
+
+def _spec_text(spec):
+  """``"string [batch]"``, ``"float32 [batch, time, classes]"``."""
+  names = ["batch", "time", "dim"]
+  dims = ", ".join(str(d) if d is not None else names[min(i, 2)]
+                   for i, d in enumerate(spec.shape))
+  return f"{spec.dtype.name} [{dims}]"
 
 
 class _Held:
@@ -49,14 +59,28 @@ class Server(tf.Module):
     self.max_len, self.truncation = max_len, truncation
     self.metadata_json = json.dumps(metadata or {})
     self.texts = tf.function(self._texts, autograph=False, input_signature=[
-        tf.TensorSpec([None], tf.string)])
+        tf.TensorSpec([None], tf.string, name="texts")])
     # Word lists in, for a pre-tokenized task only.
     self.words = tf.function(self._words, autograph=False, input_signature=[
-        tf.TensorSpec([None, None], tf.string),
-        tf.TensorSpec([None], tf.int32)]) if (
+        tf.TensorSpec([None, None], tf.string, name="words"),
+        tf.TensorSpec([None], tf.int32, name="lengths")]) if (
             featurizer.inputs == "words") else None
-    self.metadata = tf.function(lambda: tf.constant(self.metadata_json),
-                                autograph=False, input_signature=[])
+    self.metadata = tf.function(self._metadata, autograph=False,
+                                input_signature=[])
+
+  def _metadata(self):
+    """The metadata, with each signature's inputs and outputs (traced at
+    the first call, as a SavedModel is written)."""
+    meta = json.loads(self.metadata_json)
+    meta["signatures"] = {
+        name: {"inputs": {spec.name: _spec_text(spec)
+                          for spec in function.input_signature},
+               "outputs": {key: _spec_text(spec) for key, spec in sorted(
+                   function.get_concrete_function().structured_outputs
+                   .items())}}
+        for name, function in (("serving_default", self.texts),
+                               ("words", self.words)) if function}
+    return tf.constant(json.dumps(meta))
 
   @property
   def model(self):
@@ -70,7 +94,9 @@ class Server(tf.Module):
     outputs = dict(self.task.postprocess(self.model(features,
                                                     training=False)))
     if self.featurizer.inputs == "words":
-      outputs["lengths"] = tf.cast(inputs.row_lengths(), tf.int32)
+      lengths = tf.cast(inputs.row_lengths(), tf.int32)
+      outputs = blank_past_lengths(outputs, lengths)
+      outputs["lengths"] = lengths
     return outputs
 
   def _texts(self, texts):
@@ -89,6 +115,29 @@ class Server(tf.Module):
     """Per-input output rows (dicts of NumPy values) for a list of strings
     or of word lists."""
     return predict_rows(self.texts, self.words, inputs, batch_size)
+
+
+def blank_past_lengths(outputs, lengths):
+  """Per-step outputs with every step past its input's length blank: ""
+  for strings, -1 for integers (an id no label has), 0 for numbers.
+
+  Args:
+    outputs: ``{name: tensor}``; those of rank 2 or more are per step,
+      ``[batch, time, ...]``.
+    lengths: int ``[batch]``, the real steps of each input.
+  """
+  blanked = {}
+  for name, value in outputs.items():
+    if value.shape.rank is None or value.shape.rank < 2:
+      blanked[name] = value
+      continue
+    real = tf.sequence_mask(lengths, tf.shape(value)[1])
+    while real.shape.rank < value.shape.rank:
+      real = real[..., tf.newaxis]
+    blank = ("" if value.dtype == tf.string else
+             -1 if value.dtype.is_integer else 0)
+    blanked[name] = tf.where(real, value, tf.constant(blank, value.dtype))
+  return blanked
 
 
 def builtin_ancestor(task):

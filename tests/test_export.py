@@ -117,6 +117,12 @@ def test_tagger_saved_model_gives_one_tag_per_word_in_a_fresh_process(
       assert tags == [t.decode() for t in
                       expected[row]["tags"][:len(sentence)]]
       assert all(tag in run.task.label_names for tag in tags)
+      # Past the sentence nothing reads as a word's tag.
+      assert set(outputs["tags"][row][len(sentence):]) <= {""}
+      assert set(outputs["tag_ids"][row][len(sentence):]) <= {-1}
+      past = np.asarray(outputs["probabilities"][row])[len(sentence):]
+      assert past.size == 0 or not past.any()
+      assert len(outputs["tags"][row]) == 500
   # The in-process server and the task's line agree on alignment.
   line = run.task.describe(SENTENCES[2], expected[2])
   assert [pair.rsplit("/", 1)[0] for pair in line.split()] == words[2]

@@ -19,8 +19,7 @@ def main(parsed, arguments):
   cli.absorb_onednn_notice()
   own = parsed.own
   path = export.export_saved_model(own.model_dir, own.export_dir)
-  print(f"Exported {own.model_dir} to {path} (signature "
-        f"'{export.SIGNATURE}': strings [batch] -> probabilities, labels).")
+  print(export.describe(path))
 
 
 def check(parsed):

@@ -129,8 +129,11 @@ class CharacterFeatures(WordFeature):
     if mask is None:
       mask = tf.ones(shape[:2], tf.bool)
     char_mask = tf.not_equal(chars, 0) & mask[:, :, tf.newaxis]
-    flat = tf.reshape(chars, [-1, shape[2]])
-    flat_mask = tf.reshape(char_mask, [-1, shape[2]])
+    # Sizes named, never -1: on a batch with no word (or no character) the
+    # tensor is empty and -1 would be ambiguous.
+    rows = shape[0] * shape[1]
+    flat = tf.reshape(chars, [rows, shape[2]])
+    flat_mask = tf.reshape(char_mask, [rows, shape[2]])
     x = masking.apply_mask(self.embedding(flat), flat_mask)
     x, x_mask = self.conv(x, mask=flat_mask)
     pooled = masking.masked_max(x, x_mask)  # zeros for an empty word

@@ -30,9 +30,12 @@ class TrainedRun:
   tokenizer: object
   featurizer: object
   model: object
+  # What a process that loads the exported model must import.
+  requires: tuple = ("tensorflow", "tensorflow_text")
 
-  def server(self):
-    """The run's :class:`maskmodels.serving.Server`."""
+  def server(self, loader=""):
+    """The run's :class:`maskmodels.serving.Server` (``loader``: the lines
+    that load its export, for its metadata)."""
     train = self.config.train
     return serving.Server(
         self.task, self.featurizer, self.model,
@@ -40,7 +43,8 @@ class TrainedRun:
         self.config.data.truncation, metadata=dict(
             task=train.task, task_config=train.task_config,
             label_names=self.task.label_names,
-            builtin_task=serving.builtin_ancestor(self.task)))
+            builtin_task=serving.builtin_ancestor(self.task),
+            requires=list(self.requires), load=loader))
 
 
 def load_trained(model_dir):

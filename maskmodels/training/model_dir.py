@@ -64,6 +64,32 @@ def _read_bytes(path):
     raise environment_fault(error, path, reading=True) or error
 
 
+def _saving(directory, step, save):
+  """Runs ``save()`` of checkpoint ``step`` in ``directory``; if it fails
+  for a fault of the machine (a full disk), removes the files and folders
+  the save made (``ckpt-<step>_temp/``, a partial ``ckpt-<step>.*``) and
+  raises the fault naming the checkpoint."""
+  before = set(tf.io.gfile.listdir(directory)) if tf.io.gfile.isdir(
+      directory) else set()
+  try:
+    return save()
+  except (OSError, tf.errors.OpError) as error:
+    fault = environment_fault(error, os.path.join(directory, f"ckpt-{step}"))
+    if fault is None:
+      raise
+    if tf.io.gfile.isdir(directory):
+      for name in set(tf.io.gfile.listdir(directory)) - before:
+        path = os.path.join(directory, name.rstrip("/"))
+        try:
+          if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+          else:
+            tf.io.gfile.remove(path)
+        except (OSError, tf.errors.OpError):
+          pass
+    raise fault from error
+
+
 class _Hold:
   """A run's hold on its directory: :meth:`commit` marks its first write
   (until then, leaving undoes what taking the hold changed)."""
@@ -279,7 +305,8 @@ class ModelDirectory:
         os.path.join(self.write_path, BEST_DIR), max_to_keep=1)
 
     def save(step):
-      path = manager.save(checkpoint_number=step)
+      path = _saving(manager.directory, step, lambda: manager.save(
+          checkpoint_number=step))
       self.cleanup()
       return path
 
@@ -398,8 +425,10 @@ class Checkpointer:
         step_counter=step_counter, checkpoint_interval=interval)
 
   def save(self, step, force=False):
-    """Saves at ``step`` if the interval has passed (or ``force``)."""
-    path = self.manager.save(checkpoint_number=step, check_interval=not force)
+    """Saves at ``step`` if the interval has passed (or ``force``); a save
+    that fails (a full disk) leaves no partial checkpoint behind."""
+    path = _saving(self.manager.directory, step, lambda: self.manager.save(
+        checkpoint_number=step, check_interval=not force))
     self.model_dir.cleanup()
     return path
 
