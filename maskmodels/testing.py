@@ -421,31 +421,38 @@ def check_config_round_trip(layer, sequences):
 
 def check_empty_sequences(layer, sequences):
   """Outputs and gradients are finite for a batch whose sequences are all
-  empty, on a time axis of its usual width and of width 0."""
+  empty, on a time axis of its usual width and of width 0, and for a batch
+  of no sequence at all (zero rows)."""
   ids = _is_ids(sequences)
   failures = []
   template = np.asarray(sequences[0])
-  for width in (max(len(s) for s in sequences), 0):
-    shape = (3, width) + template.shape[1:]
+  for rows, width in ((3, max(len(s) for s in sequences)), (3, 0),
+                      (0, max(len(s) for s in sequences))):
+    shape = (rows, width) + template.shape[1:]
     batch = np.zeros(shape, template.dtype)
-    mask = np.zeros((3, width), bool)
+    mask = np.zeros((rows, width), bool)
     x = tf.constant(batch)
-    with tf.GradientTape() as tape:
-      if not ids:
-        tape.watch(x)
-      outputs = _call(layer, x, mask, ids)
-      loss = sum(tf.reduce_sum(tf.cast(t, tf.float32))
-                 for t in tf.nest.flatten(outputs) if t.dtype.is_floating)
-    grads = tape.gradient(loss, ([] if ids else [x]) +
-                          layer.trainable_variables)
+    check = f"empty sequences, {rows} rows of width {width}"
+    try:
+      with tf.GradientTape() as tape:
+        if not ids:
+          tape.watch(x)
+        outputs = _call(layer, x, mask, ids)
+        loss = sum(tf.reduce_sum(tf.cast(t, tf.float32))
+                   for t in tf.nest.flatten(outputs) if t.dtype.is_floating)
+      grads = tape.gradient(loss, ([] if ids else [x]) +
+                            layer.trainable_variables)
+    except (tf.errors.OpError, ValueError) as error:
+      failures.append(Failure(check, f"raises {type(error).__name__}: "
+                              f"{str(error).strip().splitlines()[0][:200]}"))
+      continue
     finite = all(np.all(np.isfinite(np.asarray(tf.cast(t, tf.float32))))
                  for t in tf.nest.flatten(outputs) if t.dtype.is_floating)
     finite_grads = all(np.all(np.isfinite(np.asarray(tf.convert_to_tensor(
         g)))) for g in grads if g is not None)
     if not (finite and finite_grads):
-      failures.append(Failure(f"empty sequences, width {width}",
-                              "non-finite " + ("outputs" if not finite else
-                                               "gradients")))
+      failures.append(Failure(check, "non-finite " + (
+          "outputs" if not finite else "gradients")))
   return failures
 
 

@@ -128,3 +128,69 @@ def test_tagger_saved_model_gives_one_tag_per_word_in_a_fresh_process(
   assert [pair.rsplit("/", 1)[0] for pair in line.split()] == words[2]
   with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
     assert b"CudnnRNN" not in f.read()
+
+
+# Every built-in task with each kind of input it reads: (task settings, a
+# description). A new task or input kind joins this list.
+KINDS = {
+    "classification, word tokenizer": dict(tokenizer="word"),
+    "classification, wordpiece, naive Bayes member": None,  # classifier_dir
+    "tagging, words only": dict(task="tagging"),
+    "tagging, words and characters": None,  # tagger_dir
+}
+
+
+@pytest.fixture(scope="module")
+def kind_dirs(classifier_dir, tagger_dir, tmp_path_factory):
+  """A tiny trained model directory of every kind in KINDS."""
+  root = tmp_path_factory.mktemp("kinds")
+  data_path = write_jsonl(root / "reviews.jsonl", 120, seed=5)
+  dirs = {"classification, wordpiece, naive Bayes member": classifier_dir,
+          "tagging, words and characters": tagger_dir}
+  for index, (kind, settings) in enumerate(KINDS.items()):
+    if settings is None:
+      continue
+    data = ({} if settings.get("task") == "tagging" else dict(
+        data_format="jsonl", data_path=data_path, validation_fraction=0.2))
+    config = training.ExperimentConfig.create(
+        vocab_size=300, embedding_dim=8, conv_filters=[8], kernel_size=[3],
+        gru_units=[4], batch_size=16, train_steps=2, steps_per_loop=2,
+        warmup_steps=1, **data, **settings)
+    dirs[kind] = str(root / f"run{index}")
+    training.train_and_evaluate(config, dirs[kind],
+                                tf.distribute.get_strategy())
+  return dirs
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_task_and_input_kind_serves_empty_inputs(kind, kind_dirs,
+                                                       tmp_path):
+  """A batch of only empty inputs, and a batch of none, through predict and
+  through the SavedModel: finite outputs, one row per input, nothing past
+  an input's (zero) length."""
+  model_dir = kind_dirs[kind]
+  run = training.load_trained(model_dir)
+  server = run.server()
+  export_dir = str(tmp_path / "exported")
+  export.export_saved_model(model_dir, export_dir)
+  loaded = export.load_saved_model(export_dir)
+  for inputs in ([], [""], ["", "   ", "\t"]):
+    rows = server.predict(inputs)
+    assert len(rows) == len(inputs)
+    calls = [loaded.signatures["serving_default"](
+        texts=tf.constant(inputs, tf.string))]
+    if "words" in loaded.signatures:
+      calls.append(loaded.signatures["words"](
+          words=tf.zeros([len(inputs), 0], tf.string),
+          lengths=tf.zeros([len(inputs)], tf.int32)))
+    for outputs in calls + [{k: np.stack([r[k] for r in rows]) if rows else
+                             None for k in (rows[0] if rows else {})}]:
+      for name, value in outputs.items():
+        value = np.asarray(value)
+        assert value.shape[0] == len(inputs), (kind, name, value.shape)
+        if value.dtype.kind == "f":
+          assert np.all(np.isfinite(value)), (kind, name)
+      if "tags" in outputs:  # no word, so no tag
+        assert np.asarray(outputs["tags"]).size == 0 or set(
+            np.asarray(outputs["tags"]).ravel().tolist()) <= {b"", ""}
+        assert not np.asarray(outputs["lengths"]).any()

@@ -166,8 +166,8 @@ def test_the_battery_passes_library_layers_and_catches_each_fault():
       return masking.masked_sum(inputs, mask) / lengths
 
   failures = testing.check_layer(NaNOnEmpty, features)
-  assert {"empty sequences, width 8", "empty sequences, width 0"} <= {
-      f.check for f in failures}
+  assert {"empty sequences, 3 rows of width 8",
+          "empty sequences, 3 rows of width 0"} <= {f.check for f in failures}
 
 
 def test_the_gradient_check_reads_only_the_rows_the_model_names():

@@ -90,9 +90,13 @@ def _windowed(inputs, mask, op, kernel_size, strides, dilation_rate, padding,
   span = (kernel_size - 1) * dilation_rate
   time = tf.shape(x)[1]
   right = right + tf.maximum(0, span + 1 - (time + left + right))
-  x = tf.pad(x, [[0, 0], [left, right], [0, 0]], constant_values=fill)
+  # A batch of no row gets one filler row, sliced off after: TensorFlow's
+  # CPU convolution returns a tensor of the wrong shape for zero rows.
+  batch = tf.shape(x)[0]
+  filler = tf.cast(tf.equal(batch, 0), tf.int32)
+  x = tf.pad(x, [[0, filler], [left, right], [0, 0]], constant_values=fill)
   y = op(x)
-  y = y[:, :tf.shape(out_mask)[1]]
+  y = y[:batch, :tf.shape(out_mask)[1]]
   if zero_pad_outputs:
     y = masking.apply_mask(y, out_mask)
   return y, out_mask
