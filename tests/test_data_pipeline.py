@@ -99,8 +99,8 @@ def test_token_budgets_size_batches_by_tokens(corpus):
   for features, _, _ in dataset:
     ids = features["ids"]
     assert ids.shape[0] * ids.shape[1] <= 120 + ids.shape[0] * 5
-  with pytest.raises(ValueError, match="batch_size=6 must be a multiple of "
-                     "the 4 replicas"):
+  with pytest.raises(ValueError, match="--batch_size=6: expected a multiple "
+                     "of the 4 replicas"):
     data.PipelineConfig(batch_size=6).bucket_batch_sizes(replicas=4)
 
 

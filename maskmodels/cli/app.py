@@ -265,6 +265,7 @@ def parse(command, argv):
   if "--version" in argv[1:]:
     print(f"maskmodels {__version__}")
     sys.exit(0)
+  flags.FLAGS.unparse_flags()  # a command run again in one process
   try:
     remaining = flags.FLAGS(argv)
   except (flags.Error, ValueError) as error:
@@ -328,17 +329,24 @@ def define_flags(command):
     flags_lib.define_experiment_flags()
 
 
-def run(command):
+def run(command, argv=None):
   """Runs ``command`` as an absl app: ``--import``, its flags (checked
   before it starts), then its ``main`` (errors as one line; see
-  :func:`guarded`). absl's ``--pdb_post_mortem`` works on bugs."""
+  :func:`guarded`). absl's ``--pdb_post_mortem`` works on bugs.
+
+  Args:
+    command: a :class:`Command`.
+    argv: the command line (default ``sys.argv``); ends the process (or
+      raises ``SystemExit``) with the command's exit status.
+  """
   # pylint: disable=import-outside-toplevel
   from absl import app, flags
   from maskmodels.errors import USAGE_EXIT_CODE, SettingError
+  argv = list(sys.argv if argv is None else argv)
   sys.modules["__main__"].__doc__ = command.doc
   _define_common_flags()
   try:
-    import_plugins(plugin_modules(sys.argv))
+    import_plugins(plugin_modules(argv))
   except SettingError as error:
     _fail(error, USAGE_EXIT_CODE)
   define_flags(command)
@@ -352,4 +360,4 @@ def run(command):
     return guarded(command.main, lambda: flags.FLAGS.traceback)(
         state["parsed"], state["arguments"])
 
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, argv=argv, flags_parser=parse_flags)

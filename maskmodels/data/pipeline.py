@@ -28,7 +28,7 @@ import tensorflow as tf
 from tensorflow.python.data.ops import multi_device_iterator_ops
 
 from maskmodels.data import text as text_lib
-from maskmodels.errors import InputError
+from maskmodels.errors import InputError, SettingError
 from maskmodels.tasks.base import LabelSpec
 
 
@@ -93,11 +93,11 @@ class PipelineConfig:
     """Global batch size of each bucket, a multiple of ``replicas``.
 
     Raises:
-      InputError: ``batch_size`` is not a multiple of ``replicas``.
+      SettingError: ``batch_size`` is not a multiple of ``replicas``.
     """
     if self.batch_size % replicas:
-      raise InputError(f"batch_size={self.batch_size} must be a multiple of "
-                       f"the {replicas} replicas in sync.")
+      raise SettingError(f"--batch_size={self.batch_size}: expected a "
+                         f"multiple of the {replicas} replicas in sync.")
     edges = self.bucket_edges()
     if not self.batch_tokens:
       sizes = [self.batch_size] * (len(edges) + 1)

@@ -166,9 +166,9 @@ class Runner:
     """Seeds, determinism and the dtype policy, before anything is built."""
     train = self.config.train
     if train.deterministic and train.jit_compile:
-      raise InputError("--deterministic and --jit_compile cannot be "
-                       "combined: XLA has no deterministic gradient for "
-                       "max-pooling. Choose one.")
+      raise SettingError("--deterministic and --jit_compile cannot be "
+                         "combined: XLA has no deterministic gradient for "
+                         "max-pooling. Choose one.")
     keras.utils.set_random_seed(train.seed)
     if train.deterministic:
       tf.config.experimental.enable_op_determinism()
