@@ -41,10 +41,13 @@ class Section:
     flags: its :class:`Flag` entries.
     note: one line under the title (what the section is for, or the
       choice that makes its settings count).
+    chooses: the flags that make its settings count (``["--members=
+      naive_bayes"]``; none for a component chosen by default).
   """
   title: str
   flags: list
   note: str = ""
+  chooses: list = dataclasses.field(default_factory=list)
 
 
 def flag_of(field):
@@ -111,11 +114,13 @@ def component_sections():
   for owned, group in groups.items():
     registry, choice, _ = owned[0]
     names = [name for _, _, name in owned]
+    default = _default_choice(choice)
     sections.append(Section(
         f"{registry.kind} {', '.join(names)}", [flag_of(f) for f in group],
         "With " + " or ".join(f"--{choice}={name}" for name in names) +
-        (" (the default)" if names[0] == _default_choice(choice) else "")
-        + "; the component's own settings."))
+        (" (the default)" if default in names else "") +
+        "; the component's own settings.",
+        [] if default in names else [f"--{choice}={names[0]}"]))
   return sections
 
 

@@ -23,6 +23,7 @@ def examples_to_evaluate(config, data_format=None, data_path=None,
   # pylint: disable=import-outside-toplevel
   import dataclasses
   from maskmodels.data import readers
+  from maskmodels.errors import SettingError
   from maskmodels.training.builders import task_of
   data = config.data
   if data_format:
@@ -30,10 +31,19 @@ def examples_to_evaluate(config, data_format=None, data_path=None,
   path = data_path or data.test_path or data.data_path
   on_test_file = not data_path and bool(data.test_path)
   columns = data.columns(
-      text_column or (on_test_file and data.test_text_column) or "",
-      label_column or (on_test_file and data.test_label_column) or "")
-  return readers.read_examples(data.data_format, path, split, *columns,
-                               default_data=task_of(config).default_data)
+      text_column or (on_test_file and data.test_text_column) or None,
+      label_column or (on_test_file and data.test_label_column) or None)
+  try:
+    return readers.read_examples(data.data_format, path, split, *columns,
+                                 default_data=task_of(config).default_data)
+  except readers.MissingColumn as missing:
+    for flag, given in (("text_column", text_column),
+                        ("label_column", label_column)):
+      if given == missing.column:
+        raise SettingError(f"--{flag}={given}: {missing}") from None
+    raise
+  except readers.UnknownSplit as unknown:
+    raise SettingError(f"--split={split}: {unknown}") from None
 
 
 def main(parsed, arguments):

@@ -54,8 +54,6 @@ def main(parsed, arguments):
   strategy = training.get_strategy(runtime.strategy, runtime.num_cpu_devices,
                                    runtime.tpu)
   cli.absorb_onednn_notice()
-  logging.info("Strategy %s with %d replica(s).", runtime.strategy,
-               strategy.num_replicas_in_sync)
   try:
     summary = training.train_and_evaluate(config, model_dir, strategy)
   except training.TrainingInterrupted as stopped:
@@ -75,7 +73,11 @@ def check(parsed):
   # pylint: disable=import-outside-toplevel
   from maskmodels.commands.settings import check_path
   from maskmodels.errors import SettingError
-  data = parsed.config.data
+  data, runtime = parsed.config.data, parsed.runtime
+  if runtime.tpu and runtime.strategy != "tpu":
+    raise SettingError(f"--tpu={runtime.tpu}: used only with --strategy=tpu "
+                       f"(this run's is {runtime.strategy}); expected no "
+                       f"--tpu, or --strategy=tpu.")
   if data.data_format != "default" and not data.data_path:
     raise SettingError(f"--data_path is required with --data_format="
                        f"{data.data_format}: the training data's file or "

@@ -24,7 +24,8 @@ from maskmodels.data import readers, text
 from maskmodels.errors import DamagedFile, InputError, environment_fault
 from maskmodels.registry import (BACKBONES, ENCODERS, HEADS, MEMBERS, MODELS,
                                  TASKS, WORD_FEATURES)
-from maskmodels.settings import Settings, component_settings, setting
+from maskmodels.settings import (Settings, check_value, component_settings,
+                                 setting)
 from maskmodels.training import optimization, strategy
 
 EVALUATE_CHECKPOINTS = ("best", "final")
@@ -381,7 +382,10 @@ def resolve(values, explicit):
   unknown = sorted(set(values) - set(leaves) - set(owners))
   if unknown:
     raise InputError(f"Unknown setting(s): {', '.join(unknown)}.")
-  task = TASKS.get(values.get("task", TrainConfig().task))
+  task_field = next(f for f in dataclasses.fields(TrainConfig)
+                    if f.name == "task")
+  task = TASKS.get(check_value(task_field, values.get("task",
+                                                      TrainConfig().task)))
   values = dict({name: value for name, value in task.run_defaults.items()
                  if name not in explicit}, **{
                      name: value for name, value in values.items()

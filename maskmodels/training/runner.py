@@ -183,6 +183,11 @@ class Runner:
     task.validate(self.config)
     splits = read_splits(self.config.data, self.config.train.seed,
                          task.default_data)
+    logging.info("Read %d training, %d validation and %s test examples; "
+                 "training under %s with %d replica(s).", len(splits.train),
+                 len(splits.validation),
+                 len(splits.test) if splits.test is not None else "no",
+                 type(self.strategy).__name__, self.replicas)
     names = self.config.data.label_names
     if not names and self.model_dir.has_config():
       names = self.model_dir.load_config().data.label_names
