@@ -1,0 +1,105 @@
+"""Accuracy benchmarks: train a benchmark's configuration once per seed,
+test once, and append a record per run (benchmarks/records.py).
+
+    python benchmarks/accuracy.py --benchmark=imdb --data_path=aclImdb \
+        --seeds=0,1,2
+
+Each run is ``scripts/train.py`` with the benchmark's flags, ``--seed`` and
+a fresh ``--model_dir`` under ``--runs_dir``, in a process of its own, as a
+user runs it. Settings are chosen on validation data (each flagfile says
+how); the test split is read once, at the end of each run. The command
+prints each run's result and the mean and spread over the seeds.
+"""
+
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+import records  # benchmarks/records.py
+
+ROOT = records.ROOT
+FLAGS = flags.FLAGS
+
+# name: (flags, what --data_path is, the metric of summary.json reported).
+BENCHMARKS = {
+    "default": (["--strategy=mirrored"], None, "test_accuracy"),
+    "imdb_fast": (["--flagfile=configs/imdb_fast.flags"], "aclImdb",
+                  "test_accuracy"),
+    "imdb": (["--flagfile=configs/imdb.flags"], "aclImdb", "test_accuracy"),
+    "ud_ewt": (["--flagfile=configs/ud_ewt.flags"], "ud-english-ewt",
+               "test_token_accuracy"),
+}
+
+flags.DEFINE_enum("benchmark", None, sorted(BENCHMARKS), "The benchmark.",
+                  required=False)
+flags.DEFINE_string("data_path", None, "Its data (the folder its flagfile "
+                    "names), unless it runs on embedded data.")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds, one run each.")
+flags.DEFINE_string("runs_dir", "runs/benchmarks", "Where the runs' model "
+                    "directories go (one per seed, replaced).")
+flags.DEFINE_string("records", records.RECORDS, "The records file.")
+flags.DEFINE_list("extra", [], "More flags for every run (recorded).")
+
+
+def command_line(name, seed, model_dir):
+  """The train command of one run, as argument lists: the one it runs and
+  the one it records (the data path as the placeholder <data>)."""
+  benchmark_flags, data, _ = BENCHMARKS[name]
+  common = [*benchmark_flags, *FLAGS.extra, f"--seed={seed}"]
+  run = common + [f"--model_dir={model_dir}"]
+  shown = list(common)
+  if data:
+    run.append(f"--data_path={FLAGS.data_path}")
+    shown.append(f"--data_path=<{data}>")
+  return ([sys.executable, "scripts/train.py", *run],
+          "python scripts/train.py " + shlex.join(shown))
+
+
+def main(argv):
+  del argv
+  if FLAGS.benchmark is None:
+    raise app.UsageError(f"--benchmark: choose one of "
+                         f"{', '.join(sorted(BENCHMARKS))}.")
+  name = FLAGS.benchmark
+  _, data, metric = BENCHMARKS[name]
+  if data and not FLAGS.data_path:
+    raise app.UsageError(f"--data_path: {name} needs its data ({data}).")
+  values = []
+  for seed in FLAGS.seeds:
+    model_dir = os.path.abspath(os.path.join(FLAGS.runs_dir,
+                                             f"{name}-seed{seed}"))
+    subprocess.run(["rm", "-rf", model_dir], check=True)
+    run, shown = command_line(name, int(seed), model_dir)
+    print(f"[{name} seed {seed}] {shown}", flush=True)
+    start = time.perf_counter()
+    result = subprocess.run(run, cwd=ROOT)
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+      sys.exit(f"error: the run of seed {seed} failed (exit "
+               f"{result.returncode}).")
+    with open(os.path.join(model_dir, "summary.json")) as f:
+      summary = json.load(f)
+    validation = next((v for k, v in summary.items()
+                       if k.startswith("best_validation_")), None)
+    record = records.append(dict(
+        benchmark=name, command=shown, seed=int(seed), metric=metric,
+        value=summary[metric], validation=validation, split="test",
+        wall_seconds=round(wall, 1),
+        train_examples_per_second=summary.get("train_examples_per_second"),
+        test_examples=summary.get("test_examples")), FLAGS.records)
+    values.append(record["value"])
+    print(f"[{name} seed {seed}] {metric} {record['value']:.4f} in "
+          f"{wall:.0f} s", flush=True)
+  spread = statistics.stdev(values) if len(values) > 1 else 0.0
+  print(json.dumps({"benchmark": name, "metric": metric, "n": len(values),
+                    "mean": statistics.mean(values), "sd": spread}))
+
+
+if __name__ == "__main__":
+  app.run(main)
