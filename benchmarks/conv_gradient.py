@@ -14,6 +14,7 @@ matrix product per kernel tap (``x[:, j:j+T]^T · dy``), which
 
 import functools
 import json
+import sys
 
 from maskmodels import cli
 
@@ -27,12 +28,14 @@ from maskmodels.layers import conv  # noqa: E402
 
 import timing  # noqa: E402  (benchmarks/timing.py)
 from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
+import records  # noqa: E402  (benchmarks/records.py)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("batch", 64, "Batch size.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
 flags.DEFINE_integer("steps", 240, "Time steps.", lower_bound=1)
 flags.DEFINE_integer("channels", 128, "Channels in and out.", lower_bound=1)
 flags.DEFINE_integer("kernel_size", 5, "Kernel size.", lower_bound=1)
+records.define_flag()
 flags.DEFINE_integer("rounds", 5, "Alternating rounds (medians reported).",
                      lower_bound=1)
 flags.DEFINE_integer("calls", 10, "Calls per round.", lower_bound=1)
@@ -76,9 +79,9 @@ def main(argv):
   print(json.dumps(cpu_description()), flush=True)
   k = FLAGS.kernel_size
   x = tf.random.stateless_normal(
-      [FLAGS.batch, FLAGS.steps + k - 1, FLAGS.channels], [0, 1])
+      [FLAGS.batch_size, FLAGS.steps + k - 1, FLAGS.channels], [0, 1])
   dy = tf.random.stateless_normal(
-      [FLAGS.batch, FLAGS.steps, FLAGS.channels], [0, 2])
+      [FLAGS.batch_size, FLAGS.steps, FLAGS.channels], [0, 2])
   functions = parts(FLAGS.channels, k)
   tf_filter = functions["filter_gradient"](x, dy)[0]
   per_tap = functions["filter_gradient_per_tap"](x, dy)
@@ -91,6 +94,9 @@ def main(argv):
   for name, ms in medians.items():
     print(json.dumps({"part": name, "ms": ms,
                       "rounds": [round(t, 2) for t in times[name]]}))
+  records.append_run("conv_gradient", [
+      dict(config=name, metric="ms per call", value=ms, rounds=times[name])
+      for name, ms in medians.items()], sys.argv, FLAGS.records)
   print(json.dumps({
       "filter_gradient_over_per_tap": round(
           medians["filter_gradient"] / medians["filter_gradient_per_tap"],

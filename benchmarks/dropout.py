@@ -13,6 +13,7 @@ fraction maskmodels' dropped and its output's mean on a tensor of ones.
 
 import functools
 import json
+import sys
 
 from maskmodels import cli
 
@@ -26,13 +27,15 @@ from maskmodels.layers import dropout  # noqa: E402
 
 import timing  # noqa: E402  (benchmarks/timing.py)
 from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
+import records  # noqa: E402  (benchmarks/records.py)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("batch", 64, "Batch size.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
 flags.DEFINE_integer("steps", 240, "Time steps.", lower_bound=1)
 flags.DEFINE_integer("channels", 128, "Channels.", lower_bound=1)
 flags.DEFINE_float("rate", 0.3, "Dropout rate.", lower_bound=0.0,
                    upper_bound=0.99)
+records.define_flag()
 flags.DEFINE_integer("rounds", 7, "Alternating rounds (medians reported).",
                      lower_bound=1)
 flags.DEFINE_integer("calls", 20, "Calls per round.", lower_bound=1)
@@ -42,7 +45,7 @@ def main(argv):
   del argv
   print(json.dumps(cpu_description()), flush=True)
   rate = FLAGS.rate
-  x = tf.random.stateless_normal([FLAGS.batch, FLAGS.steps, FLAGS.channels],
+  x = tf.random.stateless_normal([FLAGS.batch_size, FLAGS.steps, FLAGS.channels],
                                  [0, 1])
   seed = tf.constant([3, 4])
   functions = {
@@ -58,6 +61,9 @@ def main(argv):
   for name, ms in medians.items():
     print(json.dumps({"op": name, "ms": ms,
                       "rounds": [round(t, 2) for t in times[name]]}))
+  records.append_run("dropout", [
+      dict(config=name, metric="ms per call", value=ms, rounds=times[name])
+      for name, ms in medians.items()], sys.argv, FLAGS.records)
   ones = dropout.stateless_dropout(tf.ones([1000, 1000]), rate, seed)
   print(json.dumps({
       "tensorflow_over_maskmodels": round(

@@ -1,7 +1,7 @@
 """The masked GRU's kernels side by side: the fused CPU kernel vs Keras's.
 
     python benchmarks/gru_kernel.py                      # layer shapes only
-    python benchmarks/gru_kernel.py --data_dir=aclImdb   # + the train step
+    python benchmarks/gru_kernel.py --data_path=aclImdb   # + the train step
 
 Prints JSON lines: the CPU first; then, for each shape, the forward and
 backward time of one bidirectional ``MaskedGRU`` call in a ``tf.function``
@@ -9,7 +9,7 @@ backward time of one bidirectional ``MaskedGRU`` call in a ``tf.function``
 generic loop, which ``MaskedGRU`` ran before), on random right-padded
 lengths (1 to the time axis), and on rows with no padding, where the fused
 kernel's skipping of pad steps gains nothing; medians over alternating
-rounds; with ``--data_dir``, the whole training step of the throughput
+rounds; with ``--data_path``, the whole training step of the throughput
 benchmark's IMDb model with each kernel (bucketed batches: about 8% pad).
 Shapes: the throughput benchmark's GRU (batch 64, 200 steps after its
 pooling, 128 channels in, 64 units) and a tagger's (batch 32, 25 words,
@@ -18,6 +18,7 @@ pooling, 128 channels in, 64 units) and a tagger's (batch 32, 25 words,
 
 import itertools
 import json
+import sys
 
 from maskmodels import cli
 
@@ -33,12 +34,14 @@ import maskmodels as mm  # noqa: E402
 from imdb_model import CLASSIFICATION, CustomLoop  # noqa: E402
 import timing  # noqa: E402  (benchmarks/timing.py)
 from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
+import records  # noqa: E402  (benchmarks/records.py)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("rounds", 7, "Alternating rounds (medians reported).",
                      lower_bound=1)
 flags.DEFINE_integer("calls", 8, "Calls per round.", lower_bound=1)
-flags.DEFINE_string("data_dir", None, "aclImdb folder: also time the whole "
+records.define_flag()
+flags.DEFINE_string("data_path", None, "aclImdb folder: also time the whole "
                     "training step of the throughput benchmark's model.")
 flags.DEFINE_integer("steps", 30, "Timed train steps per round.",
                      lower_bound=1)
@@ -79,13 +82,13 @@ def alternate(runners, calls):
   return timing.medians(timing.alternate(runners, FLAGS.rounds, calls))
 
 
-def train_steps(data_dir):
+def train_steps(data_path):
   """ms per training step of the throughput benchmark's model, each
   kernel."""
   # pylint: disable=import-outside-toplevel
   import tempfile
   from maskmodels import data
-  examples = data.read_aclimdb(data_dir, "train")
+  examples = data.read_aclimdb(data_path, "train")
   order = np.random.default_rng(0).permutation(len(examples))[:6000]
   examples = examples.subset(order)
   examples = examples.with_labels(CLASSIFICATION.encode_labels(
@@ -112,9 +115,15 @@ def train_steps(data_dir):
 def main(argv):
   del argv
   print(json.dumps(cpu_description()), flush=True)
+  rows = []
   for (name, shape), lengths in itertools.product(SHAPES.items(), LENGTHS):
     medians = alternate({kernel: layer_step(kernel, lengths, *shape)
                          for kernel in KERNELS}, FLAGS.calls)
+    rows += [dict(config=f"{name} {list(shape)}, {lengths} lengths, "
+                  f"{kernel} kernel", metric="forward+backward ms",
+                  value=medians[kernel],
+                  ratio=medians["keras"] / medians[kernel])
+             for kernel in KERNELS]
     print(json.dumps({
         "shape": name, "batch_time_channels_units": shape,
         "lengths": lengths,
@@ -123,12 +132,17 @@ def main(argv):
                         for k, v in medians.items()},
         "fused_speedup": round(medians["keras"] / medians["fused"], 2)}),
           flush=True)
-  if FLAGS.data_dir:
-    medians = train_steps(FLAGS.data_dir)
+  if FLAGS.data_path:
+    medians = train_steps(FLAGS.data_path)
     print(json.dumps({
         "train_step_ms": {k: round(v, 1) for k, v in medians.items()},
         "fused_speedup": round(medians["keras"] / medians["fused"], 2)}),
           flush=True)
+    rows += [dict(config=f"whole training step, {kernel} kernel",
+                  metric="ms per step", value=medians[kernel],
+                  ratio=medians["keras"] / medians[kernel])
+             for kernel in KERNELS]
+  records.append_run("gru_kernel", rows, sys.argv, FLAGS.records)
 
 
 if __name__ == "__main__":

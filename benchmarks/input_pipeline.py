@@ -1,6 +1,6 @@
 """Input pipeline benchmark on aclImdb: throughput and padding, as JSON.
 
-    python benchmarks/input_pipeline.py --data_dir=/path/to/aclImdb
+    python benchmarks/input_pipeline.py --data_path=/path/to/aclImdb
 
 Prints the CPU as a first JSON line, then one JSON object: examples/s of
 the pipeline alone (first pass, which tokenizes and fills the cache, and a
@@ -10,6 +10,7 @@ padding each random batch to its longest sequence.
 
 import json
 import os
+import sys
 import tempfile
 import time
 
@@ -24,9 +25,11 @@ from maskmodels import data  # noqa: E402
 
 from imdb_model import CLASSIFICATION  # noqa: E402  (benchmarks/)
 from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
+import records  # noqa: E402  (benchmarks/records.py)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "aclImdb folder.", required=True)
+flags.DEFINE_string("data_path", None, "aclImdb folder.", required=True)
+records.define_flag()
 flags.DEFINE_string("split", "train", "Split to read.")
 flags.DEFINE_enum("tokenizer", "word", data.TOKENIZERS.names(), "Tokenizer.")
 flags.DEFINE_integer("vocab_size", 20000, "Vocabulary size.", lower_bound=3)
@@ -53,7 +56,7 @@ def main(argv):
   cli.absorb_onednn_notice()
   print(json.dumps(cpu_description()), flush=True)
   start = time.perf_counter()
-  examples = data.read_aclimdb(FLAGS.data_dir, FLAGS.split)
+  examples = data.read_aclimdb(FLAGS.data_path, FLAGS.split)
   read_seconds = time.perf_counter() - start
   examples = examples.with_labels(CLASSIFICATION.encode_labels(
       examples.labels, examples.source))
@@ -94,6 +97,14 @@ def main(argv):
   result["padding_reduction"] = round(
       fractions["unbucketed"] / fractions["bucketed"], 2)
   print(json.dumps(result))
+  records.append_run("input_pipeline", [
+      dict(config=f"{name}, {when} pass", metric="examples/s",
+           value=result[f"{name}_{key}_examples_per_s"])
+      for name in ("bucketed", "unbucketed")
+      for when, key in (("first", "first_pass"), ("cached", "cached"))] + [
+          dict(config=name, metric="padded steps (fraction)",
+               value=fractions[name]) for name in fractions],
+                     sys.argv, FLAGS.records)
 
 
 if __name__ == "__main__":

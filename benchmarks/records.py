@@ -50,3 +50,38 @@ def append(record, path=RECORDS):
   with open(path, "a") as f:
     f.write(json.dumps(full, sort_keys=True) + "\n")
   return full
+
+
+def define_flag():
+  """Defines ``--records``: where a benchmark appends its records."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  flags.DEFINE_string("records", RECORDS, "Records file this run appends "
+                      "to ('' records nothing).")
+
+
+def shown_command(argv):
+  """The command line as recorded: data paths as placeholders."""
+  import shlex  # pylint: disable=import-outside-toplevel
+  script = "python benchmarks/" + os.path.basename(argv[0])
+  args = [arg.split("=", 1)[0] + "=<data>" if arg.split("=", 1)[0].endswith(
+      "data_path") else arg for arg in argv[1:]
+          if not arg.startswith("--records")]
+  return " ".join([script] + [shlex.quote(a) for a in args])
+
+
+def append_run(benchmark, rows, argv, path=RECORDS):
+  """Appends one record per measured configuration of a throughput run.
+
+  Args:
+    benchmark: the benchmark's name (its script's).
+    rows: dicts with ``config``, ``metric``, ``value`` (a median), and
+      optionally ``rounds`` (every round's value) and ``ratio``.
+    argv: the command line (``sys.argv``).
+    path: the records file ("" records nothing).
+  """
+  if not path:
+    return
+  run = datetime.datetime.now().isoformat(timespec="seconds")
+  for row in rows:
+    append(dict(row, benchmark=benchmark, command=shown_command(argv),
+                run=run), path)

@@ -1,7 +1,7 @@
 """Tagger and classifier training throughput, side by side, as JSON lines.
 
-    python benchmarks/tagging_throughput.py --ewt_dir=ud-english-ewt \
-        --imdb_dir=aclImdb
+    python benchmarks/tagging_throughput.py --data_path=ud-english-ewt \
+        --imdb_data_path=aclImdb
 
 The first line names the CPU and its vector extensions. Then, in
 alternating rounds on one process: the tagger of ``configs/ud_ewt.flags``
@@ -16,6 +16,7 @@ medians.
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 
@@ -31,12 +32,14 @@ import maskmodels as mm  # noqa: E402
 from maskmodels import data, training  # noqa: E402
 from imdb_model import CLASSIFICATION, CustomLoop, make_model  # noqa: E402
 from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
+import records  # noqa: E402  (benchmarks/records.py)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("ewt_dir", None, "UD English-EWT folder (default: the "
+flags.DEFINE_string("data_path", None, "UD English-EWT folder (default: the "
                     "embedded sample).")
-flags.DEFINE_string("imdb_dir", None, "aclImdb folder (default: the "
+flags.DEFINE_string("imdb_data_path", None, "aclImdb folder (default: the "
                     "embedded reviews).")
+records.define_flag()
 flags.DEFINE_integer("steps", 40, "Timed steps per measurement.",
                      lower_bound=1)
 flags.DEFINE_integer("rounds", 3, "Alternating rounds.", lower_bound=1)
@@ -83,15 +86,15 @@ def main(argv):
   cli.absorb_onednn_notice()
   print(json.dumps(cpu_description()), flush=True)
   tagging = mm.TaggingTask()
-  if FLAGS.ewt_dir:
-    words = data.read_examples("conllu", FLAGS.ewt_dir, "train")
+  if FLAGS.data_path:
+    words = data.read_examples("conllu", FLAGS.data_path, "train")
   else:
     words = data.read_examples("default", "", "train",
                                default_data=tagging.default_data)
   tagging = mm.TaggingTask(label_names=tagging.fit_labels(words.labels, ""))
   words = words.with_labels(tagging.encode_labels(words.labels, ""))
-  if FLAGS.imdb_dir:
-    texts = data.read_aclimdb(FLAGS.imdb_dir, "train")
+  if FLAGS.imdb_data_path:
+    texts = data.read_aclimdb(FLAGS.imdb_data_path, "train")
   else:
     texts = data.read_examples("default", "", "train",
                                default_data=CLASSIFICATION.default_data)
@@ -119,10 +122,16 @@ def main(argv):
               tokens / seconds)}
       speeds[name].append(row)
       print(json.dumps(row), flush=True)
-  print(json.dumps({"summary": {name: {
-      key: statistics.median(r[key] for r in rows)
-      for key in ("examples_per_second", "tokens_per_second")}
-                                for name, rows in speeds.items()}}))
+  summary = {name: {key: statistics.median(r[key] for r in rows)
+                    for key in ("examples_per_second", "tokens_per_second")}
+             for name, rows in speeds.items()}
+  print(json.dumps({"summary": summary}))
+  records.append_run("tagging_throughput", [
+      dict(config=name, metric=f"train {key.replace('_per_second', '')}/s",
+           value=summary[name][key], rounds=[r[key] for r in speeds[name]])
+      for name in speeds for key in ("examples_per_second",
+                                     "tokens_per_second")],
+                     sys.argv, FLAGS.records)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The textbook IMDb model, timed end to end: the baseline of the README.
 
-    python benchmarks/textbook_imdb.py --data_dir=/path/to/aclImdb
+    python benchmarks/textbook_imdb.py --data_path=/path/to/aclImdb
 
 Keras's textbook pipeline, nothing of maskmodels in the model:
 ``text_dataset_from_directory`` -> ``TextVectorization(20000)`` ->
@@ -14,6 +14,7 @@ compared with.
 """
 
 import json
+import sys
 import time
 
 from maskmodels import cli
@@ -26,9 +27,11 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
+import records  # noqa: E402  (benchmarks/records.py)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "aclImdb folder.", required=True)
+flags.DEFINE_string("data_path", None, "aclImdb folder.", required=True)
+records.define_flag()
 flags.DEFINE_integer("epochs", 3, "Training epochs.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 32, "Batch size.", lower_bound=1)
 flags.DEFINE_integer("vocab_size", 20000, "TextVectorization vocabulary.",
@@ -50,9 +53,9 @@ class EpochReport(keras.callbacks.Callback):
 
 
 def reviews(split, shuffle):
-  """``(text, label)`` batches of ``<data_dir>/<split>/{neg,pos}``."""
+  """``(text, label)`` batches of ``<data_path>/<split>/{neg,pos}``."""
   return keras.utils.text_dataset_from_directory(
-      f"{FLAGS.data_dir}/{split}", class_names=["neg", "pos"],
+      f"{FLAGS.data_path}/{split}", class_names=["neg", "pos"],
       batch_size=FLAGS.batch_size, shuffle=shuffle, seed=FLAGS.seed)
 
 
@@ -78,10 +81,16 @@ def main(argv):
   model.fit(train, epochs=FLAGS.epochs, verbose=1, shuffle=False, callbacks=[
       keras.callbacks.ProgbarLogger(), EpochReport()])
   _, accuracy = model.evaluate(test, verbose=0)
+  wall = time.perf_counter() - start
   print(json.dumps({
       "model": "Embedding(mask_zero)->GRU(128)", "epochs": FLAGS.epochs,
       "test_accuracy": round(float(accuracy), 4),
-      "wall_seconds": round(time.perf_counter() - start)}), flush=True)
+      "wall_seconds": round(wall)}), flush=True)
+  if FLAGS.records:
+    records.append(dict(
+        benchmark="textbook_imdb", command=records.shown_command(sys.argv),
+        seed=FLAGS.seed, metric="test_accuracy", value=float(accuracy),
+        split="test", wall_seconds=round(wall, 1)), FLAGS.records)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Training throughput, side by side in one process, as JSON lines.
 
-    python benchmarks/training_throughput.py --data_dir=/path/to/aclImdb
+    python benchmarks/training_throughput.py --data_path=/path/to/aclImdb
 
 The first line names the CPU and its vector extensions. Then, on the same
 model, data and batch size, in alternating rounds: the maskmodels custom
@@ -18,6 +18,7 @@ peak resident memory.
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 
@@ -37,13 +38,15 @@ from maskmodels.training import memory, optimization, trainer  # noqa: E402
 import maskmodels as mm  # noqa: E402
 from imdb_model import CLASSIFICATION, CustomLoop, make_model  # noqa: E402
 from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
+import records  # noqa: E402  (benchmarks/records.py)
 
 training.split_cpu(2)  # before any op: a 2-replica strategy for counting
 cli.absorb_onednn_notice()
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "aclImdb folder (default: embedded "
+flags.DEFINE_string("data_path", None, "aclImdb folder (default: embedded "
                     "data).")
+records.define_flag()
 flags.DEFINE_integer("examples", 6000, "Training examples used.",
                      lower_bound=100)
 flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=2)
@@ -125,8 +128,8 @@ def main(argv):
   del argv
   print(json.dumps(cpu_description()), flush=True)
   keras.utils.set_random_seed(0)
-  if FLAGS.data_dir:
-    examples = data.read_aclimdb(FLAGS.data_dir, "train")
+  if FLAGS.data_path:
+    examples = data.read_aclimdb(FLAGS.data_path, "train")
   else:
     examples = data.read_examples(
         "default", "", "train",
@@ -196,6 +199,10 @@ def main(argv):
       speeds[name].append(measure(name, runner, max(steps, 1)))
   median = {name: statistics.median(v) for name, v in speeds.items()}
   names = list(runners)
+  records.append_run("training_throughput", [
+      dict(config=name, metric="train examples/s", value=median[name],
+           rounds=speeds[name], ratio=median[name] / median[names[0]])
+      for name in names], sys.argv, FLAGS.records)
 
   def ratio(a, b):
     return round(median[names[a]] / median[names[b]], 3)

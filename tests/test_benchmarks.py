@@ -26,9 +26,10 @@ def imdb_root(tmp_path_factory):
   return str(root)
 
 
-def _run(script, *args):
+def _run(script, *args, records=""):
   result = subprocess.run(
-      [sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
+      [sys.executable, os.path.join(ROOT, "benchmarks", script), *args] + (
+          [f"--records={records}"] if records is not None else []),
       capture_output=True, text=True, env=env(), cwd=ROOT, timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]
   rows = [json.loads(line) for line in result.stdout.splitlines()
@@ -40,23 +41,32 @@ def _run(script, *args):
 @pytest.mark.slow
 @pytest.mark.parametrize("script,args", [
     ("gru_kernel.py", ["--rounds=1", "--calls=1", "--steps=2",
-                       "--data_dir={imdb}"]),
-    ("conv_gradient.py", ["--batch=2", "--steps=9", "--channels=4",
+                       "--data_path={imdb}"]),
+    ("conv_gradient.py", ["--batch_size=2", "--steps=9", "--channels=4",
                           "--rounds=1", "--calls=1"]),
-    ("dropout.py", ["--batch=2", "--steps=9", "--channels=4",
+    ("dropout.py", ["--batch_size=2", "--steps=9", "--channels=4",
                     "--rounds=1", "--calls=1"]),
     ("tagging_throughput.py", ["--steps=2", "--rounds=1"]),
-    ("training_throughput.py", ["--data_dir={imdb}", "--examples=120",
+    ("training_throughput.py", ["--data_path={imdb}", "--examples=120",
                                 "--steps=2", "--rounds=1"]),
-    ("input_pipeline.py", ["--data_dir={imdb}", "--vocab_size=200"]),
-    ("textbook_imdb.py", ["--data_dir={imdb}", "--epochs=1",
+    ("input_pipeline.py", ["--data_path={imdb}", "--vocab_size=200"]),
+    ("textbook_imdb.py", ["--data_path={imdb}", "--epochs=1",
                           "--vocab_size=200"]),
     ("exit_delay.py", ["--runs=2", "--", sys.executable, "-c",
                        "print('run {{i}}')"]),
 ])
-def test_benchmark_runs_and_prints_figures(imdb_root, script, args):
-  rows = _run(script, *[a.format(imdb=imdb_root) for a in args])
+def test_benchmark_runs_and_prints_figures(imdb_root, script, args,
+                                           tmp_path):
+  records = str(tmp_path / "records.jsonl")
+  rows = _run(script, *[a.format(imdb=imdb_root) for a in args],
+              records=None if script == "exit_delay.py" else records)
   assert rows
+  if script != "exit_delay.py":  # every figure is also a record
+    with open(records) as f:
+      written = [json.loads(line) for line in f]
+    assert written and all(
+        r["benchmark"] == script[:-3] and "value" in r and r["cpu"] and
+        "extensions" in r and r["version"] for r in written), written
   numbers = [v for row in rows for v in row.values()
              if isinstance(v, (int, float))]
   assert numbers, rows  # some figure beside the CPU line

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import write_jsonl
+from helpers import ROOT, write_jsonl
 from maskmodels import export, training
 from maskmodels.data import synthetic
 
@@ -59,6 +59,35 @@ def classifier_dir(tmp_path_factory):
   path = str(root / "run")
   training.train_and_evaluate(config, path, tf.distribute.get_strategy())
   return path
+
+
+def test_the_documented_loading_snippet_serves_in_a_fresh_process(
+    classifier_dir, tmp_path):
+  """docs/serving.md's snippet, as a user pastes it, in a process with
+  TensorFlow and tensorflow-text only; and the export's own metadata says
+  the same."""
+  import re  # pylint: disable=import-outside-toplevel
+  export_dir = str(tmp_path / "exported")
+  export.export_saved_model(classifier_dir, export_dir)
+  page = open(os.path.join(ROOT, "docs", "serving.md")).read()
+  snippet = re.search(r"<!-- serving-snippet: run by tests/test_docs.py -->"
+                      r"\s*```python\n(.*?)```", page, re.S).group(1)
+  snippet = snippet.replace('"runs/exported"', repr(export_dir))
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+  result = subprocess.run([sys.executable, "-c", snippet +
+                           "\nimport sys; assert 'maskmodels' not in sys."
+                           "modules"], capture_output=True, text=True,
+                          env=env, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  expected = training.load_trained(classifier_dir).server().predict(
+      ["A superb film.", ""])
+  assert result.stdout.startswith(str(np.array(
+      [row["labels"] for row in expected])))
+  meta = json.loads(export.load_saved_model(export_dir).metadata().numpy())
+  assert meta["requires"] == ["tensorflow", "tensorflow_text"]
+  assert "import tensorflow as tf, tensorflow_text" in meta["load"]
+  assert meta["signatures"]["serving_default"]["inputs"] == {
+      "texts": "string [batch]"}
 
 
 def test_classifier_saved_model_in_a_fresh_process_matches_the_model(

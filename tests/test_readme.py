@@ -1,4 +1,4 @@
-"""The README's commands and research examples stay true."""
+"""The README's and docs/extending.md's examples and commands stay true."""
 
 import json
 import pathlib
@@ -11,12 +11,36 @@ import pytest
 from helpers import EXIT_BOUND, ROOT, run_script
 
 README = pathlib.Path(ROOT, "README.md")
+EXTENDING = pathlib.Path(ROOT, "docs", "extending.md")
 
 
-def _block(marker, language):
-  text = README.read_text()
+def _block(marker, language, page=README):
+  text = page.read_text()
   return re.search(re.escape(f"<!-- {marker}: run by tests/test_readme.py -->")
                    + rf"\s*```{language}\n(.*?)```", text, re.S).group(1)
+
+
+def test_the_readme_is_short_and_opens_with_its_two_commands():
+  lines = README.read_text().splitlines()
+  assert len(lines) <= 250
+  blocks = re.findall(r"```bash\n(.*?)```", "\n".join(lines[:20]), re.S)
+  assert [b.strip() for b in blocks] == [
+      "pip install -e . && python scripts/train.py --strategy=mirrored",
+      'pip install -e ".[test]" && python -m pytest']
+  with open(pathlib.Path(ROOT, ".ci", "run")) as f:
+    assert 'pip install -e ".[test]" && python -m pytest' in f.read()
+
+
+def test_the_conv1d_demo_shows_keras_reading_padding_and_maskmodels_not(
+    capsys):
+  namespace = {"__name__": "readme_demo"}
+  exec(compile(_block("conv1d-demo", "python"), "README.md", "exec"),
+       namespace)
+  printed = capsys.readouterr().out.splitlines()
+  changes = {line.split(":")[0]: float(line.rsplit(" ", 1)[1])
+             for line in printed}
+  assert changes["Sequential"] > 1e-4  # the textbook model reads padding
+  assert changes["SequenceModel"] == 0.0
 
 
 def test_research_example_runs_and_is_registered():
@@ -31,7 +55,8 @@ def test_research_example_runs_and_is_registered():
 
 def _commands():
   """The README's research commands as argument lists per script."""
-  lines = _block("research-commands", "bash").replace("\\\n", " ")
+  lines = _block("research-commands", "bash", EXTENDING).replace("\\\n",
+                                                                 " ")
   commands = []
   for line in lines.splitlines():
     words = shlex.split(line)
@@ -43,7 +68,8 @@ def _commands():
 @pytest.fixture(scope="module")
 def research_dir(tmp_path_factory):
   folder = tmp_path_factory.mktemp("research")
-  (folder / "my_research.py").write_text(_block("research-module", "python"))
+  (folder / "my_research.py").write_text(_block("research-module", "python",
+                                                EXTENDING))
   return folder
 
 
@@ -64,6 +90,15 @@ def test_research_module_passes_the_checker_battery(research_dir):
                                   encoder_config={"channels": 8},
                                   pooling="mean_std"),
       testing.random_sequences(6, 12, vocab_size=50))
+  # Its data format reads through the library's reader entry point.
+  lines = research_dir / "train.tsv"
+  lines.write_text("pos\tA superb film.\nneg\tDull.\n")
+  examples = mm.data.read_examples("labelled_lines", str(lines))
+  assert examples.texts == ["A superb film.", "Dull."]
+  assert examples.labels == ["pos", "neg"]
+  lines.write_text("no tab here\n")
+  with pytest.raises(mm.InputError, match="train.tsv:1: expected"):
+    mm.data.read_examples("labelled_lines", str(lines))
 
 
 def test_research_commands_train_resume_evaluate_export_and_serve(

@@ -1,0 +1,224 @@
+"""Writes the generated parts of the docs; ``--check`` only compares.
+
+    python scripts/make_docs.py            # rewrite them
+    python scripts/make_docs.py --check    # exit 1 if any is stale
+
+* ``docs/cli.md``: every command's flags by section, with defaults, what
+  each allows and its help, from the settings (``maskmodels.cli``).
+* The results table in ``README.md`` and ``docs/results.md``, and the
+  throughput tables of ``docs/performance.md``: from the benchmark records
+  in ``results/records.jsonl`` (mean and sample standard deviation over
+  seeds, and n). A generated block sits between ``<!-- generated: NAME
+  -->`` and ``<!-- end: NAME -->`` lines.
+
+``tests/test_docs.py`` fails when a generated part is stale.
+"""
+
+import collections
+import json
+import os
+import re
+import statistics
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECORDS = os.path.join(ROOT, "results", "records.jsonl")
+COMMANDS = ("train", "evaluate", "predict", "export")
+
+# The accuracy benchmarks the README's table shows, in order, with how
+# their metric reads and what it is compared with.
+ACCURACY = {
+    "default": ("Embedded synthetic reviews, the README's first command",
+                "test accuracy"),
+    "imdb_fast": ("IMDb, `configs/imdb_fast.flags`", "test accuracy"),
+    "imdb": ("IMDb, `configs/imdb.flags` (with a naive Bayes member)",
+             "test accuracy"),
+    "ud_ewt": ("UD English-EWT UPOS, `configs/ud_ewt.flags`",
+               "test token accuracy"),
+}
+
+
+def read_records(path=RECORDS):
+  """Every record of ``path``, in order (none if it does not exist)."""
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def _version_key(version):
+  return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
+def _spread(values, scale):
+  mean = statistics.mean(values) * scale
+  if len(values) < 2:
+    return f"{mean:.2f}"
+  return f"{mean:.2f} ± {statistics.stdev(values) * scale:.2f}"
+
+
+def _cpu(record):
+  extensions = ", ".join(record.get("extensions", [])) or "no AVX2"
+  return f"{record['cpu']} ({extensions})"
+
+
+def accuracy_rows(records, latest_only):
+  """Table rows of the accuracy benchmarks: one per benchmark and version
+  (the newest version only, if ``latest_only``)."""
+  groups = collections.defaultdict(list)
+  for record in records:
+    if record["benchmark"] in ACCURACY and record.get("split") == "test":
+      groups[(record["benchmark"], record["version"], record["command"]
+              .split(" --seed=")[0])].append(record)
+  rows = []
+  for name, (what, metric) in ACCURACY.items():
+    versions = sorted({key[1] for key in groups if key[0] == name},
+                      key=_version_key, reverse=True)
+    for version in versions[:1] if latest_only else versions:
+      for key in sorted(k for k in groups if k[:2] == (name, version)):
+        group = groups[key]
+        values = [r["value"] for r in group]
+        walls = [r["wall_seconds"] for r in group if r.get("wall_seconds")]
+        rows.append([
+            what, metric, _spread(values, 100), str(len(values)),
+            f"{statistics.mean(walls):.0f} s" if walls else "",
+            version, _cpu(group[-1]), f"`{key[2]}`"])
+  return rows
+
+
+def markdown_table(header, rows):
+  lines = ["| " + " | ".join(header) + " |",
+           "| " + " | ".join("---" for _ in header) + " |"]
+  lines += ["| " + " | ".join(row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+ACCURACY_HEADER = ["benchmark", "metric", "% (mean ± sd over seeds)", "n",
+                   "wall time per run", "version", "CPU (vector extensions)",
+                   "command (+ `--seed=S`)"]
+
+
+def results_table(records, latest_only=True):
+  rows = accuracy_rows(records, latest_only)
+  if not rows:
+    return "No benchmark has been recorded yet."
+  return markdown_table(ACCURACY_HEADER, rows)
+
+
+def throughput_table(records, benchmark):
+  """The newest run of a throughput benchmark: one row per measured
+  configuration (its median over rounds)."""
+  runs = [r for r in records if r["benchmark"] == benchmark]
+  if not runs:
+    return f"No `{benchmark}` run has been recorded yet."
+  newest = max(runs, key=lambda r: (r["date"], _version_key(r["version"])))
+  rows = [r for r in runs if r.get("run") == newest.get("run")]
+  body = markdown_table(
+      ["configuration", "metric", "median", "rounds", "ratio"],
+      [[r["config"], r["metric"], f"{r['value']:.4g}",
+        ", ".join(f"{v:.4g}" for v in r.get("rounds", [])),
+        f"{r['ratio']:.2f}x" if r.get("ratio") is not None else ""]
+       for r in rows])
+  return (f"{body}\n\n`{newest['command']}`; maskmodels {newest['version']}"
+          f" ({newest['commit']}), {newest['date']}, on {_cpu(newest)}.")
+
+
+def results_page(records):
+  """docs/results.md: every recorded version of every benchmark."""
+  return "\n".join([
+      "# Results", "",
+      "Generated by `python scripts/make_docs.py` from "
+      "`results/records.jsonl`; do not edit by hand. Each benchmark run "
+      "appends a record (`benchmarks/accuracy.py` for these); a row is the "
+      "mean and sample standard deviation over the seeds one version was "
+      "run with, n seeds. Settings were chosen on validation data; each "
+      "run reads its test split once. Compare wall times only on the same "
+      "CPU.", "",
+      results_table(records, latest_only=False), "",
+      "Reproduce a row: `python benchmarks/accuracy.py --benchmark=NAME "
+      "--data_path=DATA --seeds=0,1,2` (the data as `docs/data-formats.md` "
+      "says); it appends its records, then `python scripts/make_docs.py` "
+      "rewrites this page and the README's table.", ""])
+
+
+def cli_page():
+  """docs/cli.md: every command's flags, from its settings."""
+  sys.path.insert(0, ROOT)
+  # pylint: disable=import-outside-toplevel
+  import importlib
+  from maskmodels.cli import sections
+  parts = ["# Command-line reference", "",
+           "Generated by `python scripts/make_docs.py` from the settings "
+           "classes the flags are made from; do not edit by hand. "
+           "`--helpshort` on a command prints the same, with the names "
+           "research modules loaded by `--import` register.", ""]
+  for name in COMMANDS:
+    command = importlib.import_module(f"maskmodels.commands.{name}").COMMAND
+    parts.append(sections.markdown(command))
+  return "\n".join(parts)
+
+
+def replace_block(text, name, content):
+  """``text`` with the block between ``<!-- generated: name -->`` and
+  ``<!-- end: name -->`` replaced by ``content``."""
+  pattern = re.compile(rf"(<!-- generated: {re.escape(name)} -->\n)(.*?)"
+                       rf"(<!-- end: {re.escape(name)} -->)", re.S)
+  if not pattern.search(text):
+    raise ValueError(f"no generated block {name!r}")
+  return pattern.sub(lambda m: m.group(1) + content.rstrip("\n") + "\n" +
+                     m.group(3), text)
+
+
+THROUGHPUT_BLOCKS = ("training_throughput", "gru_kernel",
+                     "tagging_throughput", "input_pipeline", "dropout",
+                     "conv_gradient")
+
+
+def generated_files(records=None):
+  """``{path: content}`` of every file with a generated part."""
+  records = read_records() if records is None else records
+
+  def current(path):
+    with open(os.path.join(ROOT, path)) as f:
+      return f.read()
+
+  readme = replace_block(current("README.md"), "results-table",
+                         results_table(records))
+  performance = current("docs/performance.md")
+  for name in THROUGHPUT_BLOCKS:
+    performance = replace_block(performance, name,
+                                throughput_table(records, name))
+  return {"README.md": readme, "docs/results.md": results_page(records),
+          "docs/cli.md": cli_page(), "docs/performance.md": performance}
+
+
+def stale(files):
+  """The paths whose file differs from ``files``."""
+  found = []
+  for path, content in files.items():
+    full = os.path.join(ROOT, path)
+    if not os.path.exists(full) or open(full).read() != content:
+      found.append(path)
+  return found
+
+
+def main(argv):
+  files = generated_files()
+  if "--check" in argv:
+    outdated = stale(files)
+    if outdated:
+      print(f"stale: {', '.join(outdated)}; run python "
+            f"scripts/make_docs.py", file=sys.stderr)
+      return 1
+    return 0
+  for path, content in files.items():
+    with open(os.path.join(ROOT, path), "w") as f:
+      f.write(content)
+  print(f"wrote {', '.join(files)}")
+  return 0
+
+
+if __name__ == "__main__":
+  from maskmodels import cli  # pylint: disable=import-outside-toplevel
+  cli.quiet_start()
+  sys.exit(main(sys.argv[1:]))
