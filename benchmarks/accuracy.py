@@ -76,6 +76,7 @@ def main(argv):
                                              f"{name}-seed{seed}"))
     subprocess.run(["rm", "-rf", model_dir], check=True)
     run, shown = command_line(name, int(seed), model_dir)
+    started_at = records.commit()
     print(f"[{name} seed {seed}] {shown}", flush=True)
     start = time.perf_counter()
     result = subprocess.run(run, cwd=ROOT)
@@ -92,7 +93,8 @@ def main(argv):
         value=summary[metric], validation=validation, split="test",
         wall_seconds=round(wall, 1),
         train_examples_per_second=summary.get("train_examples_per_second"),
-        test_examples=summary.get("test_examples")), FLAGS.records)
+        test_examples=summary.get("test_examples"), commit=started_at),
+                            FLAGS.records)
     values.append(record["value"])
     print(f"[{name} seed {seed}] {metric} {record['value']:.4f} in "
           f"{wall:.0f} s", flush=True)

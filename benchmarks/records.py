@@ -42,10 +42,12 @@ def machine():
 
 
 def append(record, path=RECORDS):
-  """Adds the machine, version, commit and date to ``record`` and appends
-  it to ``path``; returns the full record."""
-  full = dict(record, **machine(), version=maskmodels.__version__,
-              commit=commit(), date=datetime.date.today().isoformat())
+  """Adds the machine, version, commit (unless the record names the one
+  its run started from) and date to ``record`` and appends it to
+  ``path``; returns the full record."""
+  full = dict(dict(commit=commit()), **record, **machine(),
+              version=maskmodels.__version__,
+              date=datetime.date.today().isoformat())
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, "a") as f:
     f.write(json.dumps(full, sort_keys=True) + "\n")
