@@ -44,6 +44,15 @@ class ResearchEncoder(mm.Encoder):
     return inputs, mask
 
 
+def test_version_prints_and_exits_0(capsys):
+  import pytest  # pylint: disable=import-outside-toplevel
+  from maskmodels import cli  # pylint: disable=import-outside-toplevel
+  with pytest.raises(SystemExit) as exit_:
+    cli.parse(predict.COMMAND, ["predict", "--version"])
+  assert exit_.value.code == 0
+  assert capsys.readouterr().out == f"maskmodels {mm.__version__}\n"
+
+
 def test_helpshort_lists_each_command_s_flags_by_section_with_choices():
   for command in (train.COMMAND, evaluate.COMMAND, predict.COMMAND,
                   export.COMMAND):
