@@ -17,21 +17,23 @@ _EXPORTS = {
         "MaskedPooling", "Pooling", "Dropout", "HashedNgramBag",
         "NaiveBayesNgrams", "WordFeature", "CharacterFeatures"),
     "maskmodels.models": (
-        "ConvGRUEncoder", "Encoder", "Ensemble", "Head", "Member",
+        "ConvGRUEncoder", "Encoder", "Ensemble", "FrameBackbone", "Head",
+        "Member",
         "NaiveBayesClassifier", "NgramBagClassifier", "PerStepHead",
         "PooledHead", "SequenceBackbone", "SequenceModel"),
     "maskmodels.registry": (
-        "BACKBONES", "ENCODERS", "HEADS", "MEMBERS", "MODELS", "POOLINGS",
-        "TASKS", "WORD_FEATURES", "Registry", "register_backbone",
-        "register_encoder", "register_head", "register_member",
-        "register_model", "register_pooling", "register_task",
-        "register_word_feature"),
+        "BACKBONES", "ENCODERS", "HEADS", "INPUT_KINDS", "MEMBERS", "MODELS",
+        "POOLINGS", "TASKS", "WORD_FEATURES", "Registry", "register_backbone",
+        "register_encoder", "register_head", "register_input_kind",
+        "register_member", "register_model", "register_pooling",
+        "register_task", "register_word_feature"),
     "maskmodels.settings": ("Configurable", "Settings", "setting"),
-    "maskmodels.errors": ("InputError",),
+    "maskmodels.errors": ("InputError", "SettingError"),
+    "maskmodels.data.kinds": ("InputKind",),
     "maskmodels.tasks": ("ClassificationTask", "LabelSpec", "TaggingTask",
                          "Task"),
 }
-_SUBMODULES = ("data", "errors", "export", "layers", "masking", "models",
+_SUBMODULES = ("data", "errors", "export", "layers", "masking", "models", "specs",
                "registry", "serving", "settings", "tasks", "testing",
                "training")
 _ORIGIN = {name: module for module, names in _EXPORTS.items()

@@ -75,11 +75,12 @@ def export_saved_model(model_dir, export_dir):
   """Exports the trained model in ``model_dir`` to ``export_dir``.
 
   Returns:
-    ``export_dir``, a SavedModel with a ``serving_default`` signature
-    (strings ``[batch]``), for a pre-tokenized task also ``words`` (words
-    ``[batch, max_words]`` and ``lengths`` ``[batch]``), and the function
-    ``metadata()`` (a JSON string: the task, its settings, label names,
-    the signatures, and what a loader needs).
+    ``export_dir``, a SavedModel with the input kind's signatures
+    (``serving_default``: strings ``[batch]``, or frames ``[batch, time,
+    channels]`` with ``lengths`` ``[batch]``; for word lists also
+    ``words``: words ``[batch, max_words]`` and ``lengths``), and the
+    function ``metadata()`` (a JSON string: the task, its settings, label
+    names, the input kind, the signatures, and what a loader needs).
   """
   # pylint: disable=import-outside-toplevel
   from maskmodels.layers.recurrent import set_use_cudnn
@@ -90,10 +91,8 @@ def export_saved_model(model_dir, export_dir):
   # Keras picks cuDNN when it traces on a GPU host; its op has no CPU kernel.
   set_use_cudnn(run.model, False)
   server = run.server(loader=loading_snippet(
-      export_dir, run.requires, 'texts=tf.constant(["A superb film."])'))
-  signatures = {SIGNATURE: server.texts}
-  if run.featurizer.inputs == "words":
-    signatures[WORDS_SIGNATURE] = server.words
+      export_dir, run.requires, run.kind.example_call(run.assets)))
+  signatures = dict(server.serving_functions)
   with progress.heartbeat(f"Tracing and writing the SavedModel to "
                           f"{export_dir}"):
     _write_in_place(server, export_dir, signatures)
@@ -131,6 +130,11 @@ def load_saved_model(export_dir):
       "requires", []):
     importlib.import_module(module)
   return loaded
+
+
+def metadata_of(loaded):
+  """The metadata dict of a loaded SavedModel."""
+  return json.loads(loaded.metadata().numpy().decode())
 
 
 def load_serving_function(export_dir):

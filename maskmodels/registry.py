@@ -3,7 +3,8 @@
 Every lookup by name in maskmodels goes through a :class:`Registry`: the
 parts of a model (backbones, encoders, word features, poolings, heads,
 ensemble members), the models that join a backbone and a head, and tasks
-(research code registers its own of each), and
+(research code registers its own of each), the kinds of input a model reads
+(token ids from text or words, frames), and
 the fixed choices behind flags (tokenizers, data formats, optimizers,
 schedules, precisions, strategies, normalizations).
 """
@@ -94,6 +95,7 @@ HEADS = Registry("head", keras_serializable=True)
 MODELS = Registry("model", keras_serializable=True)
 MEMBERS = Registry("member", keras_serializable=True)
 TASKS = Registry("task")
+INPUT_KINDS = Registry("input kind")
 
 register_backbone = BACKBONES.register
 register_encoder = ENCODERS.register
@@ -103,3 +105,12 @@ register_head = HEADS.register
 register_model = MODELS.register
 register_member = MEMBERS.register
 register_task = TASKS.register
+
+
+def register_input_kind(name):
+  """Decorator: registers an instance of an ``InputKind`` subclass (a kind
+  is used as an object, not built by a flag)."""
+  def decorator(cls):
+    INPUT_KINDS.add(name, cls())
+    return cls
+  return decorator

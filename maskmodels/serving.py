@@ -1,21 +1,19 @@
 """The one serving path: raw inputs -> features -> model -> task outputs.
 
-Prediction, export and the benchmarks all go through :class:`Server`:
-strings (or, for a pre-tokenized task, their whitespace-separated words,
-or given word lists) are featurized in the graph, the model runs once,
-and ``task.postprocess`` turns its output into named tensors. A
-per-token task's outputs also carry ``lengths``, the words of each input,
-so tags align with words; past each input's length every per-step output
-is blank (:func:`blank_past_lengths`), so nothing there reads as a word's
-tag.
+Prediction, export and the benchmarks all go through :class:`Server`: raw
+inputs of the run's input kind (strings; words split at whitespace, or
+given word lists; frames with their lengths) are featurized in the graph,
+the model runs once, and ``task.postprocess`` turns its output into named
+tensors. A per-step task's outputs also carry ``lengths``, the steps of
+each input, so labels align with words or frames; past each input's
+length every per-step output is blank (:func:`blank_past_lengths`), so
+nothing there reads as a step's label.
 """
 
+import functools
 import json
 
-import numpy as np
 import tensorflow as tf
-
-from maskmodels.data.features import words_of
 
 
 def _spec_text(spec):
@@ -40,12 +38,13 @@ class Server(tf.Module):
 
   Args:
     task: the run's task.
-    featurizer: a ``features.Featurizer`` for the model.
+    featurizer: the run's featurizer (``maskmodels.data.kinds``).
     model: the trained model.
-    max_len: tokens kept per input (None: all).
+    max_len: steps kept per input (None: all).
     truncation: ``"head"``, ``"tail"`` or ``"both"``.
     metadata: a JSON-able dict served by :meth:`metadata` (the task's
-      name, settings and label names, for ``maskmodels-predict``).
+      name, settings and label names, the input kind, for
+      ``maskmodels-predict``).
   """
 
   def __init__(self, task, featurizer, model, max_len, truncation,
@@ -58,13 +57,14 @@ class Server(tf.Module):
     self.model_variables = list(model.variables)
     self.max_len, self.truncation = max_len, truncation
     self.metadata_json = json.dumps(metadata or {})
-    self.texts = tf.function(self._texts, autograph=False, input_signature=[
-        tf.TensorSpec([None], tf.string, name="texts")])
-    # Word lists in, for a pre-tokenized task only.
-    self.words = tf.function(self._words, autograph=False, input_signature=[
-        tf.TensorSpec([None, None], tf.string, name="words"),
-        tf.TensorSpec([None], tf.int32, name="lengths")]) if (
-            featurizer.inputs == "words") else None
+    # One function per signature of the input kind; each takes its
+    # arguments and turns them into the featurizer's inputs.
+    self.serving_functions = {
+        name: tf.function(functools.partial(self._serve, to_inputs),
+                          autograph=False, input_signature=specs)
+        for name, (specs, to_inputs) in featurizer.signatures().items()}
+    self.texts = self.serving_functions["serving_default"]
+    self.words = self.serving_functions.get("words")
     self.metadata = tf.function(self._metadata, autograph=False,
                                 input_signature=[])
 
@@ -78,8 +78,7 @@ class Server(tf.Module):
                "outputs": {key: _spec_text(spec) for key, spec in sorted(
                    function.get_concrete_function().structured_outputs
                    .items())}}
-        for name, function in (("serving_default", self.texts),
-                               ("words", self.words)) if function}
+        for name, function in self.serving_functions.items()}
     return tf.constant(json.dumps(meta))
 
   @property
@@ -88,33 +87,35 @@ class Server(tf.Module):
     return self._model.value
 
   def outputs(self, inputs):
-    """Postprocessed outputs of featurizer inputs (strings ``[batch]`` or
-    ragged words ``[batch, (words)]``)."""
+    """Postprocessed outputs of featurizer inputs (strings ``[batch]``,
+    ragged words ``[batch, (words)]``, ragged frames ``[batch, (time),
+    channels]``)."""
     features = self.featurizer.dense(inputs, self.max_len, self.truncation)
     outputs = dict(self.task.postprocess(self.model(features,
                                                     training=False)))
-    if self.featurizer.inputs == "words":
-      lengths = tf.cast(inputs.row_lengths(), tf.int32)
+    if self.task.labels.per_token:
+      lengths = tf.cast(self.featurizer.lengths(features), tf.int32)
       outputs = blank_past_lengths(outputs, lengths)
       outputs["lengths"] = lengths
     return outputs
 
-  def _texts(self, texts):
-    """Strings ``[batch]`` -> outputs (words split at whitespace for a
-    pre-tokenized task)."""
-    if self.featurizer.inputs == "words":
-      return self.outputs(words_of(texts))
-    return self.outputs(texts)
-
-  def _words(self, words, lengths):
-    """Words ``[batch, max_words]`` (the first ``lengths`` of each row) ->
-    outputs."""
-    return self.outputs(tf.RaggedTensor.from_tensor(words, lengths=lengths))
+  def _serve(self, to_inputs, *arguments):
+    """A signature's arguments -> outputs."""
+    return self.outputs(to_inputs(*arguments))
 
   def predict(self, inputs, batch_size=64):
-    """Per-input output rows (dicts of NumPy values) for a list of strings
-    or of word lists."""
-    return predict_rows(self.texts, self.words, inputs, batch_size)
+    """Per-input output rows (dicts of NumPy values) for a list of raw
+    inputs of the run's kind (strings, word lists, frame arrays)."""
+    from maskmodels.registry import INPUT_KINDS  # pylint: disable=import-outside-toplevel
+    return predict_rows(self.call, INPUT_KINDS.get(
+        self.featurizer.kind).arguments, inputs, batch_size)
+
+  def call(self, name, arguments):
+    """Signature ``name``'s outputs for ``{argument name: tensor}`` (as a
+    SavedModel's signature takes them)."""
+    function = self.serving_functions[name]
+    return function(*[arguments[spec.name]
+                      for spec in function.input_signature])
 
 
 def blank_past_lengths(outputs, lengths):
@@ -166,15 +167,15 @@ def task_of_saved_model(meta):
   return tasks.build_task(name, config, meta["label_names"])
 
 
-def predict_rows(texts_fn, words_fn, inputs, batch_size=64):
+def predict_rows(call, arguments, inputs, batch_size=64):
   """Runs serving functions (a :class:`Server`'s, or a loaded SavedModel's
   signatures) over ``inputs`` in batches.
 
   Args:
-    texts_fn: strings ``texts [batch]`` -> outputs.
-    words_fn: ``words [batch, max_words]``, ``lengths [batch]`` -> outputs
-      (None if the model takes no word lists).
-    inputs: a list of strings, or of word lists.
+    call: ``call(signature name, {argument: tensor})`` -> outputs.
+    arguments: the input kind's ``arguments``: a batch of raw inputs ->
+      ``(signature name, {argument: tensor})``.
+    inputs: a list of raw inputs (strings, word lists, frame arrays).
     batch_size: inputs per call.
 
   Returns:
@@ -183,15 +184,6 @@ def predict_rows(texts_fn, words_fn, inputs, batch_size=64):
   rows = []
   for start in range(0, len(inputs), batch_size):
     part = inputs[start:start + batch_size]
-    if part and not isinstance(part[0], str):
-      lengths = [len(words) for words in part]
-      width = max(lengths + [1])
-      dense = np.array([list(w) + [""] * (width - len(w)) for w in part],
-                       dtype=object).reshape(len(part), width)
-      outputs = words_fn(words=tf.constant(dense, tf.string),
-                         lengths=tf.constant(lengths, tf.int32))
-    else:
-      outputs = texts_fn(texts=tf.constant(part, tf.string))
-    outputs = {k: v.numpy() for k, v in outputs.items()}
+    outputs = {k: v.numpy() for k, v in call(*arguments(part)).items()}
     rows += [{k: v[i] for k, v in outputs.items()} for i in range(len(part))]
   return rows

@@ -87,6 +87,7 @@ def contexts(setting):
               ["model_dir", "", []],
               ["model_dir", "/no/such/run", []],
               ["input", "/no/such/inputs.txt", []],
+              ["data_path", "/no/such/series.ts", ["--data_format=ts"]],
           ]},
       "export": {
           "base": [f"--model_dir={model_dir}",

@@ -197,11 +197,11 @@ def test_a_component_setting_clashing_with_another_is_an_error():
     (["--task=tagging", "--tokenizer=wordpiece"], None),
 ])
 def test_bad_flags_name_the_flag_and_value(parsed_flags, argv, message):
-  if message is None:  # valid flags; the task refuses them when it runs
+  if message is None:  # valid flags; word lists refuse them when read
     config = parsed_flags(*argv)
-    with pytest.raises(InputError, match="--task=tagging needs "
-                       "--tokenizer=word"):
-      mm.tasks.build_task("tagging", {}).validate(config)
+    with pytest.raises(SettingError, match="--tokenizer=wordpiece: word "
+                       "lists need --tokenizer=word"):
+      mm.INPUT_KINDS.get("words").validate(config)
     return
   with pytest.raises((InputError, flags.Error), match=message):
     parsed_flags(*argv)

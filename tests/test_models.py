@@ -97,7 +97,8 @@ def test_model_with_nonzero_pad_id_is_padding_invariant(ids):
     ("backbone_config", lambda c: c.model.backbone_config),
     ("head_config", lambda c: c.model.head_config)])
 def test_a_component_s_defaults_are_the_command_line_s(component, flags):
-  default = training.ExperimentConfig.create()
+  default = training.ExperimentConfig.create().with_input_kind(
+      mm.INPUT_KINDS.get("text"))  # the backbone follows the input kind
   built = {"encoder_config": mm.ConvGRUEncoder(),
            "backbone_config": mm.SequenceBackbone(VOCAB),
            "head_config": mm.PooledHead(2)}[component]

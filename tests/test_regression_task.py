@@ -149,7 +149,7 @@ def test_a_research_task_trains_resumes_evaluates_exports_and_serves(
   assert metrics["examples"] == 160 and metrics["mae"] < 2.0
 
   export_dir = export.export_saved_model(model_dir, str(tmp_path / "export"))
-  serve, task = predict.server_and_task(export_dir)
+  serve, task, _ = predict.server_and_task(export_dir)
   assert isinstance(task, RegressionTask)
   check_served_predictions(
       model_dir, [row["prediction"] for row in serve(TEXTS, 2)])

@@ -75,7 +75,7 @@ def test_evaluate_predict_and_a_resumed_run_read_the_run(
                                               abs=1e-6)
 
   inputs = predict.read_inputs(["A superb film.", ""])
-  serve, task = predict.server_and_task(model_dir)
+  serve, task, _ = predict.server_and_task(model_dir)
   lines = [task.describe(given, row) for given, row in zip(inputs, serve(
       inputs, 64))]
   assert len(lines) == 2

@@ -129,7 +129,7 @@ def _tag_losses(strategy, tagged, steps=5):
     model.build()
     optimizer = training.make_optimizer("adam", 1e-2)
     optimizer.build(model.trainable_variables)
-  featurizer = training.builders.featurizer_of(tokenizer, model, task)
+  featurizer = mm.INPUT_KINDS.get("words").featurizer(None, tokenizer, model)
   trainer = training.Trainer(task, model, optimizer, strategy)
   config = data.PipelineConfig(max_len=30, batch_size=6, shuffle=False,
                                labels=task.labels)
@@ -320,8 +320,8 @@ def test_a_research_word_feature_trains_and_serves_in_process(tmp_path):
   loaded = export.load_saved_model(export_dir)
   sentences = ["The cat sat .", "", "Hello"]
   served = serving.predict_rows(
-      loaded.signatures[export.SIGNATURE],
-      loaded.signatures[export.WORDS_SIGNATURE], sentences)
+      lambda name, arguments: loaded.signatures[name](**arguments),
+      mm.INPUT_KINDS.get("words").arguments, sentences)
   run = training.load_trained(model_dir)
   want = run.server().predict(sentences)
   for got, expected, sentence in zip(served, want, sentences):

@@ -56,6 +56,14 @@ class PredictSettings(Settings):
       "each sentence of --input.", choices=INPUT_FORMATS)
   input: str | None = setting(None, "A file to read.",
                               unset="the arguments, else stdin")
+  data_format: str | None = setting(
+      None, "Read the inputs of --data_path in this data format (series "
+      "from ts, npz or jsonl frames; texts from csv, tsv, jsonl...); labels "
+      "are not needed.", choices=readers.FORMATS,
+      unset="--input or the arguments")
+  data_path: str | None = setting(None, "A data file (or folder, its test "
+                                  "split) in --data_format.",
+                                  unset="none")
 
 
 @dataclasses.dataclass

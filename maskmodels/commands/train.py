@@ -78,7 +78,10 @@ def check(parsed):
     raise SettingError(f"--tpu={runtime.tpu}: used only with --strategy=tpu "
                        f"(this run's is {runtime.strategy}); expected no "
                        f"--tpu, or --strategy=tpu.")
-  if data.data_format != "default" and not data.data_path:
+  # pylint: disable=import-outside-toplevel
+  from maskmodels.data import readers
+  if data.data_format != "default" and not data.data_path and (
+      readers.FORMATS.get(data.data_format).embedded is None):
     raise SettingError(f"--data_path is required with --data_format="
                        f"{data.data_format}: the training data's file or "
                        f"folder.")

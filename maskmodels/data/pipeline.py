@@ -1,12 +1,15 @@
 """tf.data pipelines: examples -> batches of ``(features, labels, weights)``.
 
-A batch is ``features``, a dict with ``"ids"`` int32 ``[batch, time]`` (0 =
-pad, right-padded) and the model's word features (``"chars"`` int32
-``[batch, time, chars]``); ``labels`` of the task's :class:`LabelSpec`,
-``[batch]`` or ``[batch, time]`` (its pad value at pad tokens); and
-``weights`` float32 ``[batch]``: 1 for a real example, 0 for the filler
-rows that complete a short batch. Summing weights counts every example
-exactly once.
+A batch is ``features``, the input kind's dict (token inputs: ``"ids"``
+int32 ``[batch, time]``, 0 = pad, and the model's word features such as
+``"chars"`` int32 ``[batch, time, chars]``; frames: ``"frames"`` float32
+``[batch, time, channels]`` and ``"lengths"`` int32 ``[batch]``), every
+row right-padded; ``labels`` of the task's :class:`LabelSpec`, ``[batch]``
+or ``[batch, time]`` (its pad value at pad steps); and ``weights`` float32
+``[batch]``: 1 for a real example, 0 for the filler rows that complete a
+short batch. Summing weights counts every example exactly once. Lengths,
+buckets and token budgets count the steps of the featurizer's ``steps``
+feature (tokens, or frames).
 
 Order and passes. Training data is permuted as a whole, with a new seeded
 permutation every pass, so the order of the input files (sorted by label,
@@ -29,7 +32,7 @@ from tensorflow.python.data.ops import multi_device_iterator_ops
 
 from maskmodels.data import text as text_lib
 from maskmodels.errors import InputError, SettingError
-from maskmodels.tasks.base import LabelSpec
+from maskmodels.specs import LabelSpec
 
 
 @dataclasses.dataclass
@@ -112,52 +115,41 @@ class PipelineConfig:
 
 
 def token_lengths(examples, tokenizer, max_len, truncation="head"):
-  """Token counts (after truncation) of ``examples``: int array ``[n]``.
-
-  Pre-tokenized inputs count their words (one token each); texts are
-  tokenized.
-  """
-  if examples.pretokenized:
-    return np.minimum([len(words) for words in examples.texts], max_len
-                      ).astype(np.int64)
-  dataset = (tf.data.Dataset.from_tensor_slices(tf.constant(
-      examples.texts, tf.string)).batch(256)
-             .map(lambda t: tokenizer.encode(t, max_len, truncation),
-                  num_parallel_calls=tf.data.AUTOTUNE).unbatch())
-  return np.fromiter((len(ids) for ids in dataset.as_numpy_iterator()),
-                     np.int64, count=len(examples))
+  """Token counts (after truncation) of text or word-list ``examples``:
+  int array ``[n]`` (see ``Featurizer.example_lengths``)."""
+  from maskmodels.data.tokens import TokenFeaturizer  # pylint: disable=import-outside-toplevel
+  return TokenFeaturizer(tokenizer, inputs=examples.kind.name).example_lengths(
+      examples, max_len, truncation)
 
 
-def _inputs_and_labels(examples, labels):
-  """A dataset of ``(input, label)`` per example: a string or words
-  ``[len]``, and a label ``[]`` or ``[len]``."""
-  if examples.pretokenized:
-    inputs = tf.RaggedTensor.from_row_lengths(
-        tf.constant([w for words in examples.texts for w in words] or [""],
-                    tf.string)[:sum(map(len, examples.texts))],
-        [len(words) for words in examples.texts])
-  else:
-    inputs = tf.constant(examples.texts, tf.string)
+def _inputs_and_labels(examples, featurizer, labels):
+  """A dataset of ``(input, label)`` per example: the featurizer's raw
+  input (a string, words ``[len]``, frames ``[len, channels]``), and a
+  label ``[]`` or ``[len]``."""
+  inputs = featurizer.inputs_dataset(examples)
   dtype = tf.as_dtype(labels.dtype)
   if labels.per_token:
     values = [np.asarray(l) for l in examples.labels]
     targets = tf.RaggedTensor.from_row_lengths(
         tf.constant(np.concatenate(values) if values else [], dtype),
         [len(v) for v in values])
-    if any(len(v) != len(w) for v, w in zip(values, examples.texts)):
-      raise InputError(f"{examples.source}: an example has a number of tags "
-                       f"other than its number of words.")
+    for index, (v, w) in enumerate(zip(values, examples.texts)):
+      if len(v) != len(w):
+        raise InputError(f"{examples.source}: example {index} has "
+                         f"{len(v)} labels for {len(w)} steps; expected "
+                         f"one label per step.")
   else:
     targets = tf.constant(np.asarray(examples.labels), dtype)
-  return tf.data.Dataset.from_tensor_slices((inputs, targets))
+  return tf.data.Dataset.zip((inputs, tf.data.Dataset.from_tensor_slices(
+      targets)))
 
 
 def _featurized(examples, featurizer, config, batch_size=256):
   """``(features, label)`` per example, in order: features dense (ids
   ``[len]``, word features ``[len, ...]``), the label truncated as the
   tokens are."""
-  pairs = _inputs_and_labels(examples, config.labels)
-  ragged = examples.pretokenized or config.labels.per_token
+  pairs = _inputs_and_labels(examples, featurizer, config.labels)
+  ragged = featurizer.ragged_inputs or config.labels.per_token
   batches = (pairs.ragged_batch(batch_size) if ragged else
              pairs.batch(batch_size))
 
@@ -181,14 +173,14 @@ def labelled_batches(examples, featurizer, max_len, truncation="head",
                      labels=None, batch_size=256):
   """``(features, labels)`` batches of ``examples`` in order, for counting.
 
-  Yields dense features (``"ids"`` int32 ``[batch, time]``, 0-padded on the
-  right) and labels ``[batch]``; no shuffling, weights or filler rows.
+  Yields dense features (padded on the right) and labels ``[batch]``; no
+  shuffling, weights or filler rows.
   """
   config = PipelineConfig(max_len=max_len, truncation=truncation,
                           labels=labels or LabelSpec())
   return _featurized(examples, featurizer, config).padded_batch(
       batch_size, padding_values=_padding_values(
-          examples, featurizer, config.labels)[:2]).prefetch(2)
+          featurizer, config.labels)[:2]).prefetch(2)
 
 
 def length_boundaries(lengths, num_buckets=8):
@@ -228,11 +220,10 @@ def batches_per_pass(lengths, config, replicas=1):
                                                                 sizes)))
 
 
-def _padding_values(examples, featurizer, labels):
-  """``(features, label, weight)`` padding: 0, the label's pad, 0."""
-  del examples
-  names = ["ids"] + [layer.feature for layer in featurizer.word_features]
-  return ({name: tf.constant(0, tf.int32) for name in names},
+def _padding_values(featurizer, labels):
+  """``(features, label, weight)`` padding: the featurizer's, the label's
+  pad, 0."""
+  return (featurizer.padding_values(),
           tf.constant(labels.pad, tf.as_dtype(labels.dtype)),
           tf.constant(0.0))
 
@@ -250,25 +241,17 @@ def _fill_rows(batch, size, padding):
 
 
 def _padded_shapes(element_spec, featurizer, static):
-  """The padded shapes of one element: every axis to the batch's longest
-  (or, with static shapes, the bucket's edge), but a word feature's inner
-  axis keeps its fixed width (``feature_width``) when static."""
-  widths = {layer.feature: getattr(layer, "feature_width", None)
-            for layer in featurizer.word_features}
-
-  def shape(name, spec):
-    dims = [None] * spec.shape.rank
-    if static and widths.get(name) and len(dims) == 2:
-      dims[1] = widths[name]
-    return dims
-
-  features, label, weight = element_spec
-  return ({name: shape(name, spec) for name, spec in features.items()},
+  """The padded shapes of one element: the featurizer's for its features
+  (every axis to the batch's longest, or with static shapes the bucket's
+  edge), the label's axes to the longest."""
+  features, label, _ = element_spec
+  return (featurizer.padded_shapes(features, static),
           [None] * label.shape.rank, [])
 
 
-def _global_batches(dataset, config, replicas, padding, shapes):
-  """Pads ``(features, label, weight)`` elements into full global batches."""
+def _global_batches(dataset, config, replicas, padding, shapes, steps):
+  """Pads ``(features, label, weight)`` elements into full global batches
+  (buckets by the length of feature ``steps``)."""
   sizes = config.bucket_batch_sizes(replicas)
   if config.bucket_boundaries is None:
     batches = dataset.padded_batch(sizes[0], padded_shapes=shapes,
@@ -276,7 +259,7 @@ def _global_batches(dataset, config, replicas, padding, shapes):
     return batches.map(lambda *b: _fill_rows(b, sizes[0], padding))
   edges = config.bucket_edges()
   batches = dataset.bucket_by_sequence_length(
-      lambda features, label, weight: tf.shape(features["ids"])[0],
+      lambda features, label, weight: tf.shape(features[steps])[0],
       bucket_boundaries=edges, bucket_batch_sizes=sizes,
       padded_shapes=shapes, padding_values=padding,
       pad_to_bucket_boundary=config.static_shapes)
@@ -286,7 +269,7 @@ def _global_batches(dataset, config, replicas, padding, shapes):
   def fill(*batch):
     # Bucket i's batches are padded to a width in [edge[i-1], edge[i]):
     # to the longest text, or (static shapes) to edge[i] - 1.
-    bucket = tf.searchsorted(edge_tensor, [tf.shape(batch[0]["ids"])[1]],
+    bucket = tf.searchsorted(edge_tensor, [tf.shape(batch[0][steps])[1]],
                              side="right")[0]
     return _fill_rows(batch, size_tensor[bucket], padding)
 
@@ -345,9 +328,9 @@ def make_dataset(examples, featurizer, config, training, input_context=None,
     dataset = dataset.shuffle(len(examples), seed=config.seed,
                               reshuffle_each_iteration=True)
   dataset = _global_batches(
-      dataset, config, replicas,
-      _padding_values(examples, featurizer, config.labels),
-      _padded_shapes(dataset.element_spec, featurizer, config.static_shapes))
+      dataset, config, replicas, _padding_values(featurizer, config.labels),
+      _padded_shapes(dataset.element_spec, featurizer, config.static_shapes),
+      featurizer.steps)
   if training:
     dataset = dataset.repeat()
   if start_batch:
@@ -434,8 +417,14 @@ def dataset_fn(examples, featurizer, config, training, start_batch=0):
   return build
 
 
-def padding_stats(ids):
-  """``(real_steps, total_steps)`` of a batch of ids ``[batch, time]``."""
+def padding_stats(features):
+  """``(real_steps, total_steps)`` of a batch: of token ids ``[batch,
+  time]`` (0 = pad), or of frames with their ``lengths``."""
+  if "lengths" in features and "ids" not in features:
+    real = tf.reduce_sum(tf.cast(features["lengths"], tf.int64))
+    steps = tf.shape(features["frames"], out_type=tf.int64)[:2]
+    return real, steps[0] * steps[1]
+  ids = features["ids"]
   real = tf.reduce_sum(tf.cast(tf.not_equal(ids, 0), tf.int64))
   return real, tf.size(ids, out_type=tf.int64)
 
@@ -445,7 +434,7 @@ def padded_step_fraction(dataset, batches=None):
   ``batches``); zero-weight filler rows count as padding."""
   real = total = 0
   for features, _, _ in dataset.take(-1 if batches is None else batches):
-    batch_real, batch_total = padding_stats(features["ids"])
+    batch_real, batch_total = padding_stats(features)
     real += int(batch_real)
     total += int(batch_total)
   return 1.0 - real / total if total else 0.0

@@ -29,7 +29,9 @@ class Examples:
   """Inputs with their labels.
 
   Attributes:
-    texts: the inputs: ``str`` texts, or lists of ``str`` words.
+    texts: the inputs, of one input kind (``maskmodels.data.kinds``):
+      ``str`` texts, lists of ``str`` words, or float32 ``[time,
+      channels]`` frame arrays.
     labels: one label per input, raw as read (a class name, a number, a
       list of tags), or as a task encoded them.
     source: where the examples came from, for messages.
@@ -42,9 +44,15 @@ class Examples:
     return len(self.texts)
 
   @property
+  def kind(self):
+    """The registered input kind the inputs are of."""
+    from maskmodels.data import kinds  # pylint: disable=import-outside-toplevel
+    return kinds.kind_of(self.texts, self.source)
+
+  @property
   def pretokenized(self):
-    """Whether the inputs are lists of words (else strings)."""
-    return bool(self.texts) and not isinstance(self.texts[0], str)
+    """Whether the inputs are lists of words."""
+    return bool(self.texts) and self.kind.name == "words"
 
   def subset(self, indices, source=None):
     """The examples at ``indices``."""
@@ -63,11 +71,20 @@ class Reader:
   ``read(path, split, text_column, label_column)`` returns ``Examples``;
   ``split`` is for folder layouts (aclImdb, a folder of CoNLL-U files),
   files ignore it.
+
+  Attributes:
+    read: the function.
+    text_column, label_column: the columns it reads unless told.
+    folders: a path may be a folder of splits.
+    embedded: a ``DefaultData`` it reads when no path is given, or None.
+    columns: which of ``("text", "label")`` a flag may name.
   """
   read: object
   text_column: str = "text"
   label_column: str = "label"
-  folders: bool = False  # a path may be a folder of splits
+  folders: bool = False
+  embedded: object = None
+  columns: tuple = ("text", "label")
 
 
 # Data formats by name (research code may add its own Reader).
@@ -111,7 +128,8 @@ class _Decoder:
           "by U+FFFD.", self.replaced, self.source)
 
 
-def _finish(texts, raw_labels, source, decoder):
+def finish(texts, raw_labels, source, decoder):
+  """``Examples`` of what a reader read; an InputError if none."""
   if not texts:
     raise InputError(f"No examples found in {source}.")
   decoder.report()
@@ -156,10 +174,11 @@ def read_aclimdb(root, split):
         with open(os.path.join(class_folder, file_name), "rb") as f:
           texts.append(decoder(f.read()))
         raw_labels.append(name)
-  return _finish(texts, raw_labels, folder, decoder)
+  return finish(texts, raw_labels, folder, decoder)
 
 
-def _open_binary(path):
+def open_binary(path):
+  """A file (gzipped if its name ends in ``.gz``) opened for bytes."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"Data file not found: {path}")
   return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
@@ -184,18 +203,19 @@ def read_delimited(path, text_column="text", label_column="label",
   Fields of any length are read (a review of a million characters too).
   """
   decoder = _Decoder(path)
-  with _open_binary(path) as f, _unlimited_csv_fields():
+  with open_binary(path) as f, _unlimited_csv_fields():
     lines = (decoder(line) for line in f)
     reader = csv.reader(lines, delimiter=delimiter)
     header = next(reader, None)
     if header is None:
       raise InputError(f"No examples found in {path}: the file is empty.")
-    for column in (text_column, label_column):
+    for column in (text_column, label_column or text_column):
       if column not in header:
         raise MissingColumn(f"column {column!r} not found in {path}; "
                             f"expected one of its columns {header}.",
                             column)
-    text_at, label_at = header.index(text_column), header.index(label_column)
+    text_at = header.index(text_column)
+    label_at = header.index(label_column) if label_column else None
     texts, raw_labels = [], []
     for row in reader:
       if not row:
@@ -204,19 +224,25 @@ def read_delimited(path, text_column="text", label_column="label",
         raise InputError(f"Ragged row in {path} at line {reader.line_num}: "
                          f"{len(row)} fields, the header has {len(header)}.")
       texts.append(row[text_at])
-      raw_labels.append(row[label_at])
-  return _finish(texts, raw_labels, path, decoder)
+      raw_labels.append(None if label_at is None else row[label_at])
+  return finish(texts, raw_labels, path, decoder)
+
+
+FRAMES_KEY = "frames"
 
 
 def read_jsonl(path, text_key="text", label_key="label"):
-  """Reads JSON Lines: one object a line with a text and a label field.
+  """Reads JSON Lines: one object a line with an input and a label field.
 
-  A text may be a string or a list of words (pre-tokenized input, then its
-  label may be a list with one tag per word).
+  An input may be a string, a list of words (pre-tokenized input, then its
+  label may be a list with one tag per word), or, under the key
+  ``frames`` when the records have no ``text``, a list of frames (each a
+  list of numbers, one per channel; its label may be one per frame).
   """
+  from maskmodels.data import frame_readers  # pylint: disable=import-outside-toplevel,cyclic-import
   decoder = _Decoder(path)
-  texts, raw_labels = [], []
-  with _open_binary(path) as f:
+  texts, raw_labels, channels = [], [], None
+  with open_binary(path) as f:
     for number, raw in enumerate(f, 1):
       line = decoder(raw).strip()
       if not line:
@@ -229,16 +255,24 @@ def read_jsonl(path, text_key="text", label_key="label"):
       if not isinstance(record, dict):
         raise InputError(f"{path}:{number}: expected a JSON object, got "
                          f"{type(record).__name__}.")
-      for key in (text_key, label_key):
+      if not texts and text_key == "text" and text_key not in record and (
+          FRAMES_KEY in record):
+        text_key = FRAMES_KEY  # frames: the input kind follows the data
+      for key in (text_key, label_key or text_key):
         if key not in record:
           raise MissingColumn(f"field {key!r} missing in {path} at line "
                               f"{number}; expected one of its fields "
                               f"{sorted(record)}.", key)
       text = record[text_key]
-      texts.append([str(w) for w in text] if isinstance(text, list) else
-                   str(text))
-      raw_labels.append(record[label_key])
-  return _finish(texts, raw_labels, path, decoder)
+      if text_key == FRAMES_KEY:
+        series = frame_readers.series_of(text, f"{path}:{number}", channels)
+        channels = series.shape[1]
+        texts.append(series)
+      else:
+        texts.append([str(w) for w in text] if isinstance(text, list) else
+                     str(text))
+      raw_labels.append(record[label_key] if label_key else None)
+  return finish(texts, raw_labels, path, decoder)
 
 
 CONLLU_COLUMNS = {"upos": 3, "xpos": 4}
@@ -289,7 +323,7 @@ def read_conllu(path, tag_column="upos"):
     words.clear()
     labels.clear()
 
-  with _open_binary(path) as f:
+  with open_binary(path) as f:
     for number, raw in enumerate(f, 1):
       line = decoder(raw).rstrip("\r\n")
       if not line.strip():
@@ -311,11 +345,11 @@ def read_conllu(path, tag_column="upos"):
         words.append(fields[1])
         labels.append(fields[at])
   end_sentence()
-  return _finish(sentences, tags, path, decoder)
+  return finish(sentences, tags, path, decoder)
 
 
 def read_examples(data_format, path, split="train", text_column="",
-                  label_column="", default_data=None):
+                  label_column="", default_data=None, labelled=True):
   """Reads ``path`` in ``data_format``, a name registered in ``FORMATS``.
 
   Args:
@@ -327,18 +361,30 @@ def read_examples(data_format, path, split="train", text_column="",
     text_column, label_column: CSV/TSV columns, JSONL keys or the CoNLL-U
       tag column ("": the format's own default).
     default_data: the task's ``DefaultData`` (for ``"default"``).
+    labelled: False reads inputs whose labels may be missing (prediction):
+      the reader gets ``label_column=None``, and a label it finds is kept.
+
+  With no ``path``, a format that embeds data (``ts``) reads its own.
   """
   if data_format == "default":
     if default_data is None:
       raise InputError("This task has no embedded data; give --data_format "
                        "and --data_path.")
-    reader = FORMATS.get(default_data.data_format)
-    with default_data.path(split) as local:
-      return reader.read(str(local), split, reader.text_column,
-                         reader.label_column)
+    return _read_embedded(default_data, split)
   reader = FORMATS.get(data_format)
+  if not path and reader.embedded is not None:
+    return _read_embedded(reader.embedded, split)
   return reader.read(path, split, text_column or reader.text_column,
-                     label_column or reader.label_column)
+                     (label_column or reader.label_column) if labelled
+                     else None)
+
+
+def _read_embedded(embedded, split):
+  """The split of data shipped with the package."""
+  reader = FORMATS.get(embedded.data_format)
+  with embedded.path(split) as local:
+    return reader.read(str(local), split, reader.text_column,
+                       reader.label_column)
 
 
 def default_columns(data_format):
@@ -350,7 +396,7 @@ def default_columns(data_format):
 
 
 FORMATS.add("aclimdb", Reader(lambda path, split, text, label: read_aclimdb(
-    path, split)))
+    path, split), columns=()))
 FORMATS.add("csv", Reader(lambda path, split, text, label: read_delimited(
     path, text, label, ",")))
 FORMATS.add("tsv", Reader(lambda path, split, text, label: read_delimited(
@@ -359,15 +405,20 @@ FORMATS.add("jsonl", Reader(lambda path, split, text, label: read_jsonl(
     path, text, label)))
 FORMATS.add("conllu", Reader(lambda path, split, text, label: read_conllu(
     conllu_file(path, split), label), text_column="form",
-                                 label_column="upos", folders=True))
-FORMATS.add("default", Reader(None, "", "", folders=True))
+                                 label_column="upos", folders=True,
+                                 columns=("label",)))
+FORMATS.add("default", Reader(None, "", "", folders=True, columns=()))
 
 
 def reads_folders(data_format, path):
-  """Whether ``path`` in ``data_format`` is a folder of named splits."""
+  """Whether ``path`` in ``data_format`` is a folder of named splits (the
+  embedded data is one)."""
   if data_format in ("aclimdb", "default"):
     return True
-  return FORMATS.get(data_format).folders and os.path.isdir(path)
+  reader = FORMATS.get(data_format)
+  if not path and reader.embedded is not None:
+    return True
+  return reader.folders and os.path.isdir(path)
 
 
 def split_validation(examples, fraction, seed=0):

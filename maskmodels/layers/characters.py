@@ -28,7 +28,7 @@ class WordFeature(Configurable, ExplicitMask, keras.layers.Layer):
   """Base of word features (``--word_features``): subclass it, override
   :meth:`featurize` and ``call``, register a name.
 
-  The featurizer (``maskmodels.data.features``) calls :meth:`featurize` on
+  The featurizer (``maskmodels.data.tokens``) calls :meth:`featurize` on
   the tokens' words, in the graph, and hands its output to the model as
   ``features[self.feature]``; ``call(features, mask=None, training=None)``
   takes the feature dict (in the backbone's right-padded layout) and the

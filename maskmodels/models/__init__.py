@@ -4,6 +4,7 @@ Importing this package registers the built-in components by name.
 """
 
 from maskmodels.models.backbone import SequenceBackbone
+from maskmodels.models.frame_backbone import FrameBackbone
 from maskmodels.models.baselines import UnmaskedConvGRUEncoder
 from maskmodels.models.encoders import ConvGRUEncoder, Encoder
 from maskmodels.models.ensemble import Ensemble, fit_member_weights

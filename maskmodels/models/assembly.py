@@ -17,26 +17,30 @@ from maskmodels.models.ensemble import Ensemble
 NETWORK = "network"
 
 
-def build_model(settings, vocab_size, output_size, per_token=False):
+def build_model(settings, inputs, output_size, per_token=False):
   """The model ``settings`` (a ``ModelConfig``) describe.
 
   Args:
     settings: the run's ``ModelConfig`` (every component's settings
-      resolved).
-    vocab_size: token ids the tokenizer emits.
-    output_size: outputs per example or token (the task's).
-    per_token: whether the task labels every token (members must too).
+      resolved, the backbone chosen).
+    inputs: what the backbone reads, from the run's input kind
+      (``{"vocab_size": n}`` for tokens; channels and their statistics for
+      frames), or a vocabulary size.
+    output_size: outputs per example or step (the task's).
+    per_token: whether the task labels every step (members must too).
 
   Returns:
     An unbuilt Keras model.
   """
   policy = keras.mixed_precision.global_policy()
-  backbone = BACKBONES.get(settings.backbone)(
-      vocab_size=vocab_size, encoder=settings.encoder,
-      encoder_config=settings.encoder_config,
-      word_features=settings.word_features,
-      word_features_config=settings.word_features_config,
-      dtype=policy, **settings.backbone_config)
+  if isinstance(inputs, int):
+    inputs = {"vocab_size": inputs}
+  if settings.word_features:
+    inputs = dict(inputs, word_features=settings.word_features,
+                  word_features_config=settings.word_features_config)
+  backbone = BACKBONES.get(settings.backbone or "sequence")(
+      encoder=settings.encoder, encoder_config=settings.encoder_config,
+      dtype=policy, **inputs, **settings.backbone_config)
   head = HEADS.get(settings.head)(output_size=output_size, dtype=policy,
                                   **settings.head_config)
   if bool(getattr(head, "per_token", False)) != per_token:

@@ -11,63 +11,26 @@ settings are a nested ``Config`` dataclass of
 :func:`~maskmodels.settings.setting` fields (flags, saved in
 ``config.json``, checked on resume when ``resume=True``).
 
-Shapes: a batch is ``(features, labels, weights)``. ``features["ids"]`` is
-int32 ``[batch, time]``; labels are ``[batch]`` (per example) or
-``[batch, time]`` (per token, ``LabelSpec.pad`` at pad tokens); weights
+Shapes: a batch is ``(features, labels, weights)``. ``features`` are the
+input kind's (token ids ``[batch, time]``; frames ``[batch, time,
+channels]`` with lengths); labels are ``[batch]`` (per example) or
+``[batch, time]`` (per step, ``LabelSpec.pad`` at pad steps); weights
 are float32 ``[batch]``, 0 for the filler rows that complete a batch.
 """
 
 import dataclasses
-import importlib.resources
 
 import keras
 import tensorflow as tf
 
 from maskmodels.errors import InputError
 from maskmodels.settings import Settings
+from maskmodels.specs import DefaultData, LabelSpec  # noqa: F401  (re-exported)
 
 
 @dataclasses.dataclass
 class NoSettings(Settings):
   """The settings of a task that has none of its own."""
-
-
-@dataclasses.dataclass(frozen=True)
-class LabelSpec:
-  """A task's labels, per example.
-
-  Attributes:
-    dtype: ``"int32"`` (class or tag indices) or ``"float32"`` (targets).
-    per_token: False for one label per example (shape ``[]``), True for
-      one per token (shape ``[time]``, aligned with the token ids).
-    pad: the label of filler rows and pad tokens; it never counts.
-  """
-  dtype: str = "int32"
-  per_token: bool = False
-  pad: float = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class DefaultData:
-  """Data shipped with the package for a task's ``--data_format=default``.
-
-  Attributes:
-    data_format: the reader's name (``"jsonl"``, ``"conllu"``).
-    files: ``{split: file name}`` inside ``maskmodels/data``.
-    description: one line for messages.
-  """
-  data_format: str
-  files: dict
-  description: str = ""
-
-  def path(self, split):
-    """A context manager yielding the local path of ``split``'s file."""
-    if split not in self.files:
-      from maskmodels.data.readers import UnknownSplit  # pylint: disable=import-outside-toplevel
-      raise UnknownSplit(f"the embedded data has no split {split!r}; "
-                         f"expected one of {', '.join(self.files)}.")
-    return importlib.resources.as_file(importlib.resources.files(
-        "maskmodels.data").joinpath(self.files[split]))
 
 
 def per_item(values, weights, per_token):
@@ -112,9 +75,10 @@ class Task:
   best_mode = "min"
   # The head the model gets unless --head names another.
   default_head = "pooled"
-  # "text": raw strings, tokenized by the run's tokenizer; "words": each
-  # example is a list of words, one token each (labels align with them).
-  inputs = "text"
+  # The input kinds it reads (maskmodels.data.kinds): "text" (raw strings),
+  # "words" (word lists, one token each, so labels align with them),
+  # "frames" (float series with lengths).
+  inputs = ("text", "frames")
   # What --data_format=default reads (None: the task has no embedded data).
   default_data = None
   # Settings (by name) this task's runs take unless the user sets them,
@@ -155,10 +119,12 @@ class Task:
 
   # ---- model ------------------------------------------------------------
 
-  def build_model(self, settings, vocab_size):
-    """The model for the run's ``ModelConfig`` (backbone, head, members)."""
+  def build_model(self, settings, inputs):
+    """The model for the run's ``ModelConfig`` (backbone, head, members);
+    ``inputs`` are what the backbone reads (the input kind's
+    ``model_inputs``: a vocabulary size, channels and statistics)."""
     from maskmodels.models import assembly  # pylint: disable=import-outside-toplevel
-    return assembly.build_model(settings, vocab_size, self.output_size,
+    return assembly.build_model(settings, inputs, self.output_size,
                                 per_token=self.labels.per_token)
 
   # ---- loss and metrics ----------------------------------------------------
@@ -217,8 +183,7 @@ class Task:
         NumPy values.
     """
     values = " ".join(f"{v:.4f}" for v in prediction["outputs"].ravel())
-    text = inputs if isinstance(inputs, str) else " ".join(inputs)
-    return f"{values}\t{text}"
+    return f"{values}\t{shown(inputs)}"
 
   def better(self, value, best):
     """Whether metric ``value`` beats ``best`` in :attr:`best_mode`."""
@@ -228,6 +193,16 @@ class Task:
   def worst_value(self):
     """The best-metric value every real value beats."""
     return float("inf") if self.best_mode == "min" else float("-inf")
+
+
+def shown(inputs):
+  """One raw input as a prediction line shows it: a text, a word list's
+  words, or a series' length."""
+  if isinstance(inputs, str):
+    return inputs
+  if hasattr(inputs, "shape"):
+    return f"a series of {len(inputs)} frames"
+  return " ".join(inputs)
 
 
 def build_task(name, settings, label_names=()):

@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from maskmodels.errors import InputError
 from maskmodels.registry import register_task
-from maskmodels.tasks.base import DefaultData, LabelSpec, Task, model_outputs
+from maskmodels.tasks.base import (DefaultData, LabelSpec, Task,
+                                   model_outputs, shown)
 
 
 def class_indices(raw_labels, names, source):
@@ -81,7 +82,7 @@ class ClassificationTask(Task):
             "labels": tf.gather(tf.constant(self.label_names), label_ids)}
 
   def describe(self, inputs, prediction):
-    text = inputs if isinstance(inputs, str) else " ".join(inputs)
     label = prediction["labels"]
     label = label.decode() if isinstance(label, bytes) else str(label)
-    return f"{label}\t{prediction['probabilities'].max():.4f}\t{text}"
+    return (f"{label}\t{prediction['probabilities'].max():.4f}\t"
+            f"{shown(inputs)}")

@@ -33,7 +33,7 @@ class TaggingTask(Task):
   default_head = "per_step"
   # One encoder step per word: conv_gru pools by 2 unless told.
   run_defaults = {"pool_size": [1]}
-  inputs = "words"
+  inputs = ("words", "frames")
   default_data = DefaultData(
       "conllu", {"train": "ewt_sample_train.conllu.gz",
                  "test": "ewt_sample_test.conllu.gz"},
@@ -65,12 +65,6 @@ class TaggingTask(Task):
   @property
   def output_size(self):
     return len(self.label_names)
-
-  def validate(self, config):
-    if config.data.tokenizer != "word":
-      raise InputError(f"--task=tagging needs --tokenizer=word (one id per "
-                       f"word, so tags stay aligned), got "
-                       f"--tokenizer={config.data.tokenizer}.")
 
   def compute_loss(self, labels, outputs, training):
     del training
@@ -108,7 +102,10 @@ class TaggingTask(Task):
             "tags": tf.gather(tf.constant(self.label_names), tag_ids)}
 
   def describe(self, inputs, prediction):
-    words = inputs.split() if isinstance(inputs, str) else list(inputs)
+    steps = int(prediction["lengths"]) if "lengths" in prediction else None
     tags = [t.decode() if isinstance(t, bytes) else str(t)
-            for t in prediction["tags"][:len(words)]]
+            for t in prediction["tags"][:steps]]
+    if hasattr(inputs, "shape"):  # frames: a tag per frame
+      return " ".join(tags)
+    words = inputs.split() if isinstance(inputs, str) else list(inputs)
     return " ".join(f"{word}/{tag}" for word, tag in zip(words, tags))

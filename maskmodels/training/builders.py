@@ -1,4 +1,5 @@
-"""Building a run's parts from its ExperimentConfig: task, model, featurizer.
+"""Building a run's parts from its ExperimentConfig: task, inputs, model,
+featurizer.
 
 Shared by training, evaluation, prediction and export, so each builds the
 same task, model and features from the same settings.
@@ -6,8 +7,7 @@ same task, model and features from the same settings.
 
 import tensorflow as tf
 
-from maskmodels.data import text
-from maskmodels.data.features import Featurizer
+from maskmodels.registry import INPUT_KINDS
 from maskmodels.tasks import build_task
 
 
@@ -17,50 +17,46 @@ def task_of(config):
   return build_task(train.task, train.task_config, config.data.label_names)
 
 
-def build_model(config, task, vocab_size, strategy=None):
+def input_kind_of(config):
+  """The run's registered input kind (``config.data.inputs``)."""
+  return INPUT_KINDS.get(config.data.inputs or "text")
+
+
+def load_inputs(config, directory):
+  """``(kind, assets)`` of a model directory: its input kind and what its
+  run learned of the inputs (a vocabulary, statistics), each file checked
+  against its checksum."""
+  kind = input_kind_of(config)
+  return kind, kind.load(config.data, directory.read_asset)
+
+
+def build_model(config, task, inputs, strategy=None):
   """The run's model (``task.build_model``), its weights created under
-  ``strategy``."""
+  ``strategy``.
+
+  Args:
+    config: the run's ExperimentConfig.
+    task: its task.
+    inputs: what the backbone reads (``kind.model_inputs(assets)``), or a
+      vocabulary size.
+    strategy: a ``tf.distribute`` strategy (default: the current one).
+  """
   strategy = strategy or tf.distribute.get_strategy()
+  if isinstance(inputs, int):
+    inputs = {"vocab_size": inputs}
   with strategy.scope():
-    model = task.build_model(config.model, vocab_size)
+    model = task.build_model(config.model, inputs)
     model.build()
   return model
 
 
-def word_features_of(model):
-  """The word-feature layers of ``model``'s backbones, in order."""
-  found = []
-  for layer in model._flatten_layers(include_self=True):  # pylint: disable=protected-access
-    for feature in getattr(layer, "word_features", ()) or ():
-      if all(feature is not f for f in found):
-        found.append(feature)
-  return found
-
-
-VOCAB_FILE = "vocab.txt"
-
-
-def tokenizer_of(config, vocab):
-  """The run's tokenizer over ``vocab``, a list of tokens."""
-  return text.build_tokenizer(config.data.tokenizer, vocab,
-                              config.data.num_oov_buckets,
-                              config.data.case_fold)
-
-
-def load_tokenizer(config, directory):
-  """The run's tokenizer over its model directory's vocabulary (checked
-  against its checksum)."""
-  return tokenizer_of(config, text.parse_vocabulary(
-      directory.read_asset(VOCAB_FILE), directory.file(VOCAB_FILE)))
-
-
-def featurizer_of(tokenizer, model, task):
-  """Inputs -> ``model``'s features, for ``task``'s kind of input."""
-  return Featurizer(tokenizer, word_features_of(model), task.inputs)
+def featurizer_of(kind, config, assets, model):
+  """Raw inputs -> ``model``'s features, for the run's input kind."""
+  return kind.featurizer(config.data, assets, model)
 
 
 def inference_length(config, task):
-  """Tokens kept per example in evaluation, prediction and export: every
-  token of a per-token task (each must get its label), else
-  ``--eval_max_len`` or ``--max_len``."""
+  """Steps kept per example in evaluation, prediction and export: every
+  step of a per-step task (each must get its label), else
+  ``--eval_max_len`` or the training length."""
   return None if task.labels.per_token else config.data.inference_max_len

@@ -29,6 +29,9 @@ from maskmodels.settings import (Settings, check_value, component_settings,
 from maskmodels.training import optimization, strategy
 
 EVALUATE_CHECKPOINTS = ("best", "final")
+# Tokens kept of a text unless --max_len says (frames are never cut unless
+# it does).
+DEFAULT_MAX_TOKENS = 256
 # The model directories this version reads: written by the same minor
 # version (0.4.x); older ones hold other variables and settings.
 FORMAT_VERSION = ".".join(__version__.split(".")[:2])
@@ -75,6 +78,9 @@ class DataConfig(Settings):
   label_names: list[str] = setting(
       [], "The task's label vocabulary (classes or tags in index order), "
       "from the training split.", flag=False, resume=True)
+  inputs: str | None = setting(
+      None, "The input kind of the training data (text, words, frames).",
+      flag=False, resume=True, unset="not read yet")
   tokenizer: str = setting("word", "Tokenizer.", choices=text.TOKENIZERS,
                            resume=True)
   vocab_size: int = setting(8000, "Vocabulary size.", lower=3,
@@ -90,10 +96,13 @@ class DataConfig(Settings):
       "from rare words).", lower=1, resume=True)
   num_oov_buckets: int = setting(1, "Hash buckets for unknown words.",
                                  lower=1, resume=True)
-  max_len: int = setting(256, "Tokens kept per text in training.", lower=1)
+  max_len: int | None = setting(
+      None, "Steps (tokens, frames) kept per example in training; a longer "
+      "one is cut as --truncation says.", lower=1,
+      unset="256 tokens of a text; every frame of a series, none cut")
   eval_max_len: int | None = setting(
-      None, "Tokens kept per text in evaluation, prediction and export. A "
-      "masked model reads any length, so it may see whole texts at test "
+      None, "Steps kept per example in evaluation, prediction and export. "
+      "A masked model reads any length, so it may see whole texts at test "
       "time.", lower=1, unset="--max_len")
   truncation: str = setting("head", "Which tokens to keep of a long text.",
                             choices=text.TRUNCATIONS)
@@ -109,9 +118,17 @@ class DataConfig(Settings):
       unset="--batch_size examples")
 
   @property
+  def training_max_len(self):
+    """Steps kept per example in training (None: every step)."""
+    if self.max_len is not None:
+      return self.max_len
+    return None if self.inputs == "frames" else DEFAULT_MAX_TOKENS
+
+  @property
   def inference_max_len(self):
-    """Tokens kept per text in evaluation, prediction and export."""
-    return self.eval_max_len or self.max_len
+    """Steps kept per example in evaluation, prediction and export (None:
+    every step)."""
+    return self.eval_max_len or self.training_max_len
 
   def columns(self, text_column=None, label_column=None):
     """``(text, label)`` columns of a file: the given ones, else the run's,
@@ -131,8 +148,10 @@ class ModelConfig(Settings):
   """
   model: str = setting("sequence", "Registered model joining the backbone "
                        "and the head.", choices=MODELS, resume=True)
-  backbone: str = setting("sequence", "Registered backbone.",
-                          choices=BACKBONES, resume=True)
+  backbone: str | None = setting(
+      None, "Registered backbone.", choices=BACKBONES, resume=True,
+      unset="the input kind's: sequence for text and words, frames for "
+      "frames")
   backbone_config: dict = setting({}, "JSON settings of --backbone.",
                                   resume=True)
   encoder: str = setting("conv_gru", "Registered encoder name.",
@@ -269,6 +288,18 @@ class ExperimentConfig:
 
   def to_dict(self):
     return dataclasses.asdict(self)
+
+  def with_input_kind(self, kind):
+    """This config for inputs of ``kind`` (a registered input kind): its
+    name recorded, and its backbone chosen unless ``--backbone`` named one
+    (the settings given for the backbone checked against it now)."""
+    config = self.replace(inputs=kind.name)
+    if config.model.backbone is not None:
+      return config
+    settings = component_settings(BACKBONES, kind.backbone,
+                                  config.model.backbone_config,
+                                  "--backbone_config")
+    return config.replace(backbone=kind.backbone, backbone_config=settings)
 
   @classmethod
   def from_dict(cls, values, source="config"):
@@ -419,6 +450,14 @@ def resolve(values, explicit):
       resolved = {name: settings_of(registry, name, dict(given.get(name, {})),
                                     f"--{config_name} [{name}]")
                   for name in chosen}
+    elif chosen is None:
+      # Unset until the data names the input kind (with_input_kind): the
+      # settings given for any registered one wait, checked then.
+      resolved = dict(given)
+      for key, owned in owners.items():
+        if key in explicit and any(r is registry for r, _ in owned):
+          resolved.setdefault(key, values[key])
+          used.add(key)
     else:
       resolved = settings_of(registry, chosen, given, f"--{config_name}")
     setattr(core[group], config_name, resolved)

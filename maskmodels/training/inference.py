@@ -6,10 +6,10 @@ import tensorflow as tf
 
 from maskmodels import progress, serving
 from maskmodels.data import pipeline
-from maskmodels.data.features import check_inputs
+from maskmodels.errors import InputError
 from maskmodels.training import checkpoints, optimization
 from maskmodels.training.builders import (build_model, featurizer_of,
-                                          inference_length, load_tokenizer,
+                                          inference_length, load_inputs,
                                           task_of)
 from maskmodels.training.model_dir import ModelDirectory
 from maskmodels.training.trainer import Trainer
@@ -22,16 +22,27 @@ class TrainedRun:
   Attributes:
     config: its ExperimentConfig.
     task: its task (label names included).
-    tokenizer, featurizer: inputs -> features.
+    kind: its input kind (``maskmodels.data.kinds``).
+    assets: what its run learned of the inputs (for text, the tokenizer).
+    featurizer: raw inputs -> features.
     model: the model with the serving weights restored.
   """
   config: object
   task: object
-  tokenizer: object
+  kind: object
+  assets: object
   featurizer: object
   model: object
-  # What a process that loads the exported model must import.
-  requires: tuple = ("tensorflow", "tensorflow_text")
+
+  @property
+  def tokenizer(self):
+    """The tokenizer of a text run (its assets)."""
+    return self.assets
+
+  @property
+  def requires(self):
+    """The modules a process that loads the exported model imports."""
+    return self.kind.requires
 
   def server(self, loader=""):
     """The run's :class:`maskmodels.serving.Server` (``loader``: the lines
@@ -44,7 +55,8 @@ class TrainedRun:
             task=train.task, task_config=train.task_config,
             label_names=self.task.label_names,
             builtin_task=serving.builtin_ancestor(self.task),
-            requires=list(self.requires), load=loader))
+            input_kind=self.kind.name, requires=list(self.requires),
+            load=loader))
 
 
 def load_trained(model_dir):
@@ -57,12 +69,12 @@ def load_trained(model_dir):
   config = directory.load_config()
   optimization.set_precision(config.train.precision)
   task = task_of(config)
-  tokenizer = load_tokenizer(config, directory)
-  model = build_model(config, task, tokenizer.vocab_size)
+  kind, assets = load_inputs(config, directory)
+  model = build_model(config, task, kind.model_inputs(assets))
   checkpoints.restore_weights(model, directory.serving_checkpoint(
       config.checkpoint.evaluate_checkpoint))
-  return TrainedRun(config, task, tokenizer,
-                    featurizer_of(tokenizer, model, task), model)
+  return TrainedRun(config, task, kind, assets,
+                    featurizer_of(kind, config, assets, model), model)
 
 
 def evaluation_pipeline(config, task, batch_size=None):
@@ -83,7 +95,10 @@ def evaluate(model_dir, examples, verbose=1):
     counted (each exactly once).
   """
   run = load_trained(model_dir)
-  check_inputs(examples, run.task.inputs)
+  if examples.kind.name != run.kind.name:
+    raise InputError(f"{examples.source} holds {examples.kind.describes}; "
+                     f"the model in {model_dir} reads {run.kind.describes}.")
+  run.kind.check(run.assets, examples)
   encoded = examples.with_labels(run.task.encode_labels(examples.labels,
                                                         examples.source))
   trainer = Trainer(run.task, run.model, None, tf.distribute.get_strategy())

@@ -1,7 +1,8 @@
 """A training run, assembled from small builders: data flows one way.
 
-strings -> examples (readers) -> labels encoded (the task) -> tokenizer
-(vocabulary) -> batches (pipeline) -> model, optimizer -> trainer ->
+raw inputs -> examples (readers; their input kind) -> labels encoded (the
+task) -> what the run learns of its inputs (a vocabulary, channel
+statistics) -> batches (pipeline) -> model, optimizer -> trainer ->
 checkpoint restored -> (the first write) -> controller with actions ->
 ensemble weights fitted on validation -> test pass -> summary.
 ``train_and_evaluate`` is what ``maskmodels-train`` runs; research code may
@@ -22,14 +23,12 @@ import tensorflow as tf
 from absl import logging
 
 from maskmodels import progress
-from maskmodels.data import features, pipeline, readers, text
+from maskmodels.data import pipeline, readers
 from maskmodels.errors import InputError, SettingError, WorkerLost
 from maskmodels.models.ensemble import Ensemble, fit_member_weights
 from maskmodels.training import actions, checkpoints, curves, optimization
-from maskmodels.training.builders import (VOCAB_FILE, build_model,
-                                          featurizer_of, inference_length,
-                                          load_tokenizer, task_of,
-                                          tokenizer_of)
+from maskmodels.training.builders import (build_model, featurizer_of,
+                                          inference_length, task_of)
 from maskmodels.training.controller import Controller
 from maskmodels.training.model_dir import CURVES_FILE, ModelDirectory
 from maskmodels.training.strategy import cluster_resolver
@@ -106,12 +105,17 @@ def read_splits(data, seed=0, default_data=None):
 
 
 def encode_splits(splits, task):
-  """The splits with their labels encoded by ``task`` (inputs checked to be
-  of the task's kind)."""
+  """The splits with their labels encoded by ``task`` (each split's inputs
+  checked to be of a kind the task reads, and of the training split's)."""
+  kind = splits.train.kind
+
   def encode(examples):
     if examples is None:
       return None
-    features.check_inputs(examples, task.inputs)
+    if examples.kind.name != kind.name or kind.name not in task.inputs:
+      raise InputError(
+          f"{examples.source} holds {examples.kind.describes}; "
+          f"{'this task reads ' + ', '.join(task.inputs) if kind.name not in task.inputs else 'the training data holds ' + kind.describes}.")
     return examples.with_labels(task.encode_labels(examples.labels,
                                                    examples.source))
   return Splits(encode(splits.train), encode(splits.validation),
@@ -133,6 +137,7 @@ class Runner:
     self.model_dir = ModelDirectory(model_dir, strategy)
     self.replicas = strategy.num_replicas_in_sync
     self.task = None  # set by read_data
+    self.kind = None  # the input kind, set by read_data
     self.featurizer = None  # set by build_trainer
 
   def run(self):
@@ -141,13 +146,14 @@ class Runner:
     with self.model_dir.lock() as hold:
       self.prepare_process()
       splits = self.read_data()
-      tokenizer = self.build_tokenizer(splits.train)
-      batching = self.build_batching(splits, tokenizer)
-      trainer = self.build_trainer(tokenizer, splits, batching)
+      assets = self.build_inputs(splits)
+      model = self.build_model(assets)
+      batching = self.build_batching(splits)
+      trainer = self.build_trainer(model, splits, batching)
       restored = self.build_checkpointer(trainer)
       self.check_serving_weights()
       hold.commit()
-      self.commit(tokenizer)
+      self.commit(assets)
       try:
         controller, status = self.build_controller(trainer, splits, batching,
                                                    restored)
@@ -183,6 +189,14 @@ class Runner:
     task.validate(self.config)
     splits = read_splits(self.config.data, self.config.train.seed,
                          task.default_data)
+    self.kind = splits.train.kind
+    if self.kind.name not in task.inputs:
+      raise InputError(f"{splits.train.source} holds "
+                       f"{self.kind.describes}; task "
+                       f"{self.config.train.task!r} reads "
+                       f"{', '.join(task.inputs)}.")
+    self.config = self.config.with_input_kind(self.kind)
+    self.kind.validate(self.config)
     logging.info("Read %d training, %d validation and %s test examples; "
                  "training under %s with %d replica(s).", len(splits.train),
                  len(splits.validation),
@@ -213,40 +227,43 @@ class Runner:
           f"trained with other settings ({'; '.join(mismatches)}). Use a new "
           f"--model_dir, or the same settings.")
 
-  def build_tokenizer(self, train):
-    """The tokenizer over the directory's vocabulary (a resume), or over
-    one learned from ``train``'s inputs; nothing is written yet.
+  def build_inputs(self, splits):
+    """What the run learns of its inputs (the input kind's assets: a
+    vocabulary, channel statistics): the directory's (a resume), else
+    learned from the training split; nothing is written yet.
 
-    A directory that lost its ``config.json`` but kept a vocabulary must
-    hold the vocabulary these settings learn.
+    A directory that lost its ``config.json`` but kept its assets must hold
+    the assets these settings learn.
     """
-    directory = self.model_dir
-    if directory.has_config() and directory.has_asset(VOCAB_FILE):
-      return load_tokenizer(self.config, directory)
-    data = self.config.data
-    vocab = text.learn_vocabulary(
-        train.texts, data.tokenizer, data.vocab_size,
-        verbose=int(directory.chief), min_count=data.min_word_count,
-        case_fold=data.case_fold)
-    if directory.has_asset(VOCAB_FILE) and text.parse_vocabulary(
-        directory.read_bytes(VOCAB_FILE), directory.file(VOCAB_FILE)) != vocab:
-      raise InputError(
-          f"Cannot resume {directory.path}: it has no config.json, and its "
-          f"{VOCAB_FILE} is not the vocabulary these settings learn. Use a "
-          f"new --model_dir.")
-    return tokenizer_of(self.config, vocab)
+    directory, kind, data = self.model_dir, self.kind, self.config.data
+    if directory.has_config() and directory.load_config().data.inputs == (
+        kind.name):
+      assets = kind.load(data, directory.read_asset)
+    else:
+      assets = kind.fit(data, splits.train, verbose=int(directory.chief))
+      for name, content in kind.files(assets).items():
+        if directory.has_asset(name) and directory.read_bytes(name) != (
+            content):
+          raise InputError(
+              f"Cannot resume {directory.path}: its {name} is not what "
+              f"these settings learn from the training data, and it has no "
+              f"config.json to check it against. Use a new --model_dir.")
+    for split in (splits.train, splits.validation, splits.test):
+      if split is not None:
+        kind.check(assets, split)
+    return assets
 
-  def commit(self, tokenizer):
-    """The run's first write: the vocabulary and ``config.json``."""
-    self.model_dir.save_config(self.config, {
-        VOCAB_FILE: text.vocabulary_bytes(tokenizer.vocab)})
+  def commit(self, assets):
+    """The run's first write: the input kind's assets and ``config.json``."""
+    self.model_dir.save_config(self.config, self.kind.files(assets))
 
-  def build_batching(self, splits, tokenizer):
+  def build_batching(self, splits):
     """Length buckets from the training inputs, and the run's step counts.
 
     A batch never holds more rows than the training split (rounded up to
     the replicas): a larger ``--batch_size`` is cut to it, and the run
-    says so, before any batch is built.
+    says so, before any batch is built. Frames longer than ``--max_len``
+    are cut only when it is given, and the run says how many.
     """
     data, train = self.config.data, self.config.train
     examples = len(splits.train)
@@ -257,8 +274,23 @@ class Runner:
                       examples, most)
       self.config = self.config.replace(batch_size=most)
       data = self.config.data
-    lengths = pipeline.token_lengths(splits.train, tokenizer, data.max_len,
-                                     data.truncation)
+    limit = data.training_max_len
+    lengths = self.featurizer.example_lengths(splits.train, limit,
+                                              data.truncation)
+    if self.kind.name == "frames" and limit is not None:
+      for split in (splits.train, splits.validation, splits.test):
+        if split is None:
+          continue
+        whole = self.featurizer.example_lengths(split)
+        if (whole > limit).any():
+          logging.warning("%d of the %d series of %s are longer than "
+                          "--max_len=%d frames: %s kept (--truncation).",
+                          int((whole > limit).sum()), len(split),
+                          split.source, limit, {
+                              "head": "their first", "tail": "their last",
+                              "both": "their first and last"}[
+                                  data.truncation] + f" {limit}")
+    limit = limit or max(int(lengths.max()), 1)
     common = dict(
         batch_size=data.batch_size, batch_tokens=data.batch_tokens or 0,
         max_batch=most,
@@ -266,26 +298,30 @@ class Runner:
         seed=train.seed, labels=self.task.labels, bucket_boundaries=(
             pipeline.length_boundaries(lengths, data.num_buckets)
             if data.num_buckets > 1 else None))
-    training = pipeline.PipelineConfig(max_len=data.max_len, **common)
+    training = pipeline.PipelineConfig(max_len=limit, **common)
     steps_per_epoch = pipeline.batches_per_pass(lengths, training,
                                                 self.replicas)
-    # A per-token task reads every token of the held-out splits.
+    # A per-step task reads every step of the held-out splits.
     eval_len = inference_length(self.config, self.task) or max(
-        [data.max_len] + [len(words) for split in (splits.validation,
-                                                   splits.test) if split
-                          for words in split.texts])
+        [limit] + [len(inputs) for split in (splits.validation, splits.test)
+                   if split for inputs in split.texts])
     evaluation = dataclasses.replace(training, max_len=eval_len,
                                      shuffle=False)
     return Batching(training, evaluation, steps_per_epoch,
                     train.train_steps or train.epochs * steps_per_epoch)
 
-  def build_trainer(self, tokenizer, splits, batching):
-    """Model, featurizer, optimizer and the trainer with its training
-    input (built, not yet run)."""
+  def build_model(self, assets):
+    """The model (weights made under the strategy), and the featurizer of
+    its inputs."""
+    model = build_model(self.config, self.task, self.kind.model_inputs(
+        assets), self.strategy)
+    self.featurizer = featurizer_of(self.kind, self.config, assets, model)
+    return model
+
+  def build_trainer(self, model, splits, batching):
+    """The optimizer and the trainer with its training input (built, not
+    yet run)."""
     train = self.config.train
-    model = build_model(self.config, self.task, tokenizer.vocab_size,
-                        self.strategy)
-    self.featurizer = featurizer_of(tokenizer, model, self.task)
     with self.strategy.scope():
       optimizer = optimization.make_optimizer(
           train.optimizer, optimization.learning_rate_schedule(
@@ -345,7 +381,8 @@ class Runner:
     if hasattr(model, "adapt"):
       data = self.config.data
       model.adapt(pipeline.labelled_batches(train, self.featurizer,
-                                            data.max_len, data.truncation,
+                                            data.training_max_len,
+                                            data.truncation,
                                             self.task.labels))
 
   def build_controller(self, trainer, splits, batching, restored):

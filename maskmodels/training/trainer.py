@@ -172,7 +172,7 @@ class Trainer:
     self.train_metrics["examples"].update_state(weights)
     # Padded steps over all steps, filler rows included.
     real, total = (tf.cast(n, tf.float32)
-                   for n in pipeline.padding_stats(features["ids"]))
+                   for n in pipeline.padding_stats(features))
     self.train_metrics["padded_fraction"].update_state(
         1.0 - real / tf.maximum(total, 1.0), sample_weight=total)
 

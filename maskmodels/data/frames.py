@@ -1,0 +1,212 @@
+"""Frame inputs: sequences of measurements, float ``[time, channels]``.
+
+Time series, audio features, sensor readings: each example is an array of
+frames, and its mask comes from its length, never from a pad value (0.0 is
+a measurement like any other). What is specific to frames lives here: the
+per-channel statistics a run learns from its training split's real frames
+(kept as ``channel_statistics.json``, checksummed like a vocabulary), the
+featurizer (``"frames"`` float32 ``[batch, time, channels]`` and
+``"lengths"`` int32 ``[batch]``), and the SavedModel signature that takes
+frames and lengths. The readers are in ``maskmodels.data.frame_readers``.
+"""
+
+import dataclasses
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from maskmodels.data import kinds
+from maskmodels.data import text as text_lib
+from maskmodels.errors import DamagedFile, InputError, SettingError
+from maskmodels.registry import register_input_kind
+
+STATISTICS_FILE = "channel_statistics.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelStatistics:
+  """Per-channel mean and standard deviation of real training frames.
+
+  Attributes:
+    mean, std: one float per channel (a constant channel's std is 1).
+    frames: the frames they were counted over.
+  """
+  mean: tuple
+  std: tuple
+  frames: int
+
+  @property
+  def channels(self):
+    return len(self.mean)
+
+  @classmethod
+  def of(cls, series):
+    """Statistics of a list of ``[time, channels]`` arrays: every frame of
+    every series, and nothing else (no padding)."""
+    frames = np.concatenate([np.asarray(s, np.float64) for s in series], 0)
+    std = frames.std(axis=0)
+    std = np.where(std > 1e-12, std, 1.0)
+    return cls(tuple(float(v) for v in frames.mean(axis=0)),
+               tuple(float(v) for v in std), int(frames.shape[0]))
+
+  def to_bytes(self):
+    return json.dumps({"channels": self.channels, "mean": list(self.mean),
+                       "std": list(self.std), "frames": self.frames},
+                      indent=1).encode("utf-8")
+
+  @classmethod
+  def from_bytes(cls, data, source):
+    try:
+      values = json.loads(data.decode("utf-8"))
+      statistics = cls(tuple(map(float, values["mean"])),
+                       tuple(map(float, values["std"])), int(values["frames"]))
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError,
+            ValueError) as error:
+      raise DamagedFile(f"{source} is corrupt ({error}); restore the file "
+                        f"the run wrote, or retrain in a new --model_dir."
+                        ) from None
+    if len(statistics.std) != statistics.channels or not all(
+        s > 0 for s in statistics.std):
+      raise DamagedFile(f"{source} is corrupt: a mean and a positive std "
+                        f"per channel expected.")
+    return statistics
+
+
+class FrameFeaturizer(kinds.Featurizer):
+  """Frames ``[batch, (time), channels]`` -> ``{"frames", "lengths"}``.
+
+  Args:
+    channels: the channels of every frame.
+  """
+
+  kind = "frames"
+  steps = "frames"
+
+  def __init__(self, channels):
+    super().__init__(name="frame_featurizer")
+    self.channels = int(channels)
+
+  @property
+  def ragged_inputs(self):
+    return True
+
+  def inputs_dataset(self, examples):
+    series = [np.asarray(s, np.float32).reshape(-1, self.channels)
+              for s in examples.texts]
+    values = (np.concatenate(series, 0) if series else
+              np.zeros([0, self.channels], np.float32))
+    return tf.data.Dataset.from_tensor_slices(tf.RaggedTensor.from_row_lengths(
+        values, [len(s) for s in series]))
+
+  def __call__(self, inputs, max_len=None, truncation="head"):
+    """Ragged frames ``[batch, (time), channels]`` -> ``{"frames": ragged
+    float32 [batch, (time), channels], "lengths": int32 [batch]}``, at
+    most ``max_len`` frames each."""
+    frames = tf.cast(inputs, tf.float32)
+    if max_len is not None:
+      frames = text_lib.truncate_tokens(frames, max_len, truncation)
+    return {"frames": frames,
+            "lengths": tf.cast(frames.row_lengths(), tf.int32)}
+
+  def padding_values(self):
+    return {"frames": tf.constant(0.0), "lengths": tf.constant(0)}
+
+  def padded_shapes(self, element_spec, static):
+    del element_spec, static
+    return {"frames": [None, self.channels], "lengths": []}
+
+  def lengths(self, features):
+    return features["lengths"]
+
+  def example_lengths(self, examples, max_len=None, truncation="head"):
+    return kinds.clipped([len(s) for s in examples.texts], max_len)
+
+  def signatures(self):
+    def to_inputs(frames, lengths):
+      time = tf.shape(frames, out_type=tf.int32)[1]
+      checks = [tf.debugging.assert_non_negative(
+          lengths, message="lengths must be >= 0"),
+                tf.debugging.assert_less_equal(
+                    lengths, time, message="a length exceeds the frames' "
+                    "time axis")]
+      with tf.control_dependencies(checks):
+        return tf.RaggedTensor.from_tensor(frames, lengths=lengths)
+
+    return {"serving_default": (
+        [tf.TensorSpec([None, None, self.channels], tf.float32,
+                       name="frames"),
+         tf.TensorSpec([None], tf.int32, name="lengths")], to_inputs)}
+
+
+@register_input_kind("frames")
+class FramesKind(kinds.InputKind):
+  """Float series ``[time, channels]``; the mask comes from their lengths.
+
+  The run learns each channel's mean and standard deviation over the real
+  frames of its training split (the frame backbone standardizes with them);
+  the model directory keeps them in ``channel_statistics.json``.
+  """
+
+  name = "frames"
+  backbone = "frames"
+  requires = ("tensorflow",)
+  describes = "series"
+
+  def holds(self, inputs):
+    return all(isinstance(value, np.ndarray) and value.ndim == 2 and
+               value.dtype.kind == "f" for value in inputs)
+
+  def validate(self, config):
+    model = config.model
+    if model.word_features:
+      raise SettingError(f"--word_features={','.join(model.word_features)}: "
+                         f"word features read words; this run's inputs are "
+                         f"frames. Expected none.")
+    if model.members:
+      raise SettingError(f"--members={','.join(model.members)}: these "
+                         f"members read token ids; this run's inputs are "
+                         f"frames. Expected none.")
+
+  def check(self, assets, examples):
+    """Every series of ``examples`` has the training data's channels."""
+    channels = assets.channels
+    for index, series in enumerate(examples.texts):
+      if series.shape[1] != channels:
+        raise InputError(
+            f"{examples.source}: series {index} has {series.shape[1]} "
+            f"channels; the training data has {channels}.")
+
+  def fit(self, data, train, verbose=1):
+    del data, verbose
+    return ChannelStatistics.of(train.texts)
+
+  def files(self, assets):
+    return {STATISTICS_FILE: assets.to_bytes()}
+
+  def load(self, data, read):
+    return ChannelStatistics.from_bytes(read(STATISTICS_FILE),
+                                        STATISTICS_FILE)
+
+  def model_inputs(self, assets):
+    return {"channels": assets.channels, "channel_mean": list(assets.mean),
+            "channel_std": list(assets.std)}
+
+  def featurizer(self, data, assets, model):
+    return FrameFeaturizer(assets.channels)
+
+  def arguments(self, inputs):
+    lengths = [len(s) for s in inputs]
+    channels = inputs[0].shape[1] if inputs else 1
+    frames = np.zeros([len(inputs), max(lengths + [0]), channels], np.float32)
+    for row, series in enumerate(inputs):
+      frames[row, :len(series)] = series
+    return "serving_default", {"frames": tf.constant(frames),
+                               "lengths": tf.constant(lengths, tf.int32)}
+
+  def describe(self, example):
+    return f"a series of {len(example)} frames"
+
+  def example_call(self, assets):
+    return (f"frames=tf.zeros([1, 20, {assets.channels}]), "
+            f"lengths=tf.constant([20])")
