@@ -20,9 +20,12 @@ Two input kinds are understood:
 
 * token ids: each sequence is int ``[length]``; the model is called as
   ``model(ids, training=False)`` and must derive its mask from ``pad_id``.
-* features: each sequence is float ``[length, dim]``; the layer is called as
-  ``layer(x, mask=mask, training=False)``. Pad steps are filled with large
-  random values, so a layer that reads them is caught.
+* features or frames: each sequence is float ``[length, dim]``; a layer is
+  called as ``layer(x, mask=mask, training=False)``, a model (whose
+  ``call`` takes no ``mask``: a frame model) as ``model({"frames": x,
+  "mask": mask}, training=False)``. Pad steps are filled with large random
+  values, and in checks of their own with NaN, so a layer that reads them
+  is caught.
 
 The output may be ``[batch, dim]`` (pooled), ``(sequence, mask)``, or a
 sequence ``[batch, time, dim]`` on the input's time axis.
@@ -102,13 +105,18 @@ def _is_ids(sequences):
 
 
 def _pad_batch(sequences, width, left, fill, rng):
-  """Stacks sequences into ``[batch, width, ...]`` plus a bool mask."""
+  """Stacks sequences into ``[batch, width, ...]`` plus a bool mask.
+
+  ``fill``: the pad id; None for features, whose pad steps get garbage a
+  layer must not read (large random values, or NaN for ``"nan"``)."""
   first = np.asarray(sequences[0])
   batch = np.empty((len(sequences), width) + first.shape[1:], first.dtype)
   mask = np.zeros((len(sequences), width), bool)
   for row, seq in enumerate(sequences):
     if fill is None:  # features: garbage the layer must not read
       batch[row] = rng.normal(scale=1e3, size=batch.shape[1:])
+    elif fill == "nan":
+      batch[row] = np.nan
     else:
       batch[row] = fill
     start = width - len(seq) if left else 0
@@ -121,8 +129,11 @@ def _call(model, batch, mask, ids):
   """The model's output (an ensemble's combined output)."""
   if ids:
     outputs = model(tf.constant(batch), training=False)
-  else:
+  elif _takes_mask(model):
     outputs = model(tf.constant(batch), mask=tf.constant(mask),
+                    training=False)
+  else:  # a model of frames: the mask travels with them
+    outputs = model({"frames": tf.constant(batch), "mask": tf.constant(mask)},
                     training=False)
   if isinstance(outputs, dict) and "output" in outputs:
     return outputs["output"]
@@ -251,8 +262,8 @@ def check_padding_invariance(model, sequences, *, pad_id=0, extra_padding=3,
   rng = np.random.default_rng(seed)
   lengths = [len(s) for s in sequences]
 
-  def outputs_of(seqs, width, left):
-    batch, mask = _pad_batch(seqs, width, left, fill, rng)
+  def outputs_of(seqs, width, left, pads=fill):
+    batch, mask = _pad_batch(seqs, width, left, pads, rng)
     return _real_outputs(_call(model, batch, mask, ids), mask, ids, pad_id,
                          batch)
 
@@ -268,6 +279,11 @@ def check_padding_invariance(model, sequences, *, pad_id=0, extra_padding=3,
                       ("batched, left padding", True)):
     failures += _compare(check, reference, outputs_of(sequences, width, left),
                          lengths, atol, rtol)
+  if not ids:  # NaN at every pad step must not reach a real output
+    for check, left in (("batched, NaN padding", False),
+                        ("batched, NaN left padding", True)):
+      failures += _compare(check, reference, outputs_of(
+          sequences, width, left, "nan"), lengths, atol, rtol)
   if check_gradients:
     batch, mask = _pad_batch(sequences, width, True, fill, rng)
     worst, finite = _pad_gradient(model, batch, mask, ids, pad_id, seed,

@@ -43,10 +43,17 @@ def test_checker_measures_value_leaks_and_catches_gradient_only_leaks():
   sequences = testing.random_sequences(4, 6, dim=3, seed=2)
   failures = testing.check_padding_invariance(_LeakyMean(1.0), sequences)
   assert any(f.check == "batched, right padding" for f in failures)
-  # A leak far below atol still sends gradient to pad steps.
+  # A leak far below atol still sends gradient to pad steps, and NaN in
+  # pad steps reaches its outputs.
+  nan_checks = {"batched, NaN padding", "batched, NaN left padding"}
   failures = testing.check_padding_invariance(_LeakyMean(1e-30), sequences)
-  assert [f.check for f in failures] == ["gradient at pad steps"]
-  assert testing.check_padding_invariance(_LeakyMean(0.0), sequences) == []
+  assert {f.check for f in failures} == nan_checks | {"gradient at pad steps"}
+  # Reading pad steps only to multiply them by 0 is caught by NaN alone.
+  failures = testing.check_padding_invariance(_LeakyMean(0.0), sequences)
+  assert {f.check for f in failures} == nan_checks
+  assert all("non-finite" in f.detail for f in failures)
+  assert testing.check_padding_invariance(mm.MaskedPooling("mean"),
+                                          sequences) == []
 
 
 def test_checker_requires_a_mask_when_the_time_axis_changes():

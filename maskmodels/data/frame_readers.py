@@ -107,6 +107,9 @@ def read_ts(path):
       channels = (1 if header.get("univariate", "").lower() == "true" else
                   int(header["dimensions"]) if "dimensions" in header else
                   len(fields))
+      if not any(field.strip() for field in fields):
+        raise InputError(f"{where}: an empty series (no value); expected "
+                         f"at least one frame.")
       if len(fields) != channels:
         raise InputError(f"{where}: {len(fields)} channel(s); the header "
                          f"says {channels}.")

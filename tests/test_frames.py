@@ -1,0 +1,356 @@
+"""Frame inputs: readers, statistics, the frame backbone's padding
+invariance (random and NaN pad steps, both layouts, batch-mates), and runs
+through training, evaluation, prediction and the SavedModel."""
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import env
+import maskmodels as mm
+from maskmodels import data, export, testing, training
+from maskmodels.errors import InputError
+
+CHANNELS = 3
+
+
+def synthetic_series(count, seed=0, min_len=4, max_len=40):
+  """``(series, labels)``: class "up" rises on channel 0, "down" falls;
+  lengths differ; the other channels are noise around large offsets (so
+  standardizing matters)."""
+  rng = np.random.default_rng(seed)
+  series, labels = [], []
+  for index in range(count):
+    length = int(rng.integers(min_len, max_len + 1))
+    label = ["down", "up"][index % 2]
+    slope = 1.0 if label == "up" else -1.0
+    frames = rng.normal(size=(length, CHANNELS)).astype(np.float32) * 0.3
+    frames[:, 0] += slope * np.linspace(0, 3, length)
+    frames[:, 1] += 50.0
+    series.append(frames)
+    labels.append(label)
+  return series, labels
+
+
+def write_ts(path, series, labels, header_extra=""):
+  """A .ts file of ``series`` as the archive writes it."""
+  lines = ["#made by the tests", "@problemName Tiny", "@timeStamps false",
+           "@missing false", "@univariate false",
+           f"@dimensions {series[0].shape[1]}", "@equalLength false",
+           f"@classLabel true {' '.join(sorted(set(labels)))}"]
+  lines += [header_extra] if header_extra else []
+  lines.append("@data")
+  for frames, label in zip(series, labels):
+    lines.append(":".join(",".join(f"{v:.6g}" for v in frames[:, c])
+                          for c in range(frames.shape[1])) + f":{label}")
+  opener = gzip.open if str(path).endswith(".gz") else open
+  with opener(path, "wt") as f:
+    f.write("\n".join(lines) + "\n")
+  return str(path)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+  """An archive-layout folder ``Tiny/Tiny_TRAIN.ts``, ``Tiny_TEST.ts``."""
+  root = tmp_path_factory.mktemp("ts") / "Tiny"
+  root.mkdir()
+  write_ts(root / "Tiny_TRAIN.ts", *synthetic_series(120, seed=1))
+  write_ts(root / "Tiny_TEST.ts", *synthetic_series(60, seed=2))
+  return str(root)
+
+
+# ---- readers ---------------------------------------------------------------
+
+
+def test_ts_reader_reads_unequal_multichannel_series_and_their_labels(
+    folder, tmp_path):
+  train = data.read_examples("ts", folder, "train")
+  series, labels = synthetic_series(120, seed=1)
+  assert train.kind.name == "frames" and len(train) == 120
+  assert [s.shape for s in train.texts] == [s.shape for s in series]
+  np.testing.assert_allclose(train.texts[7], series[7], rtol=1e-5)
+  assert train.labels == labels
+  assert data.read_examples("ts", folder, "test").source.endswith(
+      "Tiny_TEST.ts")
+  # A single file reads whole; gzip too.
+  path = write_ts(tmp_path / "one.ts.gz", series[:3], labels[:3])
+  assert len(data.read_examples("ts", path)) == 3
+  with pytest.raises(data.UnknownSplit, match="expected Tiny_DEV.ts"):
+    data.read_examples("ts", folder, "dev")
+
+
+@pytest.mark.parametrize("line,message", [
+    ("1,2,?:3,4,5:6,7,8:up", "value 3 is a missing value \\('\\?'\\); fill "
+     "missing values before training \\(carry the last value forward"),
+    ("1,2,NaN:3,4,5:6,7,8:up", "value 3 is a missing value"),
+    ("1,2,inf:3,4,5:6,7,8:up", "value 3 is inf; expected a finite number"),
+    ("1,2,x:3,4,5:6,7,8:up", "value 3 is 'x', not a number"),
+    ("1,2,3:4,5,6:up", "2 channel\\(s\\); the header says 3"),
+    ("1,2,3:4,5:6,7,8:up", "channels of \\[2, 3\\] values; expected one "
+     "length"),
+    ("1,2,3:4,5,6:7,8,9:sideways", "label 'sideways', which @classLabel "
+     "does not list"),
+    (":::up", "an empty series"),
+])
+def test_bad_ts_lines_are_one_line_errors_naming_file_and_line(
+    tmp_path, line, message):
+  path = write_ts(tmp_path / "bad.ts", [np.ones([2, 3], np.float32)],
+                  ["up"])
+  with open(path) as f:
+    text = f.read().replace("@classLabel true up", "@classLabel true down up")
+  with open(path, "w") as f:
+    f.write(text + line + "\n")
+  with pytest.raises(InputError, match=f"bad.ts:11.*{message}|"
+                     f"{message}") as error:
+    data.read_examples("ts", path)
+  assert "bad.ts" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_jsonl_frames_and_npz_read_as_frames(tmp_path):
+  series, labels = synthetic_series(5, seed=3)
+  path = tmp_path / "frames.jsonl"
+  path.write_text("".join(json.dumps({"frames": s.tolist(), "label": l}) + "\n"
+                          for s, l in zip(series, labels)))
+  read = data.read_examples("jsonl", str(path))
+  assert read.kind.name == "frames" and read.labels == labels
+  np.testing.assert_allclose(read.texts[2], series[2], rtol=1e-6)
+  for record, message in (
+      ({"frames": [[1, 2, 3], [1, 2]], "label": "up"}, "frame 2 has 2 "
+       "channel\\(s\\); expected 3"),
+      ({"frames": [[1, 2, float("nan")]], "label": "up"}, "is nan; expected "
+       "a finite number: fill missing values"),
+      ({"frames": [[1, "a", 3]], "label": "up"}, "'a', not a number"),
+      ({"frames": [], "label": "up"}, "an empty series")):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(record) + "\n")
+    with pytest.raises(InputError, match=f"bad.jsonl:1: .*{message}"):
+      data.read_examples("jsonl", str(bad))
+  # .npz: padded values, their lengths (NaN past a length is padding), and
+  # a label per series or per frame.
+  width = max(len(s) for s in series)
+  values = np.full([5, width, CHANNELS], np.nan, np.float32)
+  for row, s in enumerate(series):
+    values[row, :len(s)] = s
+  npz = str(tmp_path / "frames.npz")
+  np.savez(npz, values=values, lengths=[len(s) for s in series],
+           labels=np.array(labels))
+  read = data.read_examples("npz", npz)
+  assert read.labels == labels and [len(s) for s in read.texts] == [
+      len(s) for s in series]
+  values[1, 0, 2] = np.inf
+  np.savez(npz, values=values, lengths=[len(s) for s in series],
+           labels=np.array(labels))
+  with pytest.raises(InputError, match="series 2, frame 1, channel 3 is inf"):
+    data.read_examples("npz", npz)
+
+
+# ---- the frame backbone -------------------------------------------------
+
+
+def frame_model(head="pooled", strides=1, pool_size=2, dtype=None, **extra):
+  """A frame classifier (or per-frame tagger) with small settings."""
+  encoder = dict(conv_filters=[8, 8], kernel_size=[3], strides=[strides],
+                 pool_size=[pool_size], gru_units=[6], dropout=0.0)
+  backbone = mm.FrameBackbone(
+      CHANNELS, channel_mean=[0.0, 50.0, 0.0], channel_std=[1.0, 0.3, 1.0],
+      encoder_config=encoder, dtype=dtype, **extra)
+  head_layer = (mm.PooledHead(3, pooling="attention", head_dropout=0.0,
+                             dtype=dtype)
+                if head == "pooled" else mm.PerStepHead(3, head_dropout=0.0,
+                                                        dtype=dtype))
+  return mm.SequenceModel(backbone, head_layer, dtype=dtype)
+
+
+@pytest.mark.parametrize("options", [
+    dict(), dict(strides=2, pool_size=2), dict(frame_projection=5)],
+                         ids=["pooled", "strided", "projected"])
+def test_a_frame_model_passes_the_battery(options):
+  """Random and NaN pad steps, left and right padding, batch-mates, zero
+  gradient at pad frames, a config round trip, empty series and an empty
+  batch, the dtype policy."""
+  series = testing.random_sequences(7, 12, dim=CHANNELS, seed=4)
+  testing.assert_layer(lambda **kw: frame_model(**options, **kw), series)
+
+
+def test_a_per_frame_model_is_padding_invariant():
+  series = testing.random_sequences(6, 10, dim=CHANNELS, seed=5)
+  testing.assert_padding_invariant(
+      frame_model("per_step", pool_size=1), series)
+
+
+def test_the_checker_catches_a_frame_backbone_that_reads_pad_frames():
+  """The bug the property guards against, planted: a backbone that zeroes
+  pad frames but hands its encoder no mask (the encoder reads them)."""
+
+  class Leaky(mm.FrameBackbone):
+    def call(self, inputs, training=None):
+      frames = inputs["frames"]
+      mask = (tf.cast(inputs["mask"], tf.bool) if "mask" in inputs else
+              tf.sequence_mask(inputs["lengths"], tf.shape(frames)[1]))
+      x = mm.masking.apply_mask(frames, mask)
+      steps, _ = self.encoder(x, mask=None, training=training)
+      steps_mask = mask[:, ::2]  # pool_size 2 (the default)
+      return {"steps": steps, "mask": steps_mask, "token_mask": mask,
+              "order": tf.argsort(tf.cast(~mask, tf.int32), axis=1,
+                                  stable=True)}
+
+  model = mm.SequenceModel(Leaky(
+      CHANNELS, channel_mean=[1.0, 50.0, 0.0], channel_std=[1.0, 0.3, 1.0],
+      encoder_config=dict(conv_filters=[8], kernel_size=[3], gru_units=[4],
+                          dropout=0.0)), mm.PooledHead(3))
+  failures = testing.check_padding_invariance(
+      model, testing.random_sequences(5, 8, dim=CHANNELS, seed=6))
+  assert any(f.check.startswith("batched") for f in failures)
+
+
+# ---- runs -----------------------------------------------------------------
+
+
+TINY = dict(embedding_dim=8, conv_filters=[8], kernel_size=[3], gru_units=[8],
+            batch_size=16, steps_per_loop=5, warmup_steps=2,
+            checkpoint_every_steps=10, dropout=0.0, head_dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def frame_run(folder, tmp_path_factory):
+  """A frame classifier trained on the archive-layout folder."""
+  model_dir = str(tmp_path_factory.mktemp("frames") / "run")
+  config = training.ExperimentConfig.create(
+      data_format="ts", data_path=folder, train_steps=30, **{
+          k: v for k, v in TINY.items() if k != "embedding_dim"})
+  summary = training.train_and_evaluate(config, model_dir,
+                                        tf.distribute.get_strategy())
+  return model_dir, summary
+
+
+def test_a_frame_run_learns_keeps_its_statistics_and_resumes(frame_run,
+                                                             folder):
+  model_dir, summary = frame_run
+  assert summary["test_examples"] == 60
+  assert summary["test_accuracy"] > 0.8  # up against down
+  saved = training.ModelDirectory(model_dir).load_config()
+  assert saved.data.inputs == "frames" and saved.model.backbone == "frames"
+  # The statistics are the training split's real frames', no padding.
+  splits = training.read_splits(saved.data, saved.train.seed)
+  frames = np.concatenate(splits.train.texts)
+  with open(os.path.join(model_dir, "channel_statistics.json")) as f:
+    statistics = json.load(f)
+  np.testing.assert_allclose(statistics["mean"], frames.mean(0), rtol=1e-5)
+  np.testing.assert_allclose(statistics["std"], frames.std(0), rtol=1e-4)
+  assert statistics["frames"] == len(frames)
+  # A resume reads them back (checked) and continues.
+  resumed = training.train_and_evaluate(saved.replace(train_steps=35),
+                                        model_dir,
+                                        tf.distribute.get_strategy())
+  assert resumed["steps"] == 35
+  with open(os.path.join(model_dir, "channel_statistics.json")) as f:
+    assert json.load(f) == statistics
+
+
+def test_frames_serve_in_process_and_from_a_fresh_process(frame_run, folder,
+                                                          tmp_path):
+  """Predict and the SavedModel (frames [batch, time, channels], lengths
+  [batch]) agree; NaN past a series' length changes nothing."""
+  model_dir, summary = frame_run
+  run = training.load_trained(model_dir)
+  test = data.read_examples("ts", folder, "test")
+  rows = run.server().predict(test.texts[:9])
+  metrics = training.evaluate(model_dir, test)
+  assert metrics["accuracy"] == pytest.approx(summary["test_accuracy"],
+                                              abs=1e-6)
+  export_dir = str(tmp_path / "exported")
+  export.export_saved_model(model_dir, export_dir)
+  series = test.texts[:9]
+  width = max(len(s) for s in series) + 4
+  frames = np.full([len(series), width, CHANNELS], np.nan, np.float32)
+  for row, s in enumerate(series):
+    frames[row, :len(s)] = s
+  script = ("import json, sys\nimport numpy as np, tensorflow as tf\n"
+            "model = tf.saved_model.load(sys.argv[1])\n"
+            "frames = np.array(json.loads(sys.argv[2]), np.float32)\n"
+            "out = model.signatures['serving_default'](frames=tf.constant("
+            "frames), lengths=tf.constant(json.loads(sys.argv[3])))\n"
+            "print(json.dumps(out['probabilities'].numpy().tolist()))\n"
+            "meta = json.loads(model.metadata().numpy())\n"
+            "print(json.dumps([meta['requires'], meta['input_kind'], "
+            "sorted(m for m in sys.modules if m.startswith(('maskmodels', "
+            "'tensorflow_text')))]))\n")
+  result = subprocess.run(
+      [sys.executable, "-c", script, export_dir,
+       json.dumps(np.where(np.isnan(frames), None, frames).tolist()),
+       json.dumps([len(s) for s in series])], capture_output=True, text=True,
+      env=env(), timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  probabilities, meta = (json.loads(line) for line in
+                         result.stdout.strip().splitlines()[-2:])
+  np.testing.assert_allclose(probabilities, [r["probabilities"] for r in rows],
+                             atol=1e-5)
+  assert meta == [["tensorflow"], "frames", []]
+
+
+def test_a_label_per_frame_tags_frames_and_blanks_past_their_length(
+    tmp_path):
+  """Tagging reads frames too: a label per frame, from JSON Lines."""
+  series, _ = synthetic_series(60, seed=7, min_len=3, max_len=12)
+  path = tmp_path / "tagged.jsonl"
+  with open(path, "w") as f:
+    for s in series:
+      tags = ["hi" if v > 0 else "lo" for v in s[:, 0]]
+      f.write(json.dumps({"frames": s.tolist(), "label": tags}) + "\n")
+  config = training.ExperimentConfig.create(
+      task="tagging", data_format="jsonl", data_path=str(path),
+      validation_fraction=0.2, train_steps=20, **{
+          k: v for k, v in TINY.items() if k != "embedding_dim"})
+  model_dir = str(tmp_path / "run")
+  summary = training.train_and_evaluate(config, model_dir,
+                                        tf.distribute.get_strategy())
+  assert summary["best_validation_token_accuracy"] > 0.6
+  run = training.load_trained(model_dir)
+  rows = run.server().predict(series[:4] + [np.zeros([0, CHANNELS],
+                                                     np.float32)])
+  for row, s in zip(rows, series[:4] + [np.zeros([0, CHANNELS])]):
+    assert row["lengths"] == len(s)
+    assert set(row["tags"][:len(s)].tolist()) <= {b"hi", b"lo"}
+    assert set(row["tags"][len(s):].tolist()) <= {b""}
+    assert set(row["tag_ids"][len(s):].tolist()) <= {-1}
+
+
+def test_frames_train_the_same_on_one_and_two_replicas(folder, mirrored):
+  """The global-batch loss, its gradient and the metrics do not depend on
+  the replica count (frames and their lengths split across replicas)."""
+  examples = data.read_examples("ts", folder, "train")
+  statistics = data.ChannelStatistics.of(examples.texts)
+  task = mm.ClassificationTask(label_names=["down", "up"])
+  encoded = examples.with_labels(task.encode_labels(examples.labels, ""))
+  results = []
+  for strategy in (tf.distribute.get_strategy(), mirrored):
+    keras.utils.set_random_seed(3)
+    with strategy.scope():
+      model = frame_model(strides=2)
+      model.build()
+      optimizer = training.make_optimizer("adam", 1e-2)
+      optimizer.build(model.trainable_variables)
+    featurizer = data.FrameFeaturizer(statistics.channels)
+    trainer = training.Trainer(task, model, optimizer, strategy)
+    config = data.PipelineConfig(max_len=40, batch_size=8, shuffle=False,
+                                 labels=task.labels)
+    trainer.set_train_data(lambda ctx, start: data.make_dataset(
+        encoded, featurizer, config, True, ctx, start))
+    losses = [trainer.train(1)["loss"] for _ in range(4)]
+    metrics = trainer.evaluate(lambda ctx: data.make_dataset(
+        encoded, featurizer, config, False, ctx))
+    trainer.close()
+    results.append((losses, metrics, model.get_weights()))
+  (one, one_metrics, one_weights), (two, two_metrics, two_weights) = results
+  np.testing.assert_allclose(two, one, atol=1e-4)
+  assert two_metrics["examples"] == one_metrics["examples"] == 120
+  assert two_metrics["accuracy"] == pytest.approx(one_metrics["accuracy"])
+  for got, want in zip(two_weights, one_weights):
+    np.testing.assert_allclose(got, want, atol=1e-4)
