@@ -166,25 +166,41 @@ KINDS = {
     "classification, wordpiece, naive Bayes member": None,  # classifier_dir
     "tagging, words only": dict(task="tagging"),
     "tagging, words and characters": None,  # tagger_dir
+    "classification, frames": dict(data_format="ts"),
+    "tagging, frames": dict(task="tagging", data_format="jsonl"),
 }
 
 
 @pytest.fixture(scope="module")
 def kind_dirs(classifier_dir, tagger_dir, tmp_path_factory):
   """A tiny trained model directory of every kind in KINDS."""
+  from test_frames import synthetic_series, write_ts  # pylint: disable=import-outside-toplevel
   root = tmp_path_factory.mktemp("kinds")
   data_path = write_jsonl(root / "reviews.jsonl", 120, seed=5)
+  series, labels = synthetic_series(40, seed=8, max_len=12)
+  ts_path = write_ts(root / "series.ts", series, labels)
+  with open(root / "tagged.jsonl", "w") as f:
+    for s in series:
+      f.write(json.dumps({"frames": s.tolist(), "label": [
+          "hi" if v > 0 else "lo" for v in s[:, 0]]}) + "\n")
+  paths = {"ts": ts_path, "jsonl": str(root / "tagged.jsonl")}
   dirs = {"classification, wordpiece, naive Bayes member": classifier_dir,
           "tagging, words and characters": tagger_dir}
   for index, (kind, settings) in enumerate(KINDS.items()):
     if settings is None:
       continue
-    data = ({} if settings.get("task") == "tagging" else dict(
-        data_format="jsonl", data_path=data_path, validation_fraction=0.2))
+    if "data_format" in settings:  # frames
+      data = dict(data_path=paths[settings["data_format"]],
+                  validation_fraction=0.2)
+    else:
+      data = ({} if settings.get("task") == "tagging" else dict(
+          data_format="jsonl", data_path=data_path, validation_fraction=0.2))
+      data["vocab_size"] = 300
+      data["embedding_dim"] = 8
     config = training.ExperimentConfig.create(
-        vocab_size=300, embedding_dim=8, conv_filters=[8], kernel_size=[3],
-        gru_units=[4], batch_size=16, train_steps=2, steps_per_loop=2,
-        warmup_steps=1, **data, **settings)
+        conv_filters=[8], kernel_size=[3], gru_units=[4], batch_size=16,
+        train_steps=2, steps_per_loop=2, warmup_steps=1, **data,
+        **settings)
     dirs[kind] = str(root / f"run{index}")
     training.train_and_evaluate(config, dirs[kind],
                                 tf.distribute.get_strategy())
@@ -203,15 +219,19 @@ def test_every_task_and_input_kind_serves_empty_inputs(kind, kind_dirs,
   export_dir = str(tmp_path / "exported")
   export.export_saved_model(model_dir, export_dir)
   loaded = export.load_saved_model(export_dir)
-  for inputs in ([], [""], ["", "   ", "\t"]):
+  if run.kind.name == "frames":
+    empty = np.zeros([0, run.assets.channels], np.float32)
+    batches = ([], [empty], [empty] * 3)
+  else:
+    batches = ([], [""], ["", "   ", "\t"]) + (
+        ([[]], [[], []]) if run.kind.name == "words" else ())
+  for inputs in batches:
     rows = server.predict(inputs)
     assert len(rows) == len(inputs)
-    calls = [loaded.signatures["serving_default"](
-        texts=tf.constant(inputs, tf.string))]
-    if "words" in loaded.signatures:
-      calls.append(loaded.signatures["words"](
-          words=tf.zeros([len(inputs), 0], tf.string),
-          lengths=tf.zeros([len(inputs)], tf.int32)))
+    name, arguments = (run.kind.arguments(inputs, run.assets.channels)
+                       if run.kind.name == "frames" else
+                       run.kind.arguments(inputs))
+    calls = [loaded.signatures[name](**arguments)]
     for outputs in calls + [{k: np.stack([r[k] for r in rows]) if rows else
                              None for k in (rows[0] if rows else {})}]:
       for name, value in outputs.items():

@@ -125,7 +125,10 @@ class FrameFeaturizer(kinds.Featurizer):
   def signatures(self):
     def to_inputs(frames, lengths):
       time = tf.shape(frames, out_type=tf.int32)[1]
-      checks = [tf.debugging.assert_non_negative(
+      checks = [tf.debugging.assert_equal(
+          tf.shape(frames)[2], self.channels,
+          message=f"frames must have {self.channels} channels"),
+                tf.debugging.assert_non_negative(
           lengths, message="lengths must be >= 0"),
                 tf.debugging.assert_less_equal(
                     lengths, time, message="a length exceeds the frames' "
@@ -195,9 +198,10 @@ class FramesKind(kinds.InputKind):
   def featurizer(self, data, assets, model):
     return FrameFeaturizer(assets.channels)
 
-  def arguments(self, inputs):
+  def arguments(self, inputs, channels=None):
+    """As the base's; ``channels`` sizes a batch of no series."""
     lengths = [len(s) for s in inputs]
-    channels = inputs[0].shape[1] if inputs else 1
+    channels = inputs[0].shape[1] if inputs else channels or 1
     frames = np.zeros([len(inputs), max(lengths + [0]), channels], np.float32)
     for row, series in enumerate(inputs):
       frames[row, :len(series)] = series
