@@ -354,3 +354,120 @@ def test_frames_train_the_same_on_one_and_two_replicas(folder, mirrored):
   assert two_metrics["accuracy"] == pytest.approx(one_metrics["accuracy"])
   for got, want in zip(two_weights, one_weights):
     np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+RESEARCH = '''"""frame_research.py: a frame encoder and a frame task, outside maskmodels."""
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+import maskmodels as mm
+
+
+@mm.register_encoder("temporal_conv")
+class TemporalConv(mm.Configurable, mm.Encoder):
+  """Two dilated masked convolutions over the frames."""
+
+  @dataclasses.dataclass
+  class Config(mm.Settings):
+    temporal_width: int = mm.setting(16, "temporal_conv: channels.", lower=1,
+                                     resume=True)
+
+  def __init__(self, **kwargs):
+    super().__init__(**kwargs)
+    self.convs = [mm.MaskedConv1D(self.settings.temporal_width, 3,
+                                  dilation_rate=d, activation="relu",
+                                  dtype=self.dtype_policy) for d in (1, 2)]
+
+  def call(self, inputs, mask=None, training=None):
+    x = inputs
+    for conv in self.convs:
+      x, mask = conv(x, mask=mask)
+    return x, mask
+
+
+@mm.register_task("series_regression")
+class SeriesRegression(mm.Task):
+  """A number per series (the .ts format's @targetLabel): squared error,
+  MAE, lower is better."""
+
+  labels = mm.LabelSpec("float32")
+  inputs = ("frames",)
+  best_metric, best_mode = "mae", "min"
+  metric_units = {"loss": "squared error", "mae": "absolute error"}
+
+  def encode_labels(self, raw_labels, source):
+    return np.array([float(v) for v in raw_labels], np.float32)
+
+  @property
+  def output_size(self):
+    return 1
+
+  def compute_loss(self, labels, outputs, training):
+    return tf.square(tf.cast(outputs, tf.float32)[:, 0] - labels)
+
+  def build_metrics(self, training):
+    import keras
+    return dict(super().build_metrics(training),
+                mae=keras.metrics.Mean(name="mae"))
+
+  def update_metrics(self, metrics, labels, outputs, losses, loss_weights):
+    super().update_metrics(metrics, labels, outputs, losses, loss_weights)
+    errors = tf.abs(tf.cast(outputs, tf.float32)[:, 0] - labels)
+    metrics["mae"].update_state(errors, sample_weight=loss_weights)
+
+  def postprocess(self, outputs):
+    output, _ = mm.tasks.model_outputs(outputs)
+    return {"prediction": tf.cast(output, tf.float32)[:, 0]}
+
+  def describe(self, inputs, prediction):
+    return f"{prediction['prediction']:.3f}\\t{len(inputs)} frames"
+'''
+
+
+def test_a_research_frame_encoder_and_task_run_through_every_command(
+    tmp_path):
+  """A module outside the package registers a frame encoder with a setting
+  of its own and a task reading .ts targets; train, evaluate, export and
+  predict (from the SavedModel) find them with --import."""
+  series, _ = synthetic_series(80, seed=9)
+  targets = [f"{float(s[-1, 0] - s[0, 0]):.4f}" for s in series]
+  lines = ["@problemName Slopes", "@timeStamps false", "@univariate false",
+           f"@dimensions {CHANNELS}", "@equalLength false",
+           "@classLabel false", "@targetLabel true", "@data"]
+  lines += [":".join(",".join(f"{v:.5g}" for v in s[:, c])
+                     for c in range(CHANNELS)) + f":{t}"
+            for s, t in zip(series, targets)]
+  (tmp_path / "slopes.ts").write_text("\n".join(lines) + "\n")
+  (tmp_path / "frame_research.py").write_text(RESEARCH)
+  model_dir, export_dir = tmp_path / "run", tmp_path / "exported"
+  common = ["--import=frame_research", f"--model_dir={model_dir}"]
+  steps = [
+      ("train.py", common + [
+          "--data_format=ts", f"--data_path={tmp_path / 'slopes.ts'}",
+          "--validation_fraction=0.25", "--test_split=", "--task="
+          "series_regression", "--encoder=temporal_conv",
+          "--temporal_width=8", "--train_steps=20", "--steps_per_loop=10",
+          "--batch_size=16", "--warmup_steps=2"]),
+      ("evaluate.py", common + [f"--data_path={tmp_path / 'slopes.ts'}"]),
+      ("export.py", common + [f"--export_dir={export_dir}"]),
+      ("predict.py", ["--import=frame_research", f"--model_dir={export_dir}",
+                      "--data_format=ts",
+                      f"--data_path={tmp_path / 'slopes.ts'}"]),
+  ]
+  from helpers import run_script  # pylint: disable=import-outside-toplevel
+  outputs = {}
+  for script, args in steps:
+    result = run_script(script, *args, cwd=str(tmp_path))
+    assert result.returncode == 0, (script, result.stderr[-3000:])
+    outputs[script] = result.stdout
+  saved = json.load(open(model_dir / "config.json"))
+  assert saved["model"]["encoder_config"] == {"temporal_width": 8}
+  assert saved["data"]["inputs"] == "frames"
+  evaluated = json.loads(outputs["evaluate.py"].splitlines()[-1])
+  assert evaluated["examples"] == 80 and "mae" in evaluated
+  predicted = outputs["predict.py"].strip().splitlines()
+  assert len(predicted) == 80
+  assert predicted[0].endswith(f"\t{len(series[0])} frames")
+  float(predicted[0].split("\t")[0])
