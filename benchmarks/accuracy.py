@@ -27,6 +27,8 @@ ROOT = records.ROOT
 FLAGS = flags.FLAGS
 
 # name: (flags, what --data_path is, the metric of summary.json reported).
+# A flag holding {data} gets the data path in its place; without one, the
+# run gets --data_path.
 BENCHMARKS = {
     "default": (["--strategy=mirrored"], None, "test_accuracy"),
     "imdb_fast": (["--flagfile=configs/imdb_fast.flags"], "aclImdb",
@@ -34,7 +36,24 @@ BENCHMARKS = {
     "imdb": (["--flagfile=configs/imdb.flags"], "aclImdb", "test_accuracy"),
     "ud_ewt": (["--flagfile=configs/ud_ewt.flags"], "ud-english-ewt",
                "test_token_accuracy"),
+    "japanese_vowels": (["--flagfile=configs/japanese_vowels.flags"],
+                        "JapaneseVowels", "test_accuracy"),
+    "japanese_vowels_eq": (
+        ["--flagfile=configs/japanese_vowels.flags",
+         "--data_path={data}/JapaneseVowels_eq_TRAIN.ts",
+         "--test_path={data}/JapaneseVowels_eq_TEST.ts"], "JapaneseVowels",
+        "test_accuracy"),
+    "plaid": (["--flagfile=configs/plaid.flags"], "PLAID", "test_accuracy"),
 }
+
+
+def with_data(benchmark_flags, data_path, shown=None):
+  """The benchmark's flags with its data: ``{data}`` replaced, else
+  ``--data_path`` added (as ``shown`` in a recorded command)."""
+  value = shown or data_path
+  if any("{data}" in f for f in benchmark_flags):
+    return [f.replace("{data}", value) for f in benchmark_flags]
+  return benchmark_flags + ([f"--data_path={value}"] if data_path else [])
 
 flags.DEFINE_enum("benchmark", None, sorted(BENCHMARKS), "The benchmark.",
                   required=False)
@@ -51,12 +70,11 @@ def command_line(name, seed, model_dir):
   """The train command of one run, as argument lists: the one it runs and
   the one it records (the data path as the placeholder <data>)."""
   benchmark_flags, data, _ = BENCHMARKS[name]
-  common = [*benchmark_flags, *FLAGS.extra, f"--seed={seed}"]
-  run = common + [f"--model_dir={model_dir}"]
-  shown = list(common)
-  if data:
-    run.append(f"--data_path={FLAGS.data_path}")
-    shown.append(f"--data_path=<{data}>")
+  extra = [*FLAGS.extra, f"--seed={seed}"]
+  run = with_data(benchmark_flags, FLAGS.data_path if data else None) + (
+      extra + [f"--model_dir={model_dir}"])
+  shown = with_data(benchmark_flags, FLAGS.data_path if data else None,
+                    f"<{data}>") + extra
   return ([sys.executable, "scripts/train.py", *run],
           "python scripts/train.py " + shlex.join(shown))
 

@@ -35,6 +35,12 @@ ACCURACY = {
              "test accuracy"),
     "ud_ewt": ("UD English-EWT UPOS, `configs/ud_ewt.flags`",
                "test token accuracy"),
+    "japanese_vowels": ("JapaneseVowels (unequal lengths), "
+                        "`configs/japanese_vowels.flags`", "test accuracy"),
+    "japanese_vowels_eq": ("JapaneseVowels, the archive's equal-length "
+                           "copy, same flags", "test accuracy"),
+    "plaid": ("PLAID (unequal lengths), `configs/plaid.flags`",
+              "test accuracy"),
 }
 
 
@@ -68,8 +74,9 @@ def accuracy_rows(records, latest_only):
   groups = collections.defaultdict(list)
   for record in records:
     if record["benchmark"] in ACCURACY and record.get("split") == "test":
-      groups[(record["benchmark"], record["version"], record["command"]
-              .split(" --seed=")[0])].append(record)
+      command = re.sub(r" '?--seed=\S+", "", record["command"])
+      groups[(record["benchmark"], record["version"], command)].append(
+          record)
   rows = []
   for name, (what, metric) in ACCURACY.items():
     versions = sorted({key[1] for key in groups if key[0] == name},
