@@ -1,8 +1,10 @@
-"""Runs one command with each bad flag value, in one process (see
-test_bad_flags.py): ``python flag_driver.py <command> <context JSON>``.
+"""Runs each command with each bad flag value, in one process (see
+test_bad_flags.py): ``python flag_driver.py <{command: context} JSON>``.
 
-Prints one JSON line: every case's arguments, exit status and stderr (file
-descriptor 2, as a user sees it), and the flags the command defines.
+Prints one JSON line: per command, every case's arguments, exit status and
+stderr (file descriptor 2, as a user sees it), and the flags it defines.
+The commands define flags of the same names with other defaults, so each
+command's flags are removed before the next one's are defined.
 """
 
 import importlib
@@ -49,10 +51,31 @@ def bad_values(flag, field):
   return []  # a string: the context gives its cases
 
 
+def undefine(command):
+  """Removes ``command``'s own and the run's flags (the common ones stay)."""
+  # pylint: disable=import-outside-toplevel,protected-access
+  from absl import flags
+  from maskmodels.cli import flags as flags_lib
+  common = {flag.name for flag in sections.COMMON.flags}
+  for section in sections.sections(command):
+    for flag in section.flags:
+      if flag.name not in common and flag.name in flags.FLAGS:
+        delattr(flags.FLAGS, flag.name)
+      flags_lib._declared.pop(flag.name, None)
+
+
 def main():
-  command_name, context = sys.argv[1], json.loads(sys.argv[2])
-  command = importlib.import_module(
-      f"maskmodels.commands.{command_name}").COMMAND
+  report = {}
+  for command_name, context in json.loads(sys.argv[1]).items():
+    command = importlib.import_module(
+        f"maskmodels.commands.{command_name}").COMMAND
+    report[command_name] = run_cases(command, command_name, context)
+    undefine(command)
+  print(json.dumps(report))
+
+
+def run_cases(command, command_name, context):
+  """Every bad value of every flag of ``command``: the results."""
   cli.define_flags(command)
   from maskmodels.cli import flags as flags_lib  # pylint: disable=import-outside-toplevel
   base = context["base"]
@@ -88,7 +111,7 @@ def main():
                         stderr=stderr, index=index))
   defined = [flag.name for section in sections.sections(command)
              for flag in section.flags]
-  print(json.dumps({"results": results, "flags": defined}))
+  return {"results": results, "flags": defined}
 
 
 if __name__ == "__main__":

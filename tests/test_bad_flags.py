@@ -111,17 +111,22 @@ def snapshot(folder):
   return found
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_every_bad_flag_value_is_one_line_exit_2_and_writes_nothing(
-    command, setting):
+@pytest.fixture(scope="module")
+def reports(setting):
+  """Every command's cases, run in one process (flag_driver.py)."""
   before = snapshot(setting["model_dir"])
-  context = contexts(setting)[command]
   process = subprocess.run(
       [sys.executable, os.path.join(ROOT, "tests", "flag_driver.py"),
-       command, json.dumps(context)], capture_output=True, text=True,
+       json.dumps(contexts(setting))], capture_output=True, text=True,
       env=env(), cwd=setting["root"], stdin=subprocess.DEVNULL, timeout=600)
   assert process.returncode == 0, process.stderr[-3000:]
-  report = json.loads(process.stdout.strip().splitlines()[-1])
+  return json.loads(process.stdout.strip().splitlines()[-1]), before
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_bad_flag_value_is_one_line_exit_2_and_writes_nothing(
+    command, setting, reports):
+  report, before = reports[0][command], reports[1]
   problems = []
   for case in report["results"]:
     lines = case["stderr"].strip().splitlines()
