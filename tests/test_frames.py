@@ -426,11 +426,9 @@ class SeriesRegression(mm.Task):
 '''
 
 
-def test_a_research_frame_encoder_and_task_run_through_every_command(
-    tmp_path):
-  """A module outside the package registers a frame encoder with a setting
-  of its own and a task reading .ts targets; train, evaluate, export and
-  predict (from the SavedModel) find them with --import."""
+def write_research(folder):
+  """The research module and its data (.ts targets) in ``folder``; returns
+  the series."""
   series, _ = synthetic_series(80, seed=9)
   targets = [f"{float(s[-1, 0] - s[0, 0]):.4f}" for s in series]
   lines = ["@problemName Slopes", "@timeStamps false", "@univariate false",
@@ -439,8 +437,56 @@ def test_a_research_frame_encoder_and_task_run_through_every_command(
   lines += [":".join(",".join(f"{v:.5g}" for v in s[:, c])
                      for c in range(CHANNELS)) + f":{t}"
             for s, t in zip(series, targets)]
-  (tmp_path / "slopes.ts").write_text("\n".join(lines) + "\n")
-  (tmp_path / "frame_research.py").write_text(RESEARCH)
+  (folder / "slopes.ts").write_text("\n".join(lines) + "\n")
+  (folder / "frame_research.py").write_text(RESEARCH)
+  return series
+
+
+def test_a_research_frame_encoder_and_task_train_evaluate_and_serve(
+    tmp_path):
+  """In process, as the commands do it: the module's encoder (its setting
+  saved), its task (its metric picks the checkpoint), the export, and
+  prediction from the SavedModel."""
+  series = write_research(tmp_path)
+  sys.path.insert(0, str(tmp_path))
+  try:
+    import frame_research  # noqa: F401  pylint: disable=import-outside-toplevel,import-error,unused-import
+  finally:
+    sys.path.remove(str(tmp_path))
+  config = training.ExperimentConfig.create(
+      data_format="ts", data_path=str(tmp_path / "slopes.ts"),
+      validation_fraction=0.25, test_split="", task="series_regression",
+      encoder="temporal_conv", temporal_width=8, train_steps=20,
+      steps_per_loop=10, batch_size=16, warmup_steps=2)
+  model_dir = str(tmp_path / "run")
+  summary = training.train_and_evaluate(config, model_dir,
+                                        tf.distribute.get_strategy())
+  assert "best_validation_mae" in summary
+  saved = training.ModelDirectory(model_dir).load_config()
+  assert saved.model.encoder_config == {"temporal_width": 8}
+  metrics = training.evaluate(model_dir, data.read_examples(
+      "ts", str(tmp_path / "slopes.ts")))
+  assert metrics["examples"] == 80 and np.isfinite(metrics["mae"])
+  from maskmodels.commands import predict  # pylint: disable=import-outside-toplevel
+  export_dir = export.export_saved_model(model_dir, str(tmp_path / "exp"))
+  serve, task, kind = predict.server_and_task(export_dir)
+  assert kind.name == "frames" and type(task).__name__ == "SeriesRegression"
+  lines = [task.describe(s, row) for s, row in zip(series, serve(series, 16))]
+  assert lines[0].endswith(f"\t{len(series[0])} frames")
+  run = training.load_trained(model_dir)
+  np.testing.assert_allclose(
+      [row["prediction"] for row in serve(series, 16)],
+      [row["prediction"] for row in run.server().predict(series)], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_research_frame_encoder_and_task_run_through_every_command(
+    tmp_path):
+  """A module outside the package registers a frame encoder with a setting
+  of its own and a task reading .ts targets; train, evaluate, export and
+  predict (from the SavedModel) find them with --import, each command in a
+  fresh process."""
+  series = write_research(tmp_path)
   model_dir, export_dir = tmp_path / "run", tmp_path / "exported"
   common = ["--import=frame_research", f"--model_dir={model_dir}"]
   steps = [
@@ -471,3 +517,78 @@ def test_a_research_frame_encoder_and_task_run_through_every_command(
   assert len(predicted) == 80
   assert predicted[0].endswith(f"\t{len(series[0])} frames")
   float(predicted[0].split("\t")[0])
+
+
+def test_research_code_registers_an_input_kind_of_its_own(tmp_path):
+  """A third kind, from outside the package: each example a plain list of
+  numbers (one channel), read by a data format of its own; it trains,
+  evaluates and serves without touching the library."""
+
+  @mm.register_input_kind("numbers")
+  class Numbers(data.FramesKind):  # pylint: disable=unused-variable
+    """Plain lists of numbers: one-channel frames."""
+    name = "numbers"
+    describes = "lists of numbers"
+
+    def holds(self, inputs):
+      return all(isinstance(v, list) and all(
+          isinstance(x, float) for x in v) for v in inputs)
+
+    def fit(self, settings, train, verbose=1):
+      return data.ChannelStatistics.of(
+          [np.asarray(v, np.float32)[:, None] for v in train.texts])
+
+    def check(self, assets, examples):
+      del assets, examples
+
+    def featurizer(self, settings, assets, model):
+      return NumbersFeaturizer(1)
+
+    def arguments(self, inputs, channels=None):
+      return super().arguments([np.asarray(v, np.float32)[:, None]
+                                for v in inputs], 1)
+
+  class NumbersFeaturizer(data.FrameFeaturizer):
+    kind = "numbers"
+
+    def inputs_dataset(self, examples):
+      return super().inputs_dataset(data.Examples(
+          [np.asarray(v, np.float32)[:, None] for v in examples.texts],
+          examples.labels, examples.source))
+
+    def example_lengths(self, examples, max_len=None, truncation="head"):
+      return data.kinds.clipped([len(v) for v in examples.texts], max_len)
+
+  def read_numbers(path, split, text_column, label_column):
+    del split, text_column, label_column
+    texts, labels = [], []
+    with open(path) as f:
+      for line in f:
+        label, _, values = line.strip().partition(" ")
+        texts.append([float(v) for v in values.split(",")])
+        labels.append(label)
+    return data.Examples(texts, labels, path)
+
+  data.FORMATS.add("numbers", data.Reader(read_numbers, columns=()))
+  rng = np.random.default_rng(10)
+  path = tmp_path / "numbers.txt"
+  with open(path, "w") as f:
+    for index in range(60):
+      label = ["low", "high"][index % 2]
+      values = rng.normal(loc=3.0 if label == "high" else 0.0,
+                          size=int(rng.integers(2, 9)))
+      f.write(f"{label} {','.join(f'{v:.3f}' for v in values)}\n")
+  config = training.ExperimentConfig.create(
+      data_format="numbers", data_path=str(path), validation_fraction=0.25,
+      test_split="", conv_filters=[4], kernel_size=[3], pool_size=[1],
+      gru_units=[4], train_steps=15, steps_per_loop=5, batch_size=16,
+      warmup_steps=1)
+  model_dir = str(tmp_path / "run")
+  summary = training.train_and_evaluate(config, model_dir,
+                                        tf.distribute.get_strategy())
+  assert summary["best_validation_accuracy"] > 0.7
+  saved = training.ModelDirectory(model_dir).load_config()
+  assert saved.data.inputs == "numbers" and saved.model.backbone == "frames"
+  rows = training.load_trained(model_dir).server().predict(
+      [[3.1, 2.9, 3.3], [0.1, -0.2]])
+  assert [r["labels"] for r in rows] == [b"high", b"low"]

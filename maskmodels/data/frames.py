@@ -151,7 +151,7 @@ class FramesKind(kinds.InputKind):
   the model directory keeps them in ``channel_statistics.json``.
   """
 
-  name = "frames"
+  name = like = "frames"
   backbone = "frames"
   requires = ("tensorflow",)
   describes = "series"

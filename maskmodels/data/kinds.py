@@ -90,9 +90,12 @@ class InputKind:
       names another.
     requires: the modules a process that loads an exported model imports.
     describes: what one input is, for messages ("texts", "series").
+    like: the built-in kind its model reads like (a task that reads
+      ``frames`` reads a research kind whose ``like`` is ``"frames"``).
   """
 
   name = None
+  like = None
   backbone = None
   requires = ("tensorflow",)
   describes = "inputs"

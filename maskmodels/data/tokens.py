@@ -165,7 +165,7 @@ class TextKind(kinds.InputKind):
   over it.
   """
 
-  name = "text"
+  name = like = "text"
   backbone = "sequence"
   requires = ("tensorflow", "tensorflow_text")
   describes = "texts"
@@ -211,7 +211,7 @@ class WordsKind(TextKind):
   """Lists of words, one token each, so a word's label stays aligned with
   it (tagging). Raw text reaches it split at whitespace."""
 
-  name = "words"
+  name = like = "words"
   describes = "word lists"
 
   def holds(self, inputs):

@@ -112,10 +112,10 @@ def encode_splits(splits, task):
   def encode(examples):
     if examples is None:
       return None
-    if examples.kind.name != kind.name or kind.name not in task.inputs:
+    if examples.kind.name != kind.name or kind.like not in task.inputs:
       raise InputError(
           f"{examples.source} holds {examples.kind.describes}; "
-          f"{'this task reads ' + ', '.join(task.inputs) if kind.name not in task.inputs else 'the training data holds ' + kind.describes}.")
+          f"{'this task reads ' + ', '.join(task.inputs) if kind.like not in task.inputs else 'the training data holds ' + kind.describes}.")
     return examples.with_labels(task.encode_labels(examples.labels,
                                                    examples.source))
   return Splits(encode(splits.train), encode(splits.validation),
@@ -190,7 +190,7 @@ class Runner:
     splits = read_splits(self.config.data, self.config.train.seed,
                          task.default_data)
     self.kind = splits.train.kind
-    if self.kind.name not in task.inputs:
+    if self.kind.like not in task.inputs:
       raise InputError(f"{splits.train.source} holds "
                        f"{self.kind.describes}; task "
                        f"{self.config.train.task!r} reads "
