@@ -1,6 +1,6 @@
 """Choose a benchmark's settings on validation data, never on test.
 
-    python benchmarks/select.py --benchmark=japanese_vowels \
+    python benchmarks/validation_search.py --benchmark=japanese_vowels \
         --data_path=JapaneseVowels --seeds=0,1,2,3,4 \
         --candidate="small:--conv_filters=64" \
         --candidate="wide:--conv_filters=128,--gru_units=128"
