@@ -2,8 +2,8 @@
 
     python benchmarks/validation_search.py --benchmark=japanese_vowels \
         --data_path=JapaneseVowels --seeds=0,1,2,3,4 \
-        --candidate="small:--conv_filters=64" \
-        --candidate="wide:--conv_filters=128,--gru_units=128"
+        --candidate="small: --conv_filters=64" \
+        --candidate="wide: --conv_filters=128,128 --gru_units=128"
 
 Each candidate (a name and flags added to the benchmark's flagfile) trains
 once per seed with the test split switched off (``--test_split=``, so no
@@ -17,6 +17,7 @@ comment records the command and its figures).
 
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -26,7 +27,8 @@ from absl import app, flags
 import accuracy  # benchmarks/accuracy.py: the benchmarks and their flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("candidate", [], "name:flag,flag,... (repeat).")
+flags.DEFINE_multi_string("candidate", [], "'name: --flag=value --flag=value' "
+                          "(repeat for each candidate).")
 flags.DEFINE_string("work_dir", "runs/select", "Where the runs go.")
 
 
@@ -58,7 +60,7 @@ def main(argv):
   table = []
   for candidate in FLAGS.candidate:
     name, _, given = candidate.partition(":")
-    flags_list = [f for f in given.split(",") if f] if given else []
+    flags_list = shlex.split(given)
     scores = [run(name, flags_list, int(seed)) for seed in FLAGS.seeds]
     row = {"candidate": name, "flags": flags_list, "seeds": len(scores)}
     for key in scores[0]:
