@@ -169,8 +169,9 @@ def frame_model(head="pooled", strides=1, pool_size=2, dtype=None, **extra):
 
 
 @pytest.mark.parametrize("options", [
-    dict(), dict(strides=2, pool_size=2), dict(frame_projection=5)],
-                         ids=["pooled", "strided", "projected"])
+    dict(), dict(strides=2, pool_size=2), dict(frame_projection=5),
+    dict(standardize="series")],
+                         ids=["pooled", "strided", "projected", "series"])
 def test_a_frame_model_passes_the_battery(options):
   """Random and NaN pad steps, left and right padding, batch-mates, zero
   gradient at pad frames, a config round trip, empty series and an empty

@@ -19,6 +19,9 @@ from maskmodels.registry import ENCODERS, register_backbone
 from maskmodels.settings import MAX_WIDTH, Configurable, Settings, setting
 
 
+STANDARDIZATIONS = ("training", "series", "none")
+
+
 @register_backbone("frames")
 class FrameBackbone(Configurable, ExplicitMask, keras.layers.Layer):
   """Per-channel standardization, an optional projection, a registered
@@ -57,9 +60,12 @@ class FrameBackbone(Configurable, ExplicitMask, keras.layers.Layer):
         None, "frames: project each standardized frame to this width "
         "(ReLU) before the encoder.", lower=1, upper=MAX_WIDTH,
         resume=True, unset="no projection")
-    standardize: bool = setting(
-        True, "frames: standardize each channel with the training split's "
-        "mean and standard deviation.", resume=True)
+    standardize: str = setting(
+        "training", "frames: standardize each channel with the training "
+        "split's mean and standard deviation; or each series by its own "
+        "(over its real frames), its log standard deviation and its mean "
+        "joining the channels (so its scale is kept); or not at all.",
+        choices=STANDARDIZATIONS, resume=True)
 
   def __init__(self, channels, channel_mean=None, channel_std=None,
                encoder="conv_gru", encoder_config=None, **kwargs):
@@ -108,16 +114,34 @@ class FrameBackbone(Configurable, ExplicitMask, keras.layers.Layer):
     order = masking.right_padding_permutation(mask)
     frames = masking.reorder(frames, order)
     mask = masking.reorder(mask, order)
-    x = tf.cast(frames, tf.float32)  # standardized at full precision
-    if self.settings.standardize:
-      x = (x - tf.constant(self.channel_mean, tf.float32)) / tf.constant(
-          self.channel_std, tf.float32)
+    x = self.standardized(frames, mask)
     x = masking.apply_mask(tf.cast(x, self.compute_dtype), mask)
     if self.projection is not None:
       x = masking.apply_mask(self.projection(x), mask)
     steps, steps_mask = self.encoder(x, mask=mask, training=training)
     return {"steps": steps, "mask": steps_mask, "token_mask": mask,
             "order": order}
+
+  def standardized(self, frames, mask):
+    """float32 frames ``[batch, time, channels']`` as ``standardize``
+    says (pad frames may hold anything: they are not read)."""
+    x = masking.apply_mask(tf.cast(frames, tf.float32), mask)
+    mean = tf.constant(self.channel_mean, tf.float32)
+    std = tf.constant(self.channel_std, tf.float32)
+    if self.settings.standardize == "training":
+      return (x - mean) / std
+    if self.settings.standardize == "none":
+      return x
+    # Each series by its own real frames (zeros for one of none), and its
+    # scale and level, on the training split's scale, as channels.
+    own_mean = masking.masked_mean(x, mask)[:, tf.newaxis]
+    own_std = tf.sqrt(masking.masked_mean(tf.square(
+        masking.apply_mask(x - own_mean, mask)), mask)[:, tf.newaxis] + 1e-6)
+    time = tf.shape(x)[1]
+    return tf.concat([
+        (x - own_mean) / own_std,
+        tf.repeat(tf.math.log(own_std / std + 1e-3), time, axis=1),
+        tf.repeat((own_mean - mean) / std, time, axis=1)], axis=-1)
 
   def get_config(self):
     return dict(
