@@ -34,15 +34,20 @@ print(json.dumps({"outputs": outputs, "meta": loaded.metadata().numpy().decode()
 """
 
 
-def serve_in_fresh_process(export_dir, inputs):
-  """Every signature's outputs, run in a new process with TF + tf-text."""
+def serve_in_fresh_process(export_dir, inputs, prelude=""):
+  """Every signature's outputs, run in a new process with TF + tf-text
+  (after ``prelude``, code run first in that process; its output is
+  ``served["printed"]``)."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-  result = subprocess.run([sys.executable, "-c", SERVE, export_dir,
-                           json.dumps(inputs)], capture_output=True,
-                          text=True, env=env, timeout=300)
+  result = subprocess.run([sys.executable, "-c", prelude + "\n" + SERVE,
+                           export_dir, json.dumps(inputs)],
+                          capture_output=True, text=True, env=env,
+                          timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
-  served = json.loads(result.stdout.strip().splitlines()[-1])
+  lines = result.stdout.strip().splitlines()
+  served = json.loads(lines[-1])
   assert served["modules"] == []  # maskmodels was never imported there
+  served["printed"] = "\n".join(lines[:-1])
   return served
 
 
@@ -61,37 +66,12 @@ def classifier_dir(tmp_path_factory):
   return path
 
 
-def test_the_documented_loading_snippet_serves_in_a_fresh_process(
-    classifier_dir, tmp_path):
-  """docs/serving.md's snippet, as a user pastes it, in a process with
-  TensorFlow and tensorflow-text only; and the export's own metadata says
-  the same."""
-  import re  # pylint: disable=import-outside-toplevel
-  export_dir = str(tmp_path / "exported")
-  export.export_saved_model(classifier_dir, export_dir)
-  page = open(os.path.join(ROOT, "docs", "serving.md")).read()
-  snippet = re.search(r"<!-- serving-snippet: run by tests/test_docs.py -->"
-                      r"\s*```python\n(.*?)```", page, re.S).group(1)
-  snippet = snippet.replace('"runs/exported"', repr(export_dir))
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-  result = subprocess.run([sys.executable, "-c", snippet +
-                           "\nimport sys; assert 'maskmodels' not in sys."
-                           "modules"], capture_output=True, text=True,
-                          env=env, timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
-  expected = training.load_trained(classifier_dir).server().predict(
-      ["A superb film.", ""])
-  assert result.stdout.startswith(str(np.array(
-      [row["labels"] for row in expected])))
-  meta = json.loads(export.load_saved_model(export_dir).metadata().numpy())
-  assert meta["requires"] == ["tensorflow", "tensorflow_text"]
-  assert "import tensorflow as tf, tensorflow_text" in meta["load"]
-  assert meta["signatures"]["serving_default"]["inputs"] == {
-      "texts": "string [batch]"}
-
-
 def test_classifier_saved_model_in_a_fresh_process_matches_the_model(
     classifier_dir, tmp_path):
+  """The SavedModel in a process with TensorFlow and tensorflow-text only:
+  every signature as the in-process server, and docs/serving.md's loading
+  snippet as a user pastes it; its own metadata says what a loader needs."""
+  import re  # pylint: disable=import-outside-toplevel
   export_dir = str(tmp_path / "exported")
   export.export_saved_model(classifier_dir, export_dir)
   assert export.is_saved_model(export_dir)
@@ -99,8 +79,20 @@ def test_classifier_saved_model_in_a_fresh_process_matches_the_model(
   run = training.load_trained(classifier_dir)
   server = run.server()
   expected = server.predict(TEXTS)
+  page = open(os.path.join(ROOT, "docs", "serving.md")).read()
+  snippet = re.search(r"<!-- serving-snippet: run by tests/test_export.py -->"
+                      r"\s*```python\n(.*?)```", page, re.S).group(1)
   served = serve_in_fresh_process(export_dir, {"serving_default": {
-      "texts": TEXTS}})
+      "texts": TEXTS}}, prelude="import sys\n" + snippet.replace(
+          '"runs/exported"', "sys.argv[1]"))
+  documented = server.predict(["A superb film.", ""])
+  assert served["printed"].startswith(str(np.array(
+      [row["labels"] for row in documented])))
+  meta = json.loads(export.load_saved_model(export_dir).metadata().numpy())
+  assert meta["requires"] == ["tensorflow", "tensorflow_text"]
+  assert "import tensorflow as tf, tensorflow_text" in meta["load"]
+  assert meta["signatures"]["serving_default"]["inputs"] == {
+      "texts": "string [batch]"}
   outputs = served["outputs"]["serving_default"]
   np.testing.assert_allclose(outputs["probabilities"],
                              [row["probabilities"] for row in expected],
@@ -162,9 +154,7 @@ def test_tagger_saved_model_gives_one_tag_per_word_in_a_fresh_process(
 # Every built-in task with each kind of input it reads: (task settings, a
 # description). A new task or input kind joins this list.
 KINDS = {
-    "classification, word tokenizer": dict(tokenizer="word"),
-    "classification, wordpiece, naive Bayes member": None,  # classifier_dir
-    "tagging, words only": dict(task="tagging"),
+    "classification, text (wordpiece), naive Bayes member": None,
     "tagging, words and characters": None,  # tagger_dir
     "classification, frames": dict(data_format="ts"),
     "tagging, frames": dict(task="tagging", data_format="jsonl"),
@@ -184,8 +174,8 @@ def kind_dirs(classifier_dir, tagger_dir, tmp_path_factory):
       f.write(json.dumps({"frames": s.tolist(), "label": [
           "hi" if v > 0 else "lo" for v in s[:, 0]]}) + "\n")
   paths = {"ts": ts_path, "jsonl": str(root / "tagged.jsonl")}
-  dirs = {"classification, wordpiece, naive Bayes member": classifier_dir,
-          "tagging, words and characters": tagger_dir}
+  dirs = {"classification, text (wordpiece), naive Bayes member":
+          classifier_dir, "tagging, words and characters": tagger_dir}
   for index, (kind, settings) in enumerate(KINDS.items()):
     if settings is None:
       continue

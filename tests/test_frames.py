@@ -344,7 +344,7 @@ def test_frames_train_the_same_on_one_and_two_replicas(folder, mirrored):
                                  labels=task.labels)
     trainer.set_train_data(lambda ctx, start: data.make_dataset(
         encoded, featurizer, config, True, ctx, start))
-    losses = [trainer.train(1)["loss"] for _ in range(4)]
+    losses = [trainer.train(1)["loss"] for _ in range(3)]
     metrics = trainer.evaluate(lambda ctx: data.make_dataset(
         encoded, featurizer, config, False, ctx))
     trainer.close()
