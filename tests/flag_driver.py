@@ -19,7 +19,6 @@ cli.quiet_start()
 
 # pylint: disable=wrong-import-position
 from maskmodels.cli import sections  # noqa: E402
-from maskmodels.settings import MAX_WIDTH  # noqa: E402,F401
 
 
 def bad_values(flag, field):

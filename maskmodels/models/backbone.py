@@ -19,9 +19,8 @@ from maskmodels import masking
 from maskmodels.layers.base import ExplicitMask
 from maskmodels.layers.dropout import Dropout
 from maskmodels.registry import ENCODERS, WORD_FEATURES, register_backbone
-from maskmodels.settings import MAX_WIDTH
-from maskmodels.settings import Configurable, Settings, component_settings
-from maskmodels.settings import setting
+from maskmodels.settings import (MAX_WIDTH, Configurable, Settings,
+                                 component_settings, setting)
 
 
 def component(spec, config, registry, dtype):

@@ -23,7 +23,6 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from maskmodels.errors import InputError
 from maskmodels.settings import Settings
 from maskmodels.specs import DefaultData, LabelSpec  # noqa: F401  (re-exported)
 

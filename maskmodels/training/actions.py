@@ -20,7 +20,7 @@ from maskmodels.training.trainer import NonFiniteLossError
 
 # Exit status of a run stopped by SIGTERM/SIGINT after saving (EX_TEMPFAIL:
 # rerun the same command to resume).
-from maskmodels.errors import PREEMPTED_EXIT_CODE  # noqa: E402  (re-exported)
+from maskmodels.errors import PREEMPTED_EXIT_CODE  # noqa: F401  (re-exported)
 
 
 class TrainingInterrupted(Exception):

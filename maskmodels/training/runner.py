@@ -138,7 +138,7 @@ class Runner:
     self.replicas = strategy.num_replicas_in_sync
     self.task = None  # set by read_data
     self.kind = None  # the input kind, set by read_data
-    self.featurizer = None  # set by build_trainer
+    self.featurizer = None  # set by build_model
 
   def run(self):
     """Runs everything; returns the summary (also ``summary.json``)."""
