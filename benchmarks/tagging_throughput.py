@@ -29,7 +29,8 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import maskmodels as mm  # noqa: E402
-from maskmodels import data, training  # noqa: E402
+from maskmodels import data  # noqa: E402
+from maskmodels.data import tokens  # noqa: E402
 from imdb_model import CLASSIFICATION, CustomLoop, make_model  # noqa: E402
 from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
 import records  # noqa: E402  (benchmarks/records.py)
@@ -76,8 +77,9 @@ def setup(examples, task, make, batch_size, max_len, vocab_size):
 
   loop = CustomLoop(tokenizer.vocab_size, dataset_fn, 20, False, make=make,
                     task=task)
-  holder["featurizer"] = training.builders.featurizer_of(
-      tokenizer, loop.model, task)
+  holder["featurizer"] = data.Featurizer(
+      tokenizer, tokens.word_features_of(loop.model),
+      "words" if task.labels.per_token else "text")
   return loop, float(np.mean(lengths))
 
 

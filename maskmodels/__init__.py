@@ -33,9 +33,9 @@ _EXPORTS = {
     "maskmodels.tasks": ("ClassificationTask", "LabelSpec", "TaggingTask",
                          "Task"),
 }
-_SUBMODULES = ("data", "errors", "export", "layers", "masking", "models", "specs",
-               "registry", "serving", "settings", "tasks", "testing",
-               "training")
+_SUBMODULES = ("ctc", "data", "errors", "export", "layers", "masking",
+               "models", "specs", "registry", "serving", "settings", "tasks",
+               "testing", "training")
 _ORIGIN = {name: module for module, names in _EXPORTS.items()
            for name in names}
 __all__ = sorted(_ORIGIN) + list(_SUBMODULES)
