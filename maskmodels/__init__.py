@@ -17,7 +17,7 @@ _EXPORTS = {
         "MaskedPooling", "Pooling", "Dropout", "HashedNgramBag",
         "NaiveBayesNgrams", "WordFeature", "CharacterFeatures"),
     "maskmodels.models": (
-        "ConvGRUEncoder", "Encoder", "Ensemble", "FrameBackbone", "Head",
+        "AttentionGRUDecoder", "MaskedAttention", "ConvGRUEncoder", "Encoder", "Ensemble", "FrameBackbone", "Head",
         "Member",
         "NaiveBayesClassifier", "NgramBagClassifier", "PerStepHead",
         "PooledHead", "SequenceBackbone", "SequenceModel"),

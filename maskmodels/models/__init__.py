@@ -3,6 +3,8 @@
 Importing this package registers the built-in components by name.
 """
 
+from maskmodels.models.attention_decoder import (AttentionGRUDecoder,
+                                                 MaskedAttention)
 from maskmodels.models.backbone import SequenceBackbone
 from maskmodels.models.frame_backbone import FrameBackbone
 from maskmodels.models.baselines import UnmaskedConvGRUEncoder
