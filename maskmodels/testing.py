@@ -104,11 +104,14 @@ def _is_ids(sequences):
   return first.ndim == 1 and np.issubdtype(first.dtype, np.integer)
 
 
-def _pad_batch(sequences, width, left, fill, rng):
-  """Stacks sequences into ``[batch, width, ...]`` plus a bool mask.
+def pad_batch(sequences, width, left=False, fill=0, rng=None):
+  """Stacks sequences into ``[batch, width, ...]`` plus a bool mask
+  ``[batch, width]`` (True = real step), each row's real steps first (or
+  last, ``left``).
 
-  ``fill``: the pad id; None for features, whose pad steps get garbage a
-  layer must not read (large random values, or NaN for ``"nan"``)."""
+  ``fill``: the value of pad steps (a pad id, a number, NaN); None for
+  large random values from ``rng`` (garbage a layer must not read), and
+  ``"nan"`` for NaN."""
   first = np.asarray(sequences[0])
   batch = np.empty((len(sequences), width) + first.shape[1:], first.dtype)
   mask = np.zeros((len(sequences), width), bool)
@@ -263,7 +266,7 @@ def check_padding_invariance(model, sequences, *, pad_id=0, extra_padding=3,
   lengths = [len(s) for s in sequences]
 
   def outputs_of(seqs, width, left, pads=fill):
-    batch, mask = _pad_batch(seqs, width, left, pads, rng)
+    batch, mask = pad_batch(seqs, width, left, pads, rng)
     return _real_outputs(_call(model, batch, mask, ids), mask, ids, pad_id,
                          batch)
 
@@ -285,7 +288,7 @@ def check_padding_invariance(model, sequences, *, pad_id=0, extra_padding=3,
       failures += _compare(check, reference, outputs_of(
           sequences, width, left, "nan"), lengths, atol, rtol)
   if check_gradients:
-    batch, mask = _pad_batch(sequences, width, True, fill, rng)
+    batch, mask = pad_batch(sequences, width, True, fill, rng)
     worst, finite = _pad_gradient(model, batch, mask, ids, pad_id, seed,
                                   pad_rows)
     if worst != 0.0:
@@ -381,11 +384,11 @@ def locate_leak(model, sequences, *, pad_id=0, extra_padding=3, atol=1e-5,
   fill = pad_id if ids else None
   alone = []
   for seq in sequences:
-    batch, mask = _pad_batch([seq], max(len(seq), 1), False, fill, rng)
+    batch, mask = pad_batch([seq], max(len(seq), 1), False, fill, rng)
     alone.append(_sublayer_outputs(model, batch, mask, ids))
   width = max(len(s) for s in sequences) + extra_padding
   for left in (False, True):
-    batch, mask = _pad_batch(sequences, width, left, fill, rng)
+    batch, mask = pad_batch(sequences, width, left, fill, rng)
     together = _sublayer_outputs(model, batch, mask, ids)
     for index, (path, rows) in enumerate(together):
       if rows is None:
@@ -407,7 +410,7 @@ def locate_leak(model, sequences, *, pad_id=0, extra_padding=3, atol=1e-5,
 
 def _sample(sequences):
   """A right-padded batch and mask of ``sequences`` (pads zero)."""
-  batch, mask = _pad_batch(sequences, max(len(s) for s in sequences) or 1,
+  batch, mask = pad_batch(sequences, max(len(s) for s in sequences) or 1,
                            False, 0 if _is_ids(sequences) else None,
                            np.random.default_rng(1))
   if not _is_ids(sequences):

@@ -7,24 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from maskmodels import testing
 from maskmodels.models.attention_decoder import (AttentionGRUDecoder,
                                                  MaskedAttention)
 
 VOCAB, DIM = 9, 5  # target ids: 0 pad, 1 start, 2 end
-
-
-def padded(sequences, width, left=False, fill=0.0):
-  """``[batch, width, ...]``, real steps first (or last, ``left``), pad
-  steps ``fill``, and the mask."""
-  first = np.asarray(sequences[0])
-  batch = np.full((len(sequences), width) + first.shape[1:], fill,
-                  first.dtype)
-  mask = np.zeros((len(sequences), width), bool)
-  for row, sequence in enumerate(sequences):
-    n = len(sequence)
-    where = slice(width - n, width) if left else slice(0, n)
-    batch[row, where], mask[row, where] = sequence, True
-  return batch, mask
 
 
 def sources(seed=0, lengths=(4, 7, 0, 2)):
@@ -54,7 +41,7 @@ def random_decoder(seed):
 
 def test_attention_weights_are_exactly_zero_at_pad_steps():
   attention = MaskedAttention(6)
-  memory, mask = padded(sources(), 10, left=True, fill=np.nan)
+  memory, mask = testing.pad_batch(sources(), 10, left=True, fill=np.nan)
   query = tf.random.stateless_normal([4, 3, 6], seed=[0, 1])
   context, weights = attention(query, memory, mask)
   weights = weights.numpy()
@@ -72,7 +59,7 @@ def test_a_source_alone_or_in_a_padded_batch_gives_the_same_logits(left):
   src, tgt = sources(), targets()
   logits_alone, grads_alone = [], []
   for s, t in zip(src, tgt):
-    memory, mask = padded([s], len(s))
+    memory, mask = testing.pad_batch([s], len(s))
     memory = tf.constant(memory)
     with tf.GradientTape() as tape:
       tape.watch(memory)
@@ -80,8 +67,8 @@ def test_a_source_alone_or_in_a_padded_batch_gives_the_same_logits(left):
       total = tf.reduce_sum(logits * tf.cos(tf.range(VOCAB, dtype=tf.float32)))
     logits_alone.append(logits.numpy()[0])
     grads_alone.append(tape.gradient(total, memory).numpy()[0])
-  memory, mask = padded(src, 11, left=left, fill=np.nan)
-  targets_in, target_mask = padded(tgt, 8)
+  memory, mask = testing.pad_batch(src, 11, left=left, fill=np.nan)
+  targets_in, target_mask = testing.pad_batch(tgt, 8)
   memory = tf.constant(memory)
   with tf.GradientTape() as tape:
     tape.watch(memory)
@@ -104,12 +91,12 @@ def test_greedy_decoding_agrees_with_teacher_forcing_and_ignores_padding():
   the end id."""
   decoder = random_decoder(seed=3)
   src = sources(seed=3, lengths=(5, 0, 3, 8))
-  memory, mask = padded(src, 12, left=True, fill=np.nan)
+  memory, mask = testing.pad_batch(src, 12, left=True, fill=np.nan)
   ids, lengths = decoder.greedy_decode(memory, mask, max_len=6)
   ids, lengths = ids.numpy(), lengths.numpy()
   assert ids.shape == (4, 6)
   for row, s in enumerate(src):
-    alone, alone_mask = padded([s], len(s))
+    alone, alone_mask = testing.pad_batch([s], len(s))
     alone_ids, alone_lengths = decoder.greedy_decode(alone, alone_mask, 6)
     np.testing.assert_array_equal(alone_ids.numpy()[0], ids[row])
     n = lengths[row]
@@ -144,14 +131,14 @@ def test_beam_search_finds_what_it_scores_and_ignores_padding():
   padded batch decodes the same."""
   decoder = random_decoder(seed=4)
   src = sources(seed=4, lengths=(6, 0, 3, 9, 1))
-  memory, mask = padded(src, 12, left=True, fill=np.nan)
+  memory, mask = testing.pad_batch(src, 12, left=True, fill=np.nan)
   ids, lengths, scores = (x.numpy() for x in decoder.beam_decode(
       memory, mask, max_len=5, beam_width=3))
   greedy_ids, greedy_lengths = decoder.greedy_decode(memory, mask, 5)
   width_one = decoder.beam_decode(memory, mask, max_len=5, beam_width=1)
   np.testing.assert_array_equal(width_one[0], greedy_ids)
   for row, s in enumerate(src):
-    alone, alone_mask = padded([s], len(s))
+    alone, alone_mask = testing.pad_batch([s], len(s))
     alone_ids, alone_lengths, alone_scores = decoder.beam_decode(
         alone, alone_mask, max_len=5, beam_width=3)
     np.testing.assert_array_equal(alone_ids.numpy()[0], ids[row])
@@ -172,8 +159,8 @@ def log_probabilities(decoder, outputs, memory, mask, max_len):
   """The teacher-forced log probability of each output (a tuple of ids,
   then the end id if shorter than ``max_len``) of one source, in one
   batch."""
-  inputs, _ = padded([np.array((1,) + o, np.int32) for o in outputs],
-                     max_len + 1)
+  inputs, _ = testing.pad_batch(
+      [np.array((1,) + o, np.int32) for o in outputs], max_len + 1)
   count = len(outputs)
   logits = decoder(inputs, np.repeat(memory, count, 0),
                    np.repeat(mask, count, 0)).numpy()
@@ -196,7 +183,7 @@ def test_a_beam_as_wide_as_every_output_finds_the_likeliest(weights):
   likely (outputs of every length then compete)."""
   import itertools  # pylint: disable=import-outside-toplevel
   src = sources(seed=6, lengths=(5, 2, 0, 7))
-  memory, mask = padded(src, 9, fill=np.nan)
+  memory, mask = testing.pad_batch(src, 9, fill=np.nan)
   if weights == "random":
     decoder = random_decoder(seed=6)
   else:
@@ -209,7 +196,7 @@ def test_a_beam_as_wide_as_every_output_finds_the_likeliest(weights):
   outputs = [()] + [tuple(p) for n in (1, 2, 3)
                     for p in itertools.product(range(3, VOCAB), repeat=n)]
   for row, s in enumerate(src):
-    alone, alone_mask = padded([s], len(s))
+    alone, alone_mask = testing.pad_batch([s], len(s))
     scored = log_probabilities(decoder, outputs, alone, alone_mask, 3)
     best = int(np.argmax(scored))
     assert tuple(ids[row, :lengths[row]]) == outputs[best]

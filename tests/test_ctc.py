@@ -7,23 +7,9 @@ import pytest
 import tensorflow as tf
 
 import maskmodels as mm
-from maskmodels import ctc
+from maskmodels import ctc, testing
 
 CLASSES = 6  # class 0 is the blank
-
-
-def padded(sequences, width, left=False, fill=0.0):
-  """``[batch, width, ...]`` with each sequence's real steps first (or
-  last, ``left``), pad steps ``fill``, and the mask."""
-  first = np.asarray(sequences[0])
-  batch = np.full((len(sequences), width) + first.shape[1:], fill,
-                  first.dtype)
-  mask = np.zeros((len(sequences), width), bool)
-  for row, sequence in enumerate(sequences):
-    n = len(sequence)
-    where = slice(width - n, width) if left else slice(0, n)
-    batch[row, where], mask[row, where] = sequence, True
-  return batch, mask
 
 
 def targets_of(lengths, seed):
@@ -50,7 +36,7 @@ def test_the_loss_equals_tensorflows_on_each_example_alone_and_unpadded():
   steps = [5, 9, 0, 7, 3]
   logits = [rng.normal(size=(n, CLASSES)).astype(np.float32) for n in steps]
   rows, ids, lengths = targets_of([2, 4, 0, 3, 1], seed=1)
-  batch, mask = padded(logits, 12, fill=np.nan)
+  batch, mask = testing.pad_batch(logits, 12, fill=np.nan)
   loss, fits, _ = loss_and_gradient(batch, mask, ids, lengths)
   assert fits.all()
   for i, (example, target) in enumerate(zip(logits, rows)):
@@ -70,8 +56,8 @@ def test_loss_and_gradients_ignore_padding_and_batch_mates(left):
   steps = [6, 8, 4, 0]
   logits = [rng.normal(size=(n, CLASSES)).astype(np.float32) for n in steps]
   _, ids, lengths = targets_of([3, 5, 2, 0], seed=3)
-  tight, tight_mask = padded(logits, 8)
-  wide, wide_mask = padded(logits, 15, left=left, fill=np.nan)
+  tight, tight_mask = testing.pad_batch(logits, 8)
+  wide, wide_mask = testing.pad_batch(logits, 15, left=left, fill=np.nan)
   loss, _, grad = loss_and_gradient(tight, tight_mask, ids, lengths)
   wide_loss, _, wide_grad = loss_and_gradient(wide, wide_mask, ids, lengths)
   np.testing.assert_allclose(wide_loss, loss, rtol=1e-6, atol=1e-6)
@@ -79,7 +65,7 @@ def test_loss_and_gradients_ignore_padding_and_batch_mates(left):
   for row, n in enumerate(steps):
     np.testing.assert_allclose(wide_grad[row][wide_mask[row]],
                                grad[row, :n], rtol=1e-5, atol=1e-6)
-    alone, alone_mask = padded(logits[row:row + 1], n)
+    alone, alone_mask = testing.pad_batch(logits[row:row + 1], n)
     alone_loss, _, _ = loss_and_gradient(alone, alone_mask, ids[row:row + 1],
                                          lengths[row:row + 1])
     np.testing.assert_allclose(alone_loss[0], loss[row], rtol=1e-6,
@@ -158,12 +144,13 @@ def test_a_strided_ctc_model_is_padding_invariant(build):
         np.zeros(v.shape) if g is None else tf.convert_to_tensor(g).numpy()
         for g, v in zip(grads, variables)]
 
-  alone = [run(*padded([x], len(x)), [i]) for i, x in enumerate(inputs)]
+  alone = [run(*testing.pad_batch([x], len(x)), [i])
+           for i, x in enumerate(inputs)]
   fits_alone = np.array([a[1][0] for a in alone])
   assert fits_alone.any() and not fits_alone.all()
   fill = np.nan if frames else 0
   for left in (False, True):
-    batch, mask = padded(inputs, 22, left=left, fill=fill)
+    batch, mask = testing.pad_batch(inputs, 22, left=left, fill=fill)
     loss, fits, grads = run(batch, mask, list(range(len(inputs))))
     np.testing.assert_allclose(loss, [a[0][0] for a in alone], rtol=1e-5,
                                atol=1e-5)
@@ -193,7 +180,7 @@ def test_greedy_and_beam_decoding_read_only_real_steps(left):
   logits = [(rng.normal(size=(n, CLASSES)) +
              8 * np.eye(CLASSES)[rng.integers(0, CLASSES, size=n)]
              ).astype(np.float32) for n in steps]
-  batch, mask = padded(logits, 13, left=left, fill=np.nan)
+  batch, mask = testing.pad_batch(logits, 13, left=left, fill=np.nan)
   ids, lengths = ctc.greedy_decode(batch, mask)
   beam_ids, beam_lengths, score = ctc.beam_decode(batch, mask, beam_width=8)
   assert np.all(np.isfinite(score.numpy()))

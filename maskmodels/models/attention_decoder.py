@@ -44,8 +44,8 @@ class MaskedAttention(ExplicitMask, keras.layers.Layer):
     # Its masks come as arguments; a query's Keras mask (the decoder's GRU
     # attaches one) is not needed: its pad steps' outputs are not read.
     self.supports_masking = True
-    self.key = keras.layers.Dense(units, use_bias=False, dtype=self.dtype_policy,
-                                  name="key")
+    self.key = keras.layers.Dense(units, use_bias=False,
+                                  dtype=self.dtype_policy, name="key")
 
   def call(self, query, memory, memory_mask):
     memory = tf.convert_to_tensor(memory)
