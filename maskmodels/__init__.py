@@ -34,8 +34,8 @@ _EXPORTS = {
                          "Task"),
 }
 _SUBMODULES = ("ctc", "data", "errors", "export", "layers", "masking",
-               "models", "specs", "registry", "serving", "settings", "tasks",
-               "testing", "training")
+               "models", "specs", "registry", "sequence_metrics", "serving",
+               "settings", "tasks", "testing", "training")
 _ORIGIN = {name: module for module, names in _EXPORTS.items()
            for name in names}
 __all__ = sorted(_ORIGIN) + list(_SUBMODULES)
