@@ -213,6 +213,16 @@ def test_an_empty_batch_decodes_to_nothing():
   assert ids.shape == (0, 4) and lengths.shape == scores.shape == (0,)
 
 
+def test_the_decoder_runs_under_mixed_precision():
+  decoder = AttentionGRUDecoder(VOCAB, embedding_dim=4, units=6,
+                                dtype="mixed_bfloat16")
+  memory, mask = testing.pad_batch(sources(), 8, fill=np.nan)
+  logits = decoder(testing.pad_batch(targets(), 5)[0], memory, mask)
+  ids, lengths, scores = decoder.beam_decode(memory, mask, max_len=3)
+  assert logits.dtype == tf.float32 and np.all(np.isfinite(logits.numpy()))
+  assert np.all(np.isfinite(scores.numpy())) and ids.shape == (4, 3)
+
+
 def test_the_decoder_round_trips_its_config():
   decoder = AttentionGRUDecoder(VOCAB, embedding_dim=4, units=6, end_id=2)
   again = AttentionGRUDecoder.from_config(decoder.get_config())

@@ -48,7 +48,8 @@ class MaskedAttention(ExplicitMask, keras.layers.Layer):
                                   dtype=self.dtype_policy, name="key")
 
   def call(self, query, memory, memory_mask):
-    memory = tf.convert_to_tensor(memory)
+    memory = tf.cast(memory, self.compute_dtype)
+    query = tf.cast(query, self.compute_dtype)
     memory_mask = tf.cast(memory_mask, tf.bool)
     memory = masking.apply_mask(memory, memory_mask)
     scores = tf.matmul(query, self.key(memory), transpose_b=True)
