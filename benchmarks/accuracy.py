@@ -11,6 +11,7 @@ how); the test split is read once, at the end of each run. The command
 prints each run's result and the mean and spread over the seeds.
 """
 
+import hashlib
 import json
 import os
 import shlex
@@ -79,6 +80,19 @@ def command_line(name, seed, model_dir):
           "python scripts/train.py " + shlex.join(shown))
 
 
+def settings_digest(benchmark_flags, root=ROOT, read=None):
+  """The first 12 hex digits of the sha256 of the benchmark's flagfiles'
+  text: runs with the same command but other settings in a flagfile
+  differ in it, so their results are never averaged together. ``read``
+  (a path -> text function) defaults to reading the checkout."""
+  read = read or (lambda path: open(os.path.join(root, path)).read())
+  digest = hashlib.sha256()
+  for flag in benchmark_flags:
+    if flag.startswith("--flagfile="):
+      digest.update(read(flag.split("=", 1)[1]).encode())
+  return digest.hexdigest()[:12]
+
+
 def main(argv):
   del argv
   if FLAGS.benchmark is None:
@@ -89,6 +103,7 @@ def main(argv):
   if data and not FLAGS.data_path:
     raise app.UsageError(f"--data_path: {name} needs its data ({data}).")
   values = []
+  settings = settings_digest(BENCHMARKS[name][0])
   for seed in FLAGS.seeds:
     model_dir = os.path.abspath(os.path.join(FLAGS.runs_dir,
                                              f"{name}-seed{seed}"))
@@ -111,7 +126,8 @@ def main(argv):
         value=summary[metric], validation=validation, split="test",
         wall_seconds=round(wall, 1),
         train_examples_per_second=summary.get("train_examples_per_second"),
-        test_examples=summary.get("test_examples"), commit=started_at),
+        test_examples=summary.get("test_examples"), commit=started_at,
+        settings=settings),
                             FLAGS.records)
     values.append(record["value"])
     print(f"[{name} seed {seed}] {metric} {record['value']:.4f} in "

@@ -69,3 +69,25 @@ def test_helpshort_lists_each_command_s_flags_by_section_with_choices():
     assert f"\n{title}:" in text or f"\n{title}\n" in text, title
   assert "--strategy=default  [one of default, mirrored, " in text
   assert "--optimizer=adam  [one of adam, adamw, rmsprop, sgd]" in text
+
+
+def test_results_rows_never_average_runs_of_other_settings():
+  """Runs with one command but another flagfile text are rows of their
+  own; the README's table shows the most recently run settings."""
+  sys.path.insert(0, os.path.join(ROOT, "scripts"))
+  try:
+    import make_docs  # pylint: disable=import-outside-toplevel
+  finally:
+    sys.path.pop(0)
+  base = dict(benchmark="japanese_vowels", version="0.4.0", split="test",
+              cpu="CPU", extensions=[], wall_seconds=30.0,
+              command="python scripts/train.py --flagfile=f --seed=0")
+  records = [dict(base, value=0.90, settings="old", commit="aaaaaaa"),
+             dict(base, value=0.92, settings="old", commit="aaaaaaa"),
+             dict(base, value=0.99, settings="new", commit="bbbbbbb")]
+  every = make_docs.accuracy_rows(records, latest_only=False)
+  assert [(row[2], row[3]) for row in every] == [("91.00 ± 1.41", "2"),
+                                                 ("99.00", "1")]
+  latest = make_docs.accuracy_rows(records, latest_only=True)
+  assert [(row[2], row[6]) for row in latest] == [("99.00",
+                                                   "0.4.0 (bbbbbbb)")]
