@@ -80,12 +80,12 @@ def command_line(name, seed, model_dir):
           "python scripts/train.py " + shlex.join(shown))
 
 
-def settings_digest(benchmark_flags, root=ROOT, read=None):
+def settings_digest(benchmark_flags, read=None):
   """The first 12 hex digits of the sha256 of the benchmark's flagfiles'
   text: runs with the same command but other settings in a flagfile
   differ in it, so their results are never averaged together. ``read``
   (a path -> text function) defaults to reading the checkout."""
-  read = read or (lambda path: open(os.path.join(root, path)).read())
+  read = read or (lambda path: open(os.path.join(ROOT, path)).read())
   digest = hashlib.sha256()
   for flag in benchmark_flags:
     if flag.startswith("--flagfile="):

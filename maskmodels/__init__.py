@@ -17,8 +17,8 @@ _EXPORTS = {
         "MaskedPooling", "Pooling", "Dropout", "HashedNgramBag",
         "NaiveBayesNgrams", "WordFeature", "CharacterFeatures"),
     "maskmodels.models": (
-        "AttentionGRUDecoder", "MaskedAttention", "ConvGRUEncoder", "Encoder", "Ensemble", "FrameBackbone", "Head",
-        "Member",
+        "AttentionGRUDecoder", "ConvGRUEncoder", "Encoder", "Ensemble",
+        "FrameBackbone", "Head", "MaskedAttention", "Member",
         "NaiveBayesClassifier", "NgramBagClassifier", "PerStepHead",
         "PooledHead", "SequenceBackbone", "SequenceModel"),
     "maskmodels.registry": (

@@ -114,9 +114,8 @@ class AttentionGRUDecoder(keras.layers.Layer):
   def start_state(self, memory, memory_mask):
     """The GRU's first state ``[batch, units]`` from the masked mean of
     the real encoder steps."""
-    memory = masking.apply_mask(tf.convert_to_tensor(memory),
-                                tf.cast(memory_mask, tf.bool))
-    return self.initial_state(masking.masked_mean(memory, memory_mask))
+    return self.initial_state(masking.masked_mean(
+        tf.convert_to_tensor(memory), tf.cast(memory_mask, tf.bool)))
 
   def _next_logits(self, outputs, memory, memory_mask):
     context, _ = self.attention(outputs, memory, memory_mask)
@@ -133,7 +132,8 @@ class AttentionGRUDecoder(keras.layers.Layer):
     return self._next_logits(outputs, memory, memory_mask)
 
   def greedy_decode(self, memory, memory_mask, max_len):
-    """The likeliest next token at each step, in the graph.
+    """The likeliest next token at each step, in the graph: a beam search
+    one prefix wide.
 
     Args:
       memory, memory_mask: as in ``call``.
@@ -143,28 +143,9 @@ class AttentionGRUDecoder(keras.layers.Layer):
       ``(ids, lengths)``: int32 ``[batch, max_len]`` (0 past each length;
       ``end_id`` is not included) and int32 ``[batch]``.
     """
-    memory = tf.convert_to_tensor(memory)
-    memory_mask = tf.cast(memory_mask, tf.bool)
-    batch = tf.shape(memory)[0]
-    state = self.start_state(memory, memory_mask)
-    previous = tf.fill([batch], tf.constant(self.start_id, tf.int32))
-    done = tf.zeros([batch], tf.bool)
-    written = tf.zeros([batch, max_len], tf.int32)
-
-    def step(t, previous, state, done, written):
-      log_probs, state = self._step(previous, state, memory, memory_mask)
-      token = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
-      done = tf.logical_or(done, tf.equal(token, self.end_id))
-      token = tf.where(done, tf.zeros_like(token), token)
-      written += token[:, tf.newaxis] * tf.one_hot(t, max_len,
-                                                   dtype=tf.int32)
-      return t + 1, token, state, done, written
-
-    _, _, _, _, written = tf.while_loop(
-        lambda t, previous, state, done, written: tf.logical_and(
-            t < max_len, tf.logical_not(tf.reduce_all(done))),
-        step, [tf.constant(0), previous, state, done, written])
-    return written, tf.reduce_sum(tf.cast(written > 0, tf.int32), axis=1)
+    ids, lengths, _ = self.beam_decode(memory, memory_mask, max_len,
+                                       beam_width=1)
+    return ids, lengths
 
   def _step(self, previous, state, memory, memory_mask):
     """One decoding step: ``(log probabilities [rows, vocab], state)``;

@@ -135,8 +135,8 @@ class FrameBackbone(Configurable, ExplicitMask, keras.layers.Layer):
     # Each series by its own real frames (zeros for one of none), and its
     # scale and level, on the training split's scale, as channels.
     own_mean = masking.masked_mean(x, mask)[:, tf.newaxis]
-    own_std = tf.sqrt(masking.masked_mean(tf.square(
-        masking.apply_mask(x - own_mean, mask)), mask)[:, tf.newaxis] + 1e-6)
+    own_std = tf.sqrt(masking.masked_mean(tf.square(x - own_mean), mask)[
+        :, tf.newaxis] + 1e-6)
     time = tf.shape(x)[1]
     return tf.concat([
         (x - own_mean) / own_std,
