@@ -94,6 +94,7 @@ POOLINGS = Registry("pooling", keras_serializable=True)
 HEADS = Registry("head", keras_serializable=True)
 MODELS = Registry("model", keras_serializable=True)
 MEMBERS = Registry("member", keras_serializable=True)
+DECODERS = Registry("decoder", keras_serializable=True)
 TASKS = Registry("task")
 INPUT_KINDS = Registry("input kind")
 
@@ -104,6 +105,7 @@ register_pooling = POOLINGS.register
 register_head = HEADS.register
 register_model = MODELS.register
 register_member = MEMBERS.register
+register_decoder = DECODERS.register
 register_task = TASKS.register
 
 

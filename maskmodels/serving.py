@@ -91,8 +91,7 @@ class Server(tf.Module):
     ragged words ``[batch, (words)]``, ragged frames ``[batch, (time),
     channels]``)."""
     features = self.featurizer.dense(inputs, self.max_len, self.truncation)
-    outputs = dict(self.task.postprocess(self.model(features,
-                                                    training=False)))
+    outputs = dict(self.task.inference_step(self.model, features))
     if self.task.labels.per_token:
       lengths = tf.cast(self.featurizer.lengths(features), tf.int32)
       outputs = blank_past_lengths(outputs, lengths)

@@ -18,10 +18,21 @@ class LabelSpec:
       one per input step (shape ``[time]``, aligned with the steps: a
       word's tag, a frame's label).
     pad: the label of filler rows and pad steps; it never counts.
+    sequence: a target sequence of its own length per example: int ids
+      ``[references, length]`` (one row per acceptable target, each
+      ``pad``-padded to the longest; a batch pads both axes), never cut.
+      The lengths are the ids before the first ``pad``, so ``pad`` is no
+      target's id.
   """
   dtype: str = "int32"
   per_token: bool = False
   pad: float = 0
+  sequence: bool = False
+
+  def __post_init__(self):
+    if self.sequence and self.per_token:
+      raise ValueError("A label is per token or a sequence of its own "
+                       "length, not both.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -150,7 +150,7 @@ def test_jsonl_reader_plain_and_gzipped(tmp_path):
 
 
 def test_unknown_format_is_a_clear_error(tmp_path):
-  with pytest.raises(ValueError, match="data format 'xml' is not registered; choose one of aclimdb, conllu, csv, default"):
+  with pytest.raises(ValueError, match="data format 'xml' is not registered; choose one of aclimdb, cmudict, conllu, csv, default"):
     data.read_examples("xml", str(tmp_path))
 
 

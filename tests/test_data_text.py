@@ -80,7 +80,7 @@ def test_very_long_text_is_clipped_before_tokenizing(tokenizer, truncation):
 
 
 def test_bad_tokenizer_arguments_and_corrupt_vocabularies(tmp_path):
-  with pytest.raises(ValueError, match="tokenizer 'bpe' is not registered; choose one of word, wordpiece"):
+  with pytest.raises(ValueError, match="tokenizer 'bpe' is not registered; choose one of char, word, wordpiece"):
     data.learn_vocabulary(TEXTS, "bpe", 10)
   with pytest.raises(FileNotFoundError, match="Vocabulary file not found: "
                      ".*nope.txt"):

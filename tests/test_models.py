@@ -137,10 +137,10 @@ def test_overriding_call_changes_training_and_serving(ids):
   task = mm.tasks.build_task("classification", {}, ["a", "b", "c"])
   trainer = training.Trainer(task, doubled, training.make_optimizer(
       "sgd", 0.0), tf.distribute.get_strategy())
-  _, _, outputs = trainer.forward_backward(
-      {"ids": batch}, tf.zeros([len(ids)], tf.int32), tf.ones([len(ids)]),
-      float(len(ids)))
-  np.testing.assert_allclose(outputs, 2 * model(batch, training=True),
+  _, state = trainer.forward_backward(
+      ({"ids": batch}, tf.zeros([len(ids)], tf.int32), tf.ones([len(ids)])),
+      tf.ones([len(ids)]), float(len(ids)))
+  np.testing.assert_allclose(state["output"], 2 * model(batch, training=True),
                              atol=1e-6)
 
 

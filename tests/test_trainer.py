@@ -101,8 +101,9 @@ def test_each_member_of_an_ensemble_learns_from_its_own_loss(corpus):
   nb.kernel.assign(tf.random.normal(nb.kernel.shape, seed=2))
   ids = featurizer.tokenizer.encode(examples.texts[:6], 80).to_tensor()
   labels = tf.constant(examples.labels[:6])
-  grads, losses, output = trainer.forward_backward(
-      {"ids": ids}, labels, tf.ones([6]), 6.0)
+  grads, state = trainer.forward_backward(
+      ({"ids": ids}, labels, tf.ones([6])), tf.ones([6]), 6.0)
+  losses, output = state["losses"], state["output"]
   members = model({"ids": ids}, training=True)["members"]
   head, naive = members["network"], members["naive_bayes"]
   np.testing.assert_allclose(output, head + 2.5 * naive, atol=1e-5)

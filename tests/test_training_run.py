@@ -244,7 +244,7 @@ def test_ensemble_members_train_on_their_losses_and_weights_are_fitted(
                        naive_bayes_orders=[1, 2])
   summary = training.train_and_evaluate(config, model_dir, DEFAULT)
   run = training.load_trained(model_dir)
-  weights = summary["ensemble"]["member_weights"]
+  weights = summary["held_out_fit"]["member_weights"]
   assert list(weights) == ["network", "naive_bayes"]
   np.testing.assert_allclose(run.model.member_weights,
                              list(weights.values()))
@@ -260,7 +260,7 @@ def test_ensemble_members_train_on_their_losses_and_weights_are_fitted(
   refit = mm.models.fit_member_weights(run.model, task, batches)
   np.testing.assert_allclose(list(refit["member_weights"].values()),
                              list(weights.values()), rtol=1e-3)
-  assert summary["ensemble"]["loss"] == pytest.approx(refit["loss"],
+  assert summary["held_out_fit"]["loss"] == pytest.approx(refit["loss"],
                                                       rel=1e-4)
   # Each member trained on its own loss; history keeps their losses.
   history = json.load(open(os.path.join(model_dir, "history.json")))

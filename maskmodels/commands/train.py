@@ -33,7 +33,7 @@ def done_line(summary, model_dir, best_metric="accuracy"):
   for name, value in summary.items():
     if name.startswith("best_validation_") and value is not None:
       parts.append(f"best validation {name[16:]} {value:.4f}")
-  weights = summary.get("ensemble", {}).get("member_weights")
+  weights = summary.get("held_out_fit", {}).get("member_weights")
   if weights:
     parts.append("member weights " + ", ".join(
         f"{name} {weight:.3g}" for name, weight in weights.items()))

@@ -138,10 +138,25 @@ def _inputs_and_labels(examples, featurizer, labels):
         raise InputError(f"{examples.source}: example {index} has "
                          f"{len(v)} labels for {len(w)} steps; expected "
                          f"one label per step.")
+  elif labels.sequence:
+    targets = sequence_targets(examples.labels, dtype)
   else:
     targets = tf.constant(np.asarray(examples.labels), dtype)
   return tf.data.Dataset.zip((inputs, tf.data.Dataset.from_tensor_slices(
       targets)))
+
+
+def sequence_targets(labels, dtype=tf.int32):
+  """Per-example target arrays ``[references, length]`` -> one ragged
+  tensor ``[examples, (references), length_i]`` (each example keeps its
+  own width)."""
+  rows = [np.asarray(label).reshape(len(label), -1) if len(label) else
+          np.zeros([0, 0]) for label in labels]
+  flat = np.concatenate([r.reshape(-1) for r in rows]) if rows else []
+  return tf.RaggedTensor.from_nested_row_lengths(
+      tf.constant(np.asarray(flat), dtype),
+      [[r.shape[0] for r in rows],
+       [r.shape[1] for r in rows for _ in range(r.shape[0])]])
 
 
 def _featurized(examples, featurizer, config, batch_size=256):
@@ -149,7 +164,8 @@ def _featurized(examples, featurizer, config, batch_size=256):
   ``[len]``, word features ``[len, ...]``), the label truncated as the
   tokens are."""
   pairs = _inputs_and_labels(examples, featurizer, config.labels)
-  ragged = featurizer.ragged_inputs or config.labels.per_token
+  ragged = (featurizer.ragged_inputs or config.labels.per_token or
+            config.labels.sequence)
   batches = (pairs.ragged_batch(batch_size) if ragged else
              pairs.batch(batch_size))
 
@@ -161,6 +177,8 @@ def _featurized(examples, featurizer, config, batch_size=256):
     return features, labels
 
   def densify(features, label):
+    if isinstance(label, tf.RaggedTensor):
+      label = label.to_tensor(tf.cast(config.labels.pad, label.dtype))
     return ({name: value.to_tensor() if isinstance(
         value, tf.RaggedTensor) else value for name, value in
              features.items()}, label)

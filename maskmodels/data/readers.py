@@ -14,6 +14,7 @@ import dataclasses
 import gzip
 import json
 import os
+import re
 import sys
 
 import conllu
@@ -348,6 +349,56 @@ def read_conllu(path, tag_column="upos"):
   return finish(sentences, tags, path, decoder)
 
 
+def split_file(path, split):
+  """``path`` itself, or in a folder the one file whose name ends with
+  the split (``cmudict-0.7b.test``, ``sample_test.txt.gz``)."""
+  if not os.path.isdir(path):
+    return path
+  found = sorted(name for name in os.listdir(path)
+                 if re.search(rf"[._-]{re.escape(split)}(\.txt)?(\.gz)?$",
+                              name))
+  if len(found) != 1:
+    raise UnknownSplit(f"expected one file of split {split!r} in {path}, "
+                       f"found {found or 'none'}.")
+  return os.path.join(path, found[0])
+
+
+def read_cmudict(path):
+  """Reads the CMU Pronouncing Dictionary's line format: ``WORD  PH PH
+  ...`` (two spaces after the word; ``;;;`` starts a comment line).
+
+  A word with several pronunciations (on lines of their own, the word
+  repeated or written ``WORD(2)``) is one example whose label is the list
+  of its pronunciations, in the order read.
+
+  Returns:
+    ``Examples`` of words (strings), labels lists of phone strings.
+
+  Raises:
+    InputError: a line without a word and a pronunciation, naming the file
+      and the line.
+  """
+  decoder = _Decoder(path)
+  words, index = [], {}
+  with open_binary(path) as f:
+    for number, raw in enumerate(f, 1):
+      line = decoder(raw).strip()
+      if not line or line.startswith(";;;"):
+        continue
+      word, _, phones = line.partition(" ")
+      phones = " ".join(phones.split())
+      if not phones:
+        raise InputError(f"{path}:{number}: expected a word, two spaces and "
+                         f"its phones ('WORD  PH PH ...'), got "
+                         f"{line[:80]!r}.")
+      word = re.sub(r"\(\d+\)$", "", word)
+      if word not in index:
+        index[word] = len(words)
+        words.append((word, []))
+      words[index[word]][1].append(phones)
+  return finish([w for w, _ in words], [p for _, p in words], path, decoder)
+
+
 def read_examples(data_format, path, split="train", text_column="",
                   label_column="", default_data=None, labelled=True):
   """Reads ``path`` in ``data_format``, a name registered in ``FORMATS``.
@@ -407,6 +458,9 @@ FORMATS.add("conllu", Reader(lambda path, split, text, label: read_conllu(
     conllu_file(path, split), label), text_column="form",
                                  label_column="upos", folders=True,
                                  columns=("label",)))
+FORMATS.add("cmudict", Reader(lambda path, split, text, label: read_cmudict(
+    split_file(path, split)), text_column="word", label_column="phones",
+                                 folders=True, columns=()))
 FORMATS.add("default", Reader(None, "", "", folders=True, columns=()))
 
 

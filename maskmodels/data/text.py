@@ -292,9 +292,37 @@ class WordPieceTokenizer(Tokenizer):
     return self.wordpiece.tokenize(texts)
 
 
+def split_characters(texts):
+  """Standardized strings ``[batch]`` -> their characters other than
+  whitespace, ragged ``[batch, (chars)]``."""
+  chars = tf.strings.unicode_split(texts, "UTF-8")
+  return tf.ragged.boolean_mask(chars, tf.logical_not(
+      tf.strings.regex_full_match(chars, r"\s")))
+
+
+class CharacterTokenizer(WordTokenizer):
+  """One id per character (whitespace dropped): the vocabulary is the
+  training split's characters, an unseen one goes to the unknown buckets.
+  For sources that are spelled, not worded (a word's letters in
+  grapheme-to-phoneme)."""
+
+  kind = "char"
+
+  def _tokenize(self, texts):
+    return tf.ragged.map_flat_values(self.table.lookup,
+                                     split_characters(texts))
+
+  def words(self, texts, max_len=None, truncation="head"):
+    return Tokenizer.words(self, texts, max_len, truncation)
+
+  def encode_words(self, words, max_len=None, truncation="head"):
+    return Tokenizer.encode_words(self, words, max_len, truncation)
+
+
 TOKENIZERS = Registry("tokenizer")
 TOKENIZERS.add(WordTokenizer.kind, WordTokenizer)
 TOKENIZERS.add(WordPieceTokenizer.kind, WordPieceTokenizer)
+TOKENIZERS.add(CharacterTokenizer.kind, CharacterTokenizer)
 
 
 def _standardized(strings, case_fold, batch_size=1024):
@@ -317,14 +345,15 @@ def learn_vocabulary(texts, kind, vocab_size, verbose=1, min_count=1,
                      case_fold=True):
   """Learns a vocabulary from training texts, with progress on the console.
 
-  ``"word"`` keeps the most frequent words (ties broken alphabetically);
+  ``"word"`` keeps the most frequent words (ties broken alphabetically),
+  ``"char"`` the most frequent characters;
   ``"wordpiece"`` counts words as tensorflow-text's
   ``bert_vocab_from_dataset`` does and runs its WordPiece learner.
 
   Args:
     texts: a list of strings (the training split), or of word lists
       (pre-tokenized: each standardized word counts whole).
-    kind: ``"word"`` or ``"wordpiece"``.
+    kind: ``"word"``, ``"char"`` or ``"wordpiece"``.
     vocab_size: size of the vocabulary including reserved tokens.
     verbose: 0 for no progress output.
     min_count: a word seen fewer times is left out (``"word"`` only): it
@@ -359,7 +388,13 @@ def learn_vocabulary(texts, kind, vocab_size, verbose=1, min_count=1,
       vocab = wordpiece_learner.learn(counts, vocab_size, reserved)
     return reserved + [t for t in vocab if t not in reserved]
   counts = collections.Counter()
-  if pretokenized:
+  if kind == "char":
+    if pretokenized:
+      raise InputError("Pre-tokenized input needs --tokenizer=word (one id "
+                       "per word), got 'char'.")
+    for batch in _counted_batches(texts, case_fold, verbose=verbose):
+      counts.update(split_characters(batch).flat_values.numpy().tolist())
+  elif pretokenized:
     flat = [word for sentence in texts for word in sentence]
     for batch in progress.counted(_standardized(flat, case_fold), len(flat),
                                   "words", size=lambda b: int(b.shape[0]),
@@ -381,7 +416,7 @@ def build_tokenizer(kind, vocab, num_oov_buckets=1, case_fold=True):
   first), or the path of a vocabulary file."""
   if isinstance(vocab, str):
     vocab = read_vocabulary(vocab)
-  if TOKENIZERS.get(kind) is WordTokenizer:
-    return WordTokenizer(vocab, num_oov_buckets=num_oov_buckets,
-                         case_fold=case_fold)
+  if issubclass(TOKENIZERS.get(kind), WordTokenizer):
+    return TOKENIZERS.get(kind)(vocab, num_oov_buckets=num_oov_buckets,
+                                case_fold=case_fold)
   return TOKENIZERS.get(kind)(vocab, case_fold=case_fold)

@@ -10,7 +10,8 @@ from maskmodels.models.frame_backbone import FrameBackbone
 from maskmodels.models.baselines import UnmaskedConvGRUEncoder
 from maskmodels.models.encoders import ConvGRUEncoder, Encoder
 from maskmodels.models.ensemble import Ensemble, fit_member_weights
-from maskmodels.models.heads import Head, PerStepHead, PooledHead
+from maskmodels.models.heads import CTCHead, Head, PerStepHead, PooledHead
 from maskmodels.models.members import (Member, NaiveBayesClassifier,
                                        NgramBagClassifier)
+from maskmodels.models.seq2seq import Seq2SeqModel
 from maskmodels.models.sequence_model import SequenceModel

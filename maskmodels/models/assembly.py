@@ -17,6 +17,21 @@ from maskmodels.models.ensemble import Ensemble
 NETWORK = "network"
 
 
+def build_backbone(settings, inputs):
+  """The backbone (with its encoder and word features) ``settings`` (a
+  ``ModelConfig``) describe, reading ``inputs`` (as :func:`build_model`
+  takes them), under the global dtype policy."""
+  if isinstance(inputs, int):
+    inputs = {"vocab_size": inputs}
+  if settings.word_features:
+    inputs = dict(inputs, word_features=settings.word_features,
+                  word_features_config=settings.word_features_config)
+  return BACKBONES.get(settings.backbone or "sequence")(
+      encoder=settings.encoder, encoder_config=settings.encoder_config,
+      dtype=keras.mixed_precision.global_policy(), **inputs,
+      **settings.backbone_config)
+
+
 def build_model(settings, inputs, output_size, per_token=False):
   """The model ``settings`` (a ``ModelConfig``) describe.
 
@@ -33,14 +48,7 @@ def build_model(settings, inputs, output_size, per_token=False):
     An unbuilt Keras model.
   """
   policy = keras.mixed_precision.global_policy()
-  if isinstance(inputs, int):
-    inputs = {"vocab_size": inputs}
-  if settings.word_features:
-    inputs = dict(inputs, word_features=settings.word_features,
-                  word_features_config=settings.word_features_config)
-  backbone = BACKBONES.get(settings.backbone or "sequence")(
-      encoder=settings.encoder, encoder_config=settings.encoder_config,
-      dtype=policy, **inputs, **settings.backbone_config)
+  backbone = build_backbone(settings, inputs)
   head = HEADS.get(settings.head)(output_size=output_size, dtype=policy,
                                   **settings.head_config)
   if bool(getattr(head, "per_token", False)) != per_token:

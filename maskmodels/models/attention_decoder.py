@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from maskmodels import masking
 from maskmodels.layers.base import ExplicitMask
+from maskmodels.registry import DECODERS
 
 
 @keras.saving.register_keras_serializable(package="maskmodels")
@@ -222,3 +223,6 @@ class AttentionGRUDecoder(keras.layers.Layer):
     return dict(super().get_config(), vocab_size=self.vocab_size,
                 embedding_dim=self.embedding_dim, units=self.units,
                 start_id=self.start_id, end_id=self.end_id)
+
+
+DECODERS.add("attention_gru", AttentionGRUDecoder)

@@ -77,6 +77,12 @@ class Ensemble(keras.Model):
       if hasattr(member, "adapt"):
         member.adapt(batches)
 
+  def fit_held_out(self, task, batches):
+    """After training, fits the member weights on held-out ``(features,
+    labels, weights)`` batches (:func:`fit_member_weights`; the run calls
+    this hook of any model that has it, on the validation split)."""
+    return fit_member_weights(self, task, batches)
+
   def get_config(self):
     return {"name": self.name, "members": {
         name: keras.saving.serialize_keras_object(member)

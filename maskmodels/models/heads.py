@@ -132,3 +132,39 @@ class PerStepHead(Head):
                        f"keep the time axis.")
     logits = masking.apply_mask(self.project(steps, training), mask)
     return masking.restore_order(logits, outputs["order"])
+
+
+@register_head("ctc")
+class CTCHead(Head):
+  """Logits for CTC on every encoder step, with the encoder's output mask:
+  ``{"logits": [batch, steps * upsample, output_size], "mask": [batch,
+  steps * upsample]}`` (bool, True = real step).
+
+  The logit lengths are the encoder's real steps after its strides and
+  pools, times ``upsample``: each encoder step writes ``upsample`` logit
+  steps (a dense layer of ``upsample * output_size`` reshaped), which makes
+  room for targets longer than the encoder's output (a word with more
+  phones than letters).
+  """
+
+  @dataclasses.dataclass
+  class Config(Head.Config):
+    """The hidden layers and the logit steps per encoder step."""
+    upsample: int = setting(
+        1, "ctc head: logit steps per encoder step (room for targets "
+        "longer than the encoder's output).", lower=1, upper=16,
+        resume=True)
+
+  def __init__(self, output_size, **kwargs):
+    super().__init__(output_size, **kwargs)
+    self.logits = keras.layers.Dense(output_size * self.settings.upsample,
+                                     dtype="float32", name="logits")
+
+  def call(self, outputs, training=None):
+    steps, mask = outputs["steps"], outputs["mask"]
+    k = self.settings.upsample
+    logits = self.project(steps, training)
+    shape = tf.shape(logits)
+    logits = tf.reshape(logits, [shape[0], shape[1] * k, self.output_size])
+    mask = tf.repeat(tf.cast(mask, tf.bool), k, axis=1)
+    return {"logits": masking.apply_mask(logits, mask), "mask": mask}

@@ -49,10 +49,11 @@ def per_item(values, weights, per_token):
 
 def model_outputs(outputs):
   """``(output, members)`` of a model's outputs: an ensemble returns
-  ``{"output": ..., "members": {name: ...}}``, other models a tensor
-  (members is then None)."""
-  if isinstance(outputs, dict):
-    return outputs["output"], outputs.get("members")
+  ``{"output": ..., "members": {name: ...}}``, other models their output
+  (a tensor, or a head's dict such as CTC's logits and mask; members is
+  then None)."""
+  if isinstance(outputs, dict) and "members" in outputs:
+    return outputs["output"], outputs["members"]
   return outputs, None
 
 
@@ -116,6 +117,12 @@ class Task:
     ``ExperimentConfig`` that this task cannot work with."""
     del config
 
+  def training_examples(self, examples):
+    """The training split as the steps read it (encoded labels): here as
+    it is; a task whose examples hold several acceptable targets trains on
+    one example per target."""
+    return examples
+
   # ---- model ------------------------------------------------------------
 
   def build_model(self, settings, inputs):
@@ -164,6 +171,74 @@ class Task:
     del labels, outputs
     losses, weights = per_item(losses, loss_weights, self.labels.per_token)
     metrics["loss"].update_state(losses, sample_weight=weights)
+
+  # ---- steps (called by the trainer, in a replica's context) -----------------
+
+  def step_metrics(self, model, training):
+    """The metrics the trainer keeps: :meth:`build_metrics`, and in
+    training each ensemble member's own loss (``loss/<member>``)."""
+    metrics = self.build_metrics(training)
+    if training:
+      for name in getattr(model, "member_names", ()):
+        metrics[f"loss/{name}"] = keras.metrics.Mean(name=f"loss/{name}")
+    return metrics
+
+  def train_step(self, model, batch, loss_weights, total_weight):
+    """The forward pass and the objective of one replica's batch, under the
+    trainer's gradient tape.
+
+    The trainer sums the gradients of the objective over replicas (one
+    all-reduce), clips and applies them; a task that overrides this
+    changes what a step computes, not how it is distributed.
+
+    Args:
+      model: the run's model.
+      batch: ``(features, labels, weights)``, this replica's rows.
+      loss_weights: :meth:`loss_weights` of the batch.
+      total_weight: the sum of ``loss_weights`` over every replica.
+
+    Returns:
+      ``(objective, state)``: this replica's share of the global-batch
+      loss (a float32 scalar), and the tensors :meth:`update_train_metrics`
+      reads (here ``output`` and ``losses``: the combined output's per-item
+      loss ``"loss"``, and an ensemble member's ``"loss/<name>"``, from
+      which the member learns alone).
+    """
+    features, labels, _ = batch
+    output, members = model_outputs(model(features, training=True))
+    losses = {"loss": self.compute_loss(labels, output, True)}
+    for name in (members or {}):
+      losses[f"loss/{name}"] = self.compute_loss(labels, members[name], True)
+    learned = [losses[k] for k in losses if k != "loss"] or [losses["loss"]]
+    objective = tf.add_n([tf.reduce_sum(tf.cast(loss, tf.float32) *
+                                        loss_weights) / total_weight
+                          for loss in learned])
+    return objective, {"output": output, "losses": losses}
+
+  def update_train_metrics(self, metrics, batch, loss_weights, state):
+    """Updates the training metrics with one step's :meth:`train_step`
+    ``state``."""
+    _, labels, _ = batch
+    self.update_metrics(metrics, labels, state["output"],
+                        state["losses"]["loss"], loss_weights)
+    for key, losses in state["losses"].items():
+      if key != "loss":
+        metrics[key].update_state(*per_item(losses, loss_weights,
+                                            self.labels.per_token))
+
+  def validation_step(self, model, batch, metrics):
+    """Updates the evaluation metrics with one replica's batch (validation,
+    the test pass and ``maskmodels-evaluate`` all run this)."""
+    features, labels, weights = batch
+    output, _ = model_outputs(model(features, training=False))
+    loss_weights = self.loss_weights(labels, weights)
+    self.update_metrics(metrics, labels, output,
+                        self.compute_loss(labels, output, False),
+                        loss_weights)
+
+  def inference_step(self, model, features):
+    """Features -> :meth:`postprocess`'s tensors (prediction and export)."""
+    return self.postprocess(model(features, training=False))
 
   # ---- serving --------------------------------------------------------------
 

@@ -4,7 +4,8 @@ raw inputs -> examples (readers; their input kind) -> labels encoded (the
 task) -> what the run learns of its inputs (a vocabulary, channel
 statistics) -> batches (pipeline) -> model, optimizer -> trainer ->
 checkpoint restored -> (the first write) -> controller with actions ->
-ensemble weights fitted on validation -> test pass -> summary.
+what the model fits on held-out data (an ensemble's member weights) ->
+test pass -> summary.
 ``train_and_evaluate`` is what ``maskmodels-train`` runs; research code may
 subclass :class:`Runner` and override a builder.
 
@@ -25,7 +26,6 @@ from absl import logging
 from maskmodels import progress
 from maskmodels.data import pipeline, readers
 from maskmodels.errors import InputError, SettingError, WorkerLost
-from maskmodels.models.ensemble import Ensemble, fit_member_weights
 from maskmodels.training import actions, checkpoints, curves, optimization
 from maskmodels.training.builders import (build_model, featurizer_of,
                                           inference_length, task_of)
@@ -213,7 +213,9 @@ class Runner:
     self.config = self.config.replace(**changes)
     self.task = task_of(self.config)
     self.check_resumable()
-    return encode_splits(splits, self.task)
+    splits = encode_splits(splits, self.task)
+    return dataclasses.replace(
+        splits, train=self.task.training_examples(splits.train))
 
   def check_resumable(self):
     """Refuses to resume a checkpoint trained with other settings."""
@@ -466,9 +468,8 @@ class Runner:
           f"command to resume from the last checkpoint.") from None
 
   def evaluate(self, trainer, splits, batching, status):
-    """The serving weights (the best or the final ones), an ensemble's
-    member weights fitted on the validation split, the test pass; returns
-    the summary."""
+    """The serving weights (the best or the final ones), what the model
+    fits on the validation split, the test pass; returns the summary."""
     task = self.task
     summary = {
         "steps": trainer.step,
@@ -487,9 +488,9 @@ class Runner:
       checkpoints.restore_weights(trainer.model, best)
       if best != self.model_dir.best_checkpoint():
         best = None
-    if isinstance(trainer.model, Ensemble):
-      summary["ensemble"] = self.fit_ensemble(trainer.model, splits.validation,
-                                              batching)
+    if hasattr(trainer.model, "fit_held_out"):
+      summary["held_out_fit"] = self.fit_held_out(trainer.model,
+                                                  splits.validation, batching)
       if best:
         self.model_dir.best_saver(trainer.model)(
             checkpoints.checkpoint_step(best))
@@ -505,18 +506,17 @@ class Runner:
       summary["test_examples"] = int(test["examples"])
     return summary
 
-  def fit_ensemble(self, model, validation, batching):
-    """Fits the member weights of ``model`` on the validation split, as a
-    step of the run (each member trained on its own loss; the weights only
-    combine their outputs)."""
-    logging.info("Fitting the weights of the ensemble's members %s on %d "
-                 "validation examples.", model.member_names, len(validation))
-    with progress.heartbeat("Fitting the member weights"):
-      result = fit_member_weights(model, self.task, pipeline.make_dataset(
+  def fit_held_out(self, model, validation, batching):
+    """``model.fit_held_out`` on the validation split, a step of the run
+    (an ensemble's member weights: each member trained on its own loss,
+    the weights only combine their outputs); its result goes in the
+    summary."""
+    logging.info("Fitting %s on %d validation examples.", model.name,
+                 len(validation))
+    with progress.heartbeat(f"Fitting {model.name} on held-out data"):
+      result = model.fit_held_out(self.task, pipeline.make_dataset(
           validation, self.featurizer, batching.evaluation, False))
-    logging.info("Member weights %s: validation %s %.4f, loss %.4f.",
-                 result["member_weights"], self.task.best_metric,
-                 result[self.task.best_metric], result["loss"])
+    logging.info("Fitted on held-out data: %s.", result)
     return result
 
 def lost_worker(message):

@@ -6,12 +6,11 @@ per item (example or token) and each item's weight; the loss is the sum of
 weighted item losses over the sum of weights of the *global* batch (every
 real item of all replicas), so the loss, gradients and metrics do not
 depend on the number of replicas or on how items fall into batches. The
-model is called through ``model(features, training=True)``, its ``call``,
-in training as in serving. An ensemble's members each learn from their own
-loss; the reported ``loss`` is the combined output's, as in evaluation
-(the members' are ``loss/<member>``). A step holds one gradient
-all-reduce: the trainer sums gradients across replicas (so clipping sees
-the global norm) and the optimizer takes them as they are.
+task owns what a step computes (``Task.train_step``, ``validation_step``:
+the forward pass, the loss, an ensemble's members each learning from their
+own loss); the trainer owns how it is distributed. A step holds one
+gradient all-reduce: the trainer sums gradients across replicas (so
+clipping sees the global norm) and the optimizer takes them as they are.
 """
 
 import keras
@@ -19,7 +18,6 @@ import tensorflow as tf
 
 from maskmodels.data import pipeline
 from maskmodels.layers.recurrent import set_use_cudnn
-from maskmodels.tasks.base import model_outputs, per_item
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -75,21 +73,17 @@ class Trainer:
     self.strategy = strategy
     self.clip_norm = clip_norm
     self.trace_counts = {"train": 0, "eval": 0}
-    # An ensemble (a model whose outputs hold its members') names them.
-    self.member_names = list(getattr(model, "member_names", ()))
     with strategy.scope():
       self.global_step = tf.Variable(
           0, dtype=tf.int64, trainable=False, name="global_step",
           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
       self.train_metrics = dict(
-          task.build_metrics(training=True),
-          **{f"loss/{name}": keras.metrics.Mean(name=f"loss/{name}")
-             for name in self.member_names},
+          task.step_metrics(model, training=True),
           grad_norm=keras.metrics.Mean(name="grad_norm"),
           learning_rate=keras.metrics.Mean(name="learning_rate"),
           padded_fraction=keras.metrics.Mean(name="padded_fraction"),
           examples=keras.metrics.Sum(name="examples"))
-      self.eval_metrics = dict(task.build_metrics(training=False),
+      self.eval_metrics = dict(task.step_metrics(model, training=False),
                                examples=keras.metrics.Sum(name="examples"))
     if jit_compile:
       set_use_cudnn(model, False)
@@ -105,38 +99,17 @@ class Trainer:
 
   # ---- steps (replica context) ---------------------------------------------
 
-  def forward_backward(self, features, labels, loss_weights, total_weight):
-    """This replica's share of the global-batch loss, and its gradients.
-
-    ``total_weight`` is the sum of ``loss_weights`` over every replica (the
-    real examples, or tokens, of the global batch).
-
-    Returns:
-      ``(gradients, losses, outputs)``: ``losses`` maps ``"loss"`` (the
-      output's per-item loss) and each member's ``"loss/<name>"``.
-    """
-    variables = self.model.trainable_variables
-
-    def mean(losses):
-      return tf.reduce_sum(losses * loss_weights) / total_weight
-
+  def forward_backward(self, batch, loss_weights, total_weight):
+    """The task's :meth:`~maskmodels.tasks.Task.train_step` under a tape:
+    this replica's gradients and the step's state for the metrics."""
     with tf.GradientTape() as tape:
-      outputs = self.model(features, training=True)
-      output, members = model_outputs(outputs)
-      losses = {"loss": self.task.compute_loss(labels, output, True)}
-      if members:  # each member learns from its own loss
-        for name in self.member_names:
-          losses[f"loss/{name}"] = self.task.compute_loss(
-              labels, members[name], True)
-        objective = tf.add_n([mean(losses[f"loss/{name}"])
-                              for name in self.member_names])
-      else:
-        objective = mean(losses["loss"])
+      objective, state = self.task.train_step(self.model, batch,
+                                              loss_weights, total_weight)
       if self.model.losses:
         objective += tf.nn.scale_regularization_loss(
             tf.add_n(self.model.losses))
       scaled = self.optimizer.scale_loss(objective)
-    return tape.gradient(scaled, variables), losses, output
+    return tape.gradient(scaled, self.model.trainable_variables), state
 
   def train_step(self, batch):
     """One step on this replica's part of the global batch."""
@@ -146,8 +119,7 @@ class Trainer:
     # Weights are 1 for real items and 0 for filler rows and pad tokens.
     total_weight = tf.maximum(context.all_reduce(
         tf.distribute.ReduceOp.SUM, tf.reduce_sum(loss_weights)), 1.0)
-    grads, losses, output = self._forward_backward(
-        features, labels, loss_weights, total_weight)
+    grads, state = self._forward_backward(batch, loss_weights, total_weight)
     # Dense: Keras's Adam on IndexedSlices would square each repeated row on
     # its own (and decay only the touched rows' moments), and replicas'
     # slices differ in size, which collective gathers refuse.
@@ -163,12 +135,8 @@ class Trainer:
         tf.cast(optimizer.learning_rate, tf.float32))
     self.optimizer.apply_gradients(zip(grads,
                                        self.model.trainable_variables))
-    self.task.update_metrics(self.train_metrics, labels, output,
-                             losses["loss"], loss_weights)
-    for name in self.member_names:
-      key = f"loss/{name}"
-      self.train_metrics[key].update_state(*per_item(
-          losses[key], loss_weights, self.task.labels.per_token))
+    self.task.update_train_metrics(self.train_metrics, batch, loss_weights,
+                                   state)
     self.train_metrics["grad_norm"].update_state(
         norm, sample_weight=1.0 / context.num_replicas_in_sync)
     self.train_metrics["examples"].update_state(weights)
@@ -179,14 +147,10 @@ class Trainer:
         1.0 - real / tf.maximum(total, 1.0), sample_weight=total)
 
   def eval_step(self, batch):
-    """Updates evaluation metrics with one batch."""
-    features, labels, weights = batch
-    output, _ = model_outputs(self.model(features, training=False))
-    loss_weights = self.task.loss_weights(labels, weights)
-    self.task.update_metrics(
-        self.eval_metrics, labels, output,
-        self.task.compute_loss(labels, output, False), loss_weights)
-    self.eval_metrics["examples"].update_state(weights)
+    """Updates evaluation metrics with one batch (the task's
+    :meth:`~maskmodels.tasks.Task.validation_step`)."""
+    self.task.validation_step(self.model, batch, self.eval_metrics)
+    self.eval_metrics["examples"].update_state(batch[2])
 
   # ---- loops ---------------------------------------------------------------
 
