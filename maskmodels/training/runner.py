@@ -211,7 +211,8 @@ class Runner:
       logging.info("TPU: padding every batch to its bucket's edge.")
       changes["static_shapes"] = True
     self.config = self.config.replace(**changes)
-    self.task = task_of(self.config)
+    task.label_names = list(self.config.data.label_names)
+    self.task = task  # built once: its label names are now the run's
     self.check_resumable()
     splits = encode_splits(splits, self.task)
     return dataclasses.replace(
