@@ -33,7 +33,8 @@ def pytest_configure(config):
 # (``--no-loadscope-reorder``), so the long ones start first and the run
 # ends on short ones instead of one worker waiting for the other. Files not
 # named follow, in their usual order; update the list when a file grows.
-_LONGEST_FILES = ("test_export.py", "test_frames.py", "test_training_run.py",
+_LONGEST_FILES = ("test_export.py", "test_frames.py", "test_sequence_commands.py",
+                  "test_training_run.py",
                   "test_trainer.py", "test_scripts.py", "test_gpu_path.py",
                   "test_readme.py", "test_tagging.py", "test_reliability.py",
                   "test_faults.py", "test_models.py",
