@@ -223,4 +223,4 @@ def test_an_unknown_strategy_and_a_missing_import_are_named():
     if name.endswith(".flags")))
 def test_checked_in_flagfiles_are_valid(parsed_flags, flagfile):
   config = parsed_flags(f"--flagfile={os.path.join(ROOT, 'configs', flagfile)}")
-  assert config.data.data_format in ("aclimdb", "conllu", "ts")
+  assert config.data.data_format in ("aclimdb", "cmudict", "conllu", "ts")

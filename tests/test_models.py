@@ -118,7 +118,7 @@ def test_a_per_step_head_refuses_an_encoder_that_changes_the_time_axis():
           KEEPS_TIME, **config))
   with pytest.raises(InputError, match="head .pooled. gives per-sequence "
                      "outputs; this task labels tokens"):
-    training.builders.build_model(
+    training.builders.model_in_scope(
         training.ExperimentConfig.create(task="tagging", head="pooled",
                                          label_names=["A", "B"]),
         mm.tasks.build_task("tagging", {}, ["A", "B"]), VOCAB)

@@ -14,7 +14,7 @@ from maskmodels.errors import InputError
 from maskmodels.specs import LabelSpec
 from maskmodels.tasks.targets import split_targets
 from maskmodels.testing import pad_batch
-from maskmodels.training.builders import build_model
+from maskmodels.training.builders import model_in_scope
 
 PHONES = ["A", "B", "C", "D"]
 
@@ -36,7 +36,7 @@ def _model(task, strides=1, upsample=2, frames=False, seed=0, **extra):
       **({"backbone": "frames"} if frames else {"embedding_dim": 8}),
       **extra)
   inputs = {"channels": 3} if frames else {"vocab_size": 20}
-  return build_model(config, task, inputs)
+  return model_in_scope(config, task, inputs)
 
 
 def _targets(rows, refs=1, width=None):

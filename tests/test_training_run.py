@@ -123,7 +123,7 @@ def test_checkpoint_restores_are_checked_against_the_manifest(trained):
   run = training.load_trained(model_dir)
   config = run.config.replace(head_config=dict(run.config.model.head_config,
                                                head_units=[4]))
-  other = training.builders.build_model(config, run.task,
+  other = training.builders.model_in_scope(config, run.task,
                                         run.tokenizer.vocab_size)
   with pytest.raises(InputError, match="does not match this model: model "
                      "value \\d+ is .* there, '.*pooled_head/hidden/kernel "

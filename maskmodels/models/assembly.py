@@ -19,7 +19,7 @@ NETWORK = "network"
 
 def build_backbone(settings, inputs):
   """The backbone (with its encoder and word features) ``settings`` (a
-  ``ModelConfig``) describe, reading ``inputs`` (as :func:`build_model`
+  ``ModelConfig``) describe, reading ``inputs`` (as :func:`assemble`
   takes them), under the global dtype policy."""
   if isinstance(inputs, int):
     inputs = {"vocab_size": inputs}
@@ -32,7 +32,7 @@ def build_backbone(settings, inputs):
       **settings.backbone_config)
 
 
-def build_model(settings, inputs, output_size, per_token=False):
+def assemble(settings, inputs, output_size, per_token=False):
   """The model ``settings`` (a ``ModelConfig``) describe.
 
   Args:

@@ -128,9 +128,11 @@ class Task:
   def build_model(self, settings, inputs):
     """The model for the run's ``ModelConfig`` (backbone, head, members);
     ``inputs`` are what the backbone reads (the input kind's
-    ``model_inputs``: a vocabulary size, channels and statistics)."""
+    ``model_inputs``: a vocabulary size, channels and statistics). The one
+    place a run's model is made: training, evaluation, prediction and
+    export call it (through ``training.builders.model_in_scope``)."""
     from maskmodels.models import assembly  # pylint: disable=import-outside-toplevel
-    return assembly.build_model(settings, inputs, self.output_size,
+    return assembly.assemble(settings, inputs, self.output_size,
                                 per_token=self.labels.per_token)
 
   # ---- loss and metrics ----------------------------------------------------

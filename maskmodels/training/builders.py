@@ -30,9 +30,9 @@ def load_inputs(config, directory):
   return kind, kind.load(config.data, directory.read_asset)
 
 
-def build_model(config, task, inputs, strategy=None):
-  """The run's model (``task.build_model``), its weights created under
-  ``strategy``.
+def model_in_scope(config, task, inputs, strategy=None):
+  """``task.build_model``'s model with its weights created under
+  ``strategy``'s scope.
 
   Args:
     config: the run's ExperimentConfig.

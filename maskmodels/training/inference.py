@@ -8,7 +8,7 @@ from maskmodels import progress, serving
 from maskmodels.data import pipeline
 from maskmodels.errors import InputError
 from maskmodels.training import checkpoints, optimization
-from maskmodels.training.builders import (build_model, featurizer_of,
+from maskmodels.training.builders import (model_in_scope, featurizer_of,
                                           inference_length, load_inputs,
                                           task_of)
 from maskmodels.training.model_dir import ModelDirectory
@@ -70,7 +70,7 @@ def load_trained(model_dir):
   optimization.set_precision(config.train.precision)
   task = task_of(config)
   kind, assets = load_inputs(config, directory)
-  model = build_model(config, task, kind.model_inputs(assets))
+  model = model_in_scope(config, task, kind.model_inputs(assets))
   checkpoints.restore_weights(model, directory.serving_checkpoint(
       config.checkpoint.evaluate_checkpoint))
   return TrainedRun(config, task, kind, assets,

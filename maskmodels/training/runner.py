@@ -27,7 +27,7 @@ from maskmodels import progress
 from maskmodels.data import pipeline, readers
 from maskmodels.errors import InputError, SettingError, WorkerLost
 from maskmodels.training import actions, checkpoints, curves, optimization
-from maskmodels.training.builders import (build_model, featurizer_of,
+from maskmodels.training.builders import (model_in_scope, featurizer_of,
                                           inference_length, task_of)
 from maskmodels.training.controller import Controller
 from maskmodels.training.model_dir import CURVES_FILE, ModelDirectory
@@ -316,7 +316,7 @@ class Runner:
   def build_model(self, assets):
     """The model (weights made under the strategy), and the featurizer of
     its inputs."""
-    model = build_model(self.config, self.task, self.kind.model_inputs(
+    model = model_in_scope(self.config, self.task, self.kind.model_inputs(
         assets), self.strategy)
     self.featurizer = featurizer_of(self.kind, self.config, assets, model)
     return model
