@@ -128,16 +128,16 @@ def main(argv):
       summary = json.load(f)
     validation = next((v for k, v in summary.items()
                        if k.startswith("best_validation_")), None)
-    record = records.append(dict(
+    run_fields = dict(
         benchmark=name, command=shown, seed=int(seed), metric=metric,
         value=summary[metric], validation=validation, split="test",
         wall_seconds=round(wall, 1),
         train_examples_per_second=summary.get("train_examples_per_second"),
         test_examples=summary.get("test_examples"), commit=started_at,
-        settings=settings),
-                            FLAGS.records)
+        settings=settings)
+    record = records.append(run_fields, FLAGS.records)
     for other, other_metric in ALSO.get(name, {}).items():
-      records.append(dict(record, benchmark=other, metric=other_metric,
+      records.append(dict(run_fields, benchmark=other, metric=other_metric,
                           value=summary[other_metric]), FLAGS.records)
     values.append(record["value"])
     print(f"[{name} seed {seed}] {metric} {record['value']:.4f} in "
