@@ -100,6 +100,16 @@ def settings_digest(benchmark_flags, read=None):
   return digest.hexdigest()[:12]
 
 
+def run_records(name, summary, fields):
+  """The records of one run of benchmark ``name``: its metric, then each
+  further metric of :data:`ALSO` as a benchmark of its own, all with the
+  run's ``fields`` (command, seed, timing...)."""
+  metrics = {name: BENCHMARKS[name][2], **ALSO.get(name, {})}
+  return [dict(fields, benchmark=benchmark, metric=metric,
+               value=summary[metric])
+          for benchmark, metric in metrics.items()]
+
+
 def main(argv):
   del argv
   if FLAGS.benchmark is None:
@@ -128,17 +138,14 @@ def main(argv):
       summary = json.load(f)
     validation = next((v for k, v in summary.items()
                        if k.startswith("best_validation_")), None)
-    run_fields = dict(
-        benchmark=name, command=shown, seed=int(seed), metric=metric,
-        value=summary[metric], validation=validation, split="test",
-        wall_seconds=round(wall, 1),
-        train_examples_per_second=summary.get("train_examples_per_second"),
-        test_examples=summary.get("test_examples"), commit=started_at,
-        settings=settings)
-    record = records.append(run_fields, FLAGS.records)
-    for other, other_metric in ALSO.get(name, {}).items():
-      records.append(dict(run_fields, benchmark=other, metric=other_metric,
-                          value=summary[other_metric]), FLAGS.records)
+    record = [records.append(row, FLAGS.records) for row in run_records(
+        name, summary, dict(
+            command=shown, seed=int(seed), validation=validation,
+            split="test", wall_seconds=round(wall, 1),
+            train_examples_per_second=summary.get(
+                "train_examples_per_second"),
+            test_examples=summary.get("test_examples"), commit=started_at,
+            settings=settings))][0]
     values.append(record["value"])
     print(f"[{name} seed {seed}] {metric} {record['value']:.4f} in "
           f"{wall:.0f} s", flush=True)

@@ -70,3 +70,26 @@ def test_benchmark_runs_and_prints_figures(imdb_root, script, args,
   numbers = [v for row in rows for v in row.values()
              if isinstance(v, (int, float))]
   assert numbers, rows  # some figure beside the CPU line
+
+
+def test_accuracy_records_every_metric_of_a_run(tmp_path):
+  """A G2P run is a word error record and a phone error record, each with
+  the run's fields and the machine's."""
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  try:
+    import accuracy  # pylint: disable=import-outside-toplevel,import-error
+    import records  # pylint: disable=import-outside-toplevel,import-error
+  finally:
+    sys.path.pop(0)
+  summary = {"test_sequence_error_rate": 0.3, "test_token_error_rate": 0.07}
+  path = str(tmp_path / "records.jsonl")
+  for row in accuracy.run_records("cmudict_seq2seq", summary,
+                                  dict(seed=4, commit="abc", split="test")):
+    records.append(row, path)
+  with open(path) as f:
+    written = [json.loads(line) for line in f]
+  assert [(r["benchmark"], r["metric"], r["value"]) for r in written] == [
+      ("cmudict_seq2seq", "test_sequence_error_rate", 0.3),
+      ("cmudict_seq2seq_phones", "test_token_error_rate", 0.07)]
+  assert all(r["seed"] == 4 and r["commit"] == "abc" and r["cpu"]
+             for r in written)
