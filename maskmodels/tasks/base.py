@@ -1,11 +1,12 @@
 """The task: what the labels are, the model, the loss, the metrics, serving.
 
-A task owns the problem, as in Model Garden: it declares its labels
-(:class:`LabelSpec`: dtype, one per example or one per token, the pad value
-that never counts), reads and encodes raw labels, builds its model from the
-run's model settings, computes the loss and metrics, names its best metric
-and its direction, and turns model outputs into what prediction and export
-return. Research code subclasses a task, registers it with
+A task owns the problem and its step, as in Model Garden: it declares its
+labels (:class:`LabelSpec`: dtype, one per example, per token or a
+sequence of their own length, the pad value that never counts), reads and
+encodes raw labels, builds its model from the run's model settings, runs
+the train, validation and inference steps, computes the loss and metrics,
+names its best metric and its direction, and turns model outputs into what
+prediction and export return. Research code subclasses a task, registers it with
 :func:`maskmodels.register_task` and picks it with ``--task``; its own
 settings are a nested ``Config`` dataclass of
 :func:`~maskmodels.settings.setting` fields (flags, saved in
@@ -13,8 +14,9 @@ settings are a nested ``Config`` dataclass of
 
 Shapes: a batch is ``(features, labels, weights)``. ``features`` are the
 input kind's (token ids ``[batch, time]``; frames ``[batch, time,
-channels]`` with lengths); labels are ``[batch]`` (per example) or
-``[batch, time]`` (per step, ``LabelSpec.pad`` at pad steps); weights
+channels]`` with lengths); labels are ``[batch]`` (per example),
+``[batch, time]`` (per step, ``LabelSpec.pad`` at pad steps) or ``[batch,
+references, length]`` (target sequences of their own length); weights
 are float32 ``[batch]``, 0 for the filler rows that complete a batch.
 """
 
@@ -133,7 +135,7 @@ class Task:
     export call it (through ``training.builders.model_in_scope``)."""
     from maskmodels.models import assembly  # pylint: disable=import-outside-toplevel
     return assembly.assemble(settings, inputs, self.output_size,
-                                per_token=self.labels.per_token)
+                             per_token=self.labels.per_token)
 
   # ---- loss and metrics ----------------------------------------------------
 
