@@ -63,15 +63,18 @@ def with_data(benchmark_flags, data_path, shown=None):
     return [f.replace("{data}", value) for f in benchmark_flags]
   return benchmark_flags + ([f"--data_path={value}"] if data_path else [])
 
-flags.DEFINE_enum("benchmark", None, sorted(BENCHMARKS), "The benchmark.",
-                  required=False)
-flags.DEFINE_string("data_path", None, "Its data (the folder its flagfile "
-                    "names), unless it runs on embedded data.")
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds, one run each.")
-flags.DEFINE_string("runs_dir", "runs/benchmarks", "Where the runs' model "
-                    "directories go (one per seed, replaced).")
-flags.DEFINE_string("records", records.RECORDS, "The records file.")
-flags.DEFINE_list("extra", [], "More flags for every run (recorded).")
+def define_flags():
+  """The benchmark's flags (defined when it runs, so importing this module
+  defines none)."""
+  flags.DEFINE_enum("benchmark", None, sorted(BENCHMARKS), "The benchmark.",
+                    required=False)
+  flags.DEFINE_string("data_path", None, "Its data (the folder its flagfile "
+                      "names), unless it runs on embedded data.")
+  flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds, one run each.")
+  flags.DEFINE_string("runs_dir", "runs/benchmarks", "Where the runs' model "
+                      "directories go (one per seed, replaced).")
+  flags.DEFINE_string("records", records.RECORDS, "The records file.")
+  flags.DEFINE_list("extra", [], "More flags for every run (recorded).")
 
 
 def command_line(name, seed, model_dir):
@@ -155,4 +158,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
