@@ -13,7 +13,7 @@ a target's length are ignored; real ids are in ``[0, classes)`` and never
 ``blank``).
 
 A target fits when the real steps are at least its length plus one blank
-between each pair of equal neighbours (:func:`required_steps`). A target
+between each pair of equal neighbours (:func:`required_steps`, :func:`fits`). A target
 that does not fit would have an infinite loss; :func:`ctc_loss` gives it a
 loss of exactly 0 with no gradient and says which rows fit, so the caller
 counts and reports them (a weight of 0 keeps them out of the mean).
@@ -33,6 +33,13 @@ def required_steps(targets, target_lengths):
   repeats = tf.logical_and(tf.equal(targets[:, 1:], targets[:, :-1]),
                            real[:, 1:])
   return target_lengths + tf.reduce_sum(tf.cast(repeats, tf.int32), axis=1)
+
+
+def fits(targets, target_lengths, mask):
+  """bool ``[batch]``: whether each target fits in its real logit steps
+  (``mask`` ``[batch, time]``, True = real step)."""
+  return required_steps(targets, target_lengths) <= (
+      masking.lengths_from_mask(tf.cast(mask, tf.bool)))
 
 
 def _packed_logits(logits, mask):
@@ -68,7 +75,7 @@ def ctc_loss(targets, target_lengths, logits, mask, blank=0):
   """
   packed, logit_lengths = _packed_logits(logits, mask)
   target_lengths = tf.cast(target_lengths, tf.int32)
-  fits = required_steps(targets, target_lengths) <= logit_lengths
+  fit = fits(targets, target_lengths, mask)
   # Dense targets: TensorFlow's sparse-target kernel refuses an empty
   # target (whose loss is the all-blank path's). For a target that does not
   # fit, the dense loss is a large finite number (about 700) with
@@ -77,7 +84,7 @@ def ctc_loss(targets, target_lengths, logits, mask, blank=0):
                         label_length=target_lengths,
                         logit_length=logit_lengths,
                         logits_time_major=False, blank_index=blank)
-  return tf.where(fits, loss, tf.zeros_like(loss)), fits
+  return tf.where(fit, loss, tf.zeros_like(loss)), fit
 
 
 def _dense_paths(paths, batch):

@@ -282,14 +282,20 @@ CONLLU_COLUMNS = {"upos": 3, "xpos": 4}
 def conllu_file(path, split):
   """``path`` itself, or in a folder the one ``*<split>.conllu`` file
   (``en_ewt-ud-dev.conllu`` for ``dev``)."""
+  return _split_file(path, lambda name: name.endswith(
+      (f"{split}.conllu", f"{split}.conllu.gz")),
+                     f"one *{split}.conllu file")
+
+
+def _split_file(path, matches, wanted):
+  """``path`` itself, or in a folder the one file whose name ``matches``;
+  :class:`UnknownSplit` naming what was ``wanted`` otherwise."""
   if not os.path.isdir(path):
     return path
-  found = sorted(name for name in os.listdir(path)
-                 if name.endswith((f"{split}.conllu", f"{split}.conllu.gz")))
+  found = sorted(name for name in os.listdir(path) if matches(name))
   if len(found) != 1:
-    raise UnknownSplit(
-        f"expected one *{split}.conllu file in {path}, found "
-        f"{found or 'none'}.")
+    raise UnknownSplit(f"expected {wanted} in {path}, found "
+                       f"{found or 'none'}.")
   return os.path.join(path, found[0])
 
 
@@ -352,15 +358,9 @@ def read_conllu(path, tag_column="upos"):
 def split_file(path, split):
   """``path`` itself, or in a folder the one file whose name ends with
   the split (``cmudict-0.7b.test``, ``sample_test.txt.gz``)."""
-  if not os.path.isdir(path):
-    return path
-  found = sorted(name for name in os.listdir(path)
-                 if re.search(rf"[._-]{re.escape(split)}(\.txt)?(\.gz)?$",
-                              name))
-  if len(found) != 1:
-    raise UnknownSplit(f"expected one file of split {split!r} in {path}, "
-                       f"found {found or 'none'}.")
-  return os.path.join(path, found[0])
+  return _split_file(path, lambda name: re.search(
+      rf"[._-]{re.escape(split)}(\.txt)?(\.gz)?$", name),
+                     f"one file of split {split!r}")
 
 
 def read_cmudict(path):

@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from maskmodels.errors import InputError
+from maskmodels.models.sequence_model import layer_of
 
 
 @keras.saving.register_keras_serializable(package="maskmodels")
@@ -35,8 +36,7 @@ class Ensemble(keras.Model):
     if not members:
       raise InputError("An ensemble needs at least one member.")
     self.names = list(members)
-    self.members = [keras.saving.deserialize_keras_object(m)
-                    if isinstance(m, dict) else m for m in members.values()]
+    self.members = [layer_of(m) for m in members.values()]
 
   def build(self, input_shape=None):
     if self.built:

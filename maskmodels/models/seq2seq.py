@@ -12,12 +12,8 @@ max_len, beam_width)`` -> ``(ids, lengths, log_probability)``, and
 import keras
 import tensorflow as tf
 
+from maskmodels.models.sequence_model import layer_of
 from maskmodels.registry import DECODERS
-
-
-def _layer(spec):
-  return (keras.saving.deserialize_keras_object(spec)
-          if isinstance(spec, dict) else spec)
 
 
 @keras.saving.register_keras_serializable(package="maskmodels")
@@ -44,7 +40,7 @@ class Seq2SeqModel(keras.Model):
   def __init__(self, backbone, decoder, max_output_len=32, beam_width=1,
                **kwargs):
     super().__init__(**kwargs)
-    self.backbone, self.decoder = _layer(backbone), _layer(decoder)
+    self.backbone, self.decoder = layer_of(backbone), layer_of(decoder)
     self.max_output_len, self.beam_width = max_output_len, beam_width
 
   @classmethod

@@ -9,7 +9,8 @@ from maskmodels.models.heads import PerStepHead, PooledHead
 from maskmodels.registry import register_model
 
 
-def _layer(spec):
+def layer_of(spec):
+  """A Keras layer, or the layer its serialized dict describes."""
   return (keras.saving.deserialize_keras_object(spec)
           if isinstance(spec, dict) else spec)
 
@@ -39,7 +40,7 @@ class SequenceModel(keras.Model):
 
   def __init__(self, backbone, head, **kwargs):
     super().__init__(**kwargs)
-    self.backbone, self.head = _layer(backbone), _layer(head)
+    self.backbone, self.head = layer_of(backbone), layer_of(head)
     self.head.check_backbone(self.backbone)
 
   @classmethod

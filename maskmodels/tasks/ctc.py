@@ -4,7 +4,6 @@ import keras
 import tensorflow as tf
 
 from maskmodels import ctc
-from maskmodels.errors import InputError
 from maskmodels.registry import register_task
 from maskmodels.tasks.targets import (CMUDICT_SAMPLE, Decoding,
                                       TargetSequenceTask, first_target)
@@ -36,11 +35,6 @@ class CTCTask(TargetSequenceTask):
                       loss="CTC negative log likelihood per target",
                       unfit="targets longer than their logits")
 
-  def validate(self, config):
-    if config.model.members:
-      raise InputError(f"--members={','.join(config.model.members)}: the "
-                       f"ctc task trains a single network.")
-
   def build_metrics(self, training):
     return dict(super().build_metrics(training),
                 unfit=keras.metrics.Sum(name="unfit"))
@@ -54,9 +48,7 @@ class CTCTask(TargetSequenceTask):
 
   def update_metrics(self, metrics, labels, outputs, losses, loss_weights):
     super().update_metrics(metrics, labels, outputs, losses, loss_weights)
-    targets, lengths = first_target(labels)
-    logit_lengths = tf.reduce_sum(tf.cast(outputs["mask"], tf.int32), 1)
-    fits = ctc.required_steps(targets, lengths) <= logit_lengths
+    fits = ctc.fits(*first_target(labels), outputs["mask"])
     metrics["unfit"].update_state(
         (1.0 - tf.cast(fits, tf.float32)) * loss_weights)
 

@@ -6,7 +6,6 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from maskmodels.errors import InputError
 from maskmodels.registry import DECODERS, register_task
 from maskmodels.settings import MAX_WIDTH, setting
 from maskmodels.tasks.base import per_item
@@ -65,11 +64,6 @@ class Seq2SeqTask(TargetSequenceTask):
   run_defaults = {"tokenizer": "char", "pool_size": [1]}
   metric_units = dict(TargetSequenceTask.metric_units,
                       loss="cross-entropy per target token (nats)")
-
-  def validate(self, config):
-    if config.model.members:
-      raise InputError(f"--members={','.join(config.model.members)}: the "
-                       f"seq2seq task trains a single network.")
 
   def encode_labels(self, raw_labels, source):
     encoded = super().encode_labels(raw_labels, source)

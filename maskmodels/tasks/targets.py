@@ -84,6 +84,11 @@ class TargetSequenceTask(Task):
                   "token_error_rate": "edits per reference token",
                   "sequence_error_rate": "fraction of outputs wrong"}
 
+  def validate(self, config):
+    if config.model.members:
+      raise InputError(f"--members={','.join(config.model.members)}: the "
+                       f"{config.train.task} task trains a single network.")
+
   # ---- labels ---------------------------------------------------------------
 
   def fit_labels(self, raw_labels, source):
