@@ -77,4 +77,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  accuracy.define_flags()
   app.run(main)

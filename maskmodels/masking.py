@@ -131,6 +131,41 @@ def to_left_padded(inputs, mask):
 # --------------------------------------------------------------------------
 
 
+def crop_steps(values, starts, lengths, pad=0, keep_width=False):
+  """Each row's window of real steps, moved to the front.
+
+  Args:
+    values: ``[batch, time, ...]``, right-padded.
+    starts: int32 ``[batch]``: the first step kept of each row.
+    lengths: int32 ``[batch]``: the steps kept (``starts + lengths`` within
+      each row's real steps).
+    pad: what fills the steps past each window.
+    keep_width: keep ``time`` (static shapes) instead of cutting the batch
+      to its longest window.
+
+  Returns:
+    ``[batch, max(lengths), ...]`` (or ``values``' shape): row ``i`` holds
+    steps ``starts[i]`` to ``starts[i] + lengths[i] - 1`` of ``values[i]``,
+    then ``pad``.
+  """
+  if keep_width:
+    return tf.ensure_shape(
+        _crop_to(values, starts, lengths, pad, tf.shape(values)[1]),
+        values.shape)
+  return _crop_to(values, starts, lengths, pad,
+                  tf.reduce_max(tf.concat([lengths, [0]], 0)))
+
+
+def _crop_to(values, starts, lengths, pad, width):
+  """:func:`crop_steps` to ``width`` steps."""
+  steps = tf.range(width)[tf.newaxis]
+  last = tf.maximum(tf.shape(values)[1] - 1, 0)
+  positions = tf.minimum(starts[:, tf.newaxis] + steps, last)
+  kept = tf.gather(values, positions, batch_dims=1)
+  real = _expanded(steps < lengths[:, tf.newaxis], kept)
+  return tf.where(real, kept, tf.cast(pad, kept.dtype))
+
+
 def _check_conv_args(kernel_size, strides, dilation_rate, padding):
   for name, value in (("kernel_size", kernel_size), ("strides", strides),
                       ("dilation_rate", dilation_rate)):

@@ -93,3 +93,27 @@ def test_accuracy_records_every_metric_of_a_run(tmp_path):
       ("cmudict_seq2seq_phones", "test_token_error_rate", 0.07)]
   assert all(r["seed"] == 4 and r["commit"] == "abc" and r["cpu"]
              for r in written)
+
+
+def test_validation_search_scores_candidates_on_validation_only(tmp_path):
+  """The settings search runs each candidate per seed with no test split
+  read, and names the candidate of the lowest mean validation loss."""
+  tiny = ("--train_steps=4 --steps_per_loop=2 --embedding_dim=8 "
+          "--conv_filters=8 --gru_units=8 --batch_size=8")
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "benchmarks", "validation_search.py"),
+       "--benchmark=default", "--seeds=0", f"--work_dir={tmp_path}",
+       f"--candidate=small: {tiny}",
+       f"--candidate=wider: {tiny} --gru_units=12"],
+      capture_output=True, text=True, env=env(), cwd=ROOT, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = [json.loads(line) for line in result.stdout.splitlines()
+          if line.startswith("{")]
+  assert [r.get("candidate") for r in rows[:2]] == ["small", "wider"]
+  assert all(r["seeds"] == 1 and "loss_sd" in r for r in rows[:2]), rows
+  assert rows[2]["lowest_validation_loss"] == min(
+      rows[:2], key=lambda r: r["loss"])["candidate"]
+  for run in os.listdir(tmp_path / "default"):
+    with open(tmp_path / "default" / run / "summary.json") as f:
+      summary = json.load(f)
+    assert not any(key.startswith("test_") for key in summary), summary

@@ -2,6 +2,7 @@
 invariance (random and NaN pad steps, both layouts, batch-mates), and runs
 through training, evaluation, prediction and the SavedModel."""
 
+import dataclasses
 import gzip
 import json
 import os
@@ -323,9 +324,109 @@ def test_a_label_per_frame_tags_frames_and_blanks_past_their_length(
     assert set(row["tag_ids"][len(s):].tolist()) <= {-1}
 
 
-def test_frames_train_the_same_on_one_and_two_replicas(folder, mirrored):
+def test_random_crops_are_windows_of_each_series_drawn_per_batch(tmp_path):
+  """Training crops cut each series to one contiguous window of at least
+  the fraction of its frames (a per-frame label cut with it), drawn anew
+  for every batch, the same when a run resumes mid-way; evaluation reads
+  whole series."""
+  rng = np.random.default_rng(0)
+  series = [np.arange(n, dtype=np.float32)[:, None] + 1000.0 * i
+            for i, n in enumerate(rng.integers(1, 30, size=24))]
+  series[3] = np.zeros([0, 1], np.float32)
+  labels = [(s[:, 0] + 0.5).astype(np.int32) for s in series]
+  examples = data.Examples(series, labels, "crops")
+  featurizer = data.FrameFeaturizer(1)
+  spec = mm.LabelSpec(per_token=True, pad=-1)
+  config = data.PipelineConfig(max_len=40, batch_size=8, shuffle=False,
+                               labels=spec, crop_fraction=0.5, seed=3)
+  whole = {int(s[0, 0]) // 1000: len(s) for s in series if len(s)}
+
+  def passes(start=0, count=9):
+    batches = data.make_dataset(examples, featurizer, config, True,
+                                start_batch=start).take(count)
+    return [(f["frames"].numpy()[..., 0], f["lengths"].numpy(),
+             l.numpy(), w.numpy()) for f, l, w in batches]
+
+  batches = passes()
+  for frames, lengths, tags, weights in batches:
+    for row, length, tag, weight in zip(frames, lengths, tags, weights):
+      if not length:
+        continue
+      window = row[:length]
+      index, first = divmod(int(window[0]), 1000)
+      assert length >= np.ceil(0.5 * whole[index])
+      np.testing.assert_array_equal(window, np.arange(
+          first, first + length) + 1000.0 * index)
+      assert first + length <= whole[index]
+      np.testing.assert_array_equal(tag[:length], (window + 0.5).astype(int))
+      assert (tag[length:] == -1).all() and (row[length:] == 0).all()
+  kept = [lengths for _, lengths, _, weights in batches]
+  assert any((a != b).any() for a, b in zip(kept[:3], kept[3:6])), (
+      "the same crops every pass")
+  for got, want in zip(passes(start=4, count=5), batches[4:]):
+    for a, b in zip(got, want):
+      np.testing.assert_array_equal(a, b)
+  evaluation = data.make_dataset(examples, featurizer, dataclasses.replace(
+      config, crop_fraction=1.0), False)
+  read = np.concatenate([f["lengths"].numpy()[w.numpy() > 0]
+                         for f, _, w in evaluation])
+  assert sorted(read) == sorted(len(s) for s in series)
+  # Static shapes (TPU): cropped batches keep the bucket's width.
+  static = data.make_dataset(examples, featurizer, dataclasses.replace(
+      config, static_shapes=True), True)
+  for features, tags, _ in static.take(3):
+    assert features["frames"].shape[1] == tags.shape[1] == 40
+
+
+def test_network_copies_train_side_by_side_and_serve_as_one(folder,
+                                                           tmp_path):
+  """--networks=2: two copies of the frame network, initialized apart, each
+  trained on its own loss; their weights fitted on validation; the
+  ensemble is padding invariant and serves its combined output."""
+  model_dir = str(tmp_path / "run")
+  config = training.ExperimentConfig.create(
+      data_format="ts", data_path=folder, train_steps=12, networks=2, **{
+          k: v for k, v in TINY.items() if k != "embedding_dim"})
+  summary = training.train_and_evaluate(config, model_dir,
+                                        tf.distribute.get_strategy())
+  weights = summary["held_out_fit"]["member_weights"]
+  assert list(weights) == ["network", "network_2"]
+  run = training.load_trained(model_dir)
+  np.testing.assert_allclose(run.model.member_weights, list(weights.values()))
+  for part in ("backbone", "head"):  # neither shared nor initialized alike
+    first, second = (getattr(run.model.member(n), part).get_weights()
+                     for n in weights)
+    assert len(first) == len(second)
+    assert not any(np.allclose(a, b) for a, b in zip(first, second)
+                   if np.abs(a).max() > 0), part
+  with open(os.path.join(model_dir, "history.json")) as f:
+    history = json.load(f)
+  assert {"loss/network", "loss/network_2"} <= set(history["train"][-1][1])
+  series = testing.random_sequences(5, 10, dim=CHANNELS, seed=8)
+  testing.assert_padding_invariant(run.model, series)
+  rows = run.server().predict(series)
+  frames, mask = testing.pad_batch(series, 10)
+  outputs = run.model({"frames": tf.constant(frames), "lengths": tf.constant(
+      mask.sum(1), tf.int32)}, training=False)
+  np.testing.assert_allclose([r["probabilities"] for r in rows], tf.nn.softmax(
+      outputs["output"]).numpy(), atol=1e-5)
+
+
+def test_crop_fraction_is_refused_for_texts(tmp_path):
+  """Texts are not cropped: the flag names its value and what works."""
+  config = training.ExperimentConfig.create(train_steps=1,
+                                            crop_fraction=0.5)
+  with pytest.raises(mm.SettingError, match=r"--crop_fraction=0.5: texts"):
+    training.train_and_evaluate(config, str(tmp_path / "run"),
+                                tf.distribute.get_strategy())
+
+
+@pytest.mark.parametrize("crop_fraction", [1.0, 0.6])
+def test_frames_train_the_same_on_one_and_two_replicas(folder, mirrored,
+                                                       crop_fraction):
   """The global-batch loss, its gradient and the metrics do not depend on
-  the replica count (frames and their lengths split across replicas)."""
+  the replica count (frames and their lengths split across replicas; with
+  random crops, every replica's rows cut as on one replica)."""
   examples = data.read_examples("ts", folder, "train")
   statistics = data.ChannelStatistics.of(examples.texts)
   task = mm.ClassificationTask(label_names=["down", "up"])
@@ -341,12 +442,14 @@ def test_frames_train_the_same_on_one_and_two_replicas(folder, mirrored):
     featurizer = data.FrameFeaturizer(statistics.channels)
     trainer = training.Trainer(task, model, optimizer, strategy)
     config = data.PipelineConfig(max_len=40, batch_size=8, shuffle=False,
-                                 labels=task.labels)
+                                 labels=task.labels,
+                                 crop_fraction=crop_fraction)
     trainer.set_train_data(lambda ctx, start: data.make_dataset(
         encoded, featurizer, config, True, ctx, start))
     losses = [trainer.train(1)["loss"] for _ in range(3)]
     metrics = trainer.evaluate(lambda ctx: data.make_dataset(
-        encoded, featurizer, config, False, ctx))
+        encoded, featurizer, dataclasses.replace(config, crop_fraction=1.0),
+        False, ctx))
     trainer.close()
     results.append((losses, metrics, model.get_weights()))
   (one, one_metrics, one_weights), (two, two_metrics, two_weights) = results

@@ -270,3 +270,17 @@ def test_seq2seq_learns_to_copy_under_one_and_two_replicas(mirrored):
   for name in ("loss", "token_error_rate", "sequence_error_rate"):
     assert eval_one[name] == pytest.approx(eval_two[name], abs=1e-4)
   assert eval_one["loss"] < untrained
+
+
+@pytest.mark.parametrize("name", ["ctc", "seq2seq"])
+def test_sequence_tasks_refuse_ensemble_members(name, tmp_path):
+  """A sequence task trains one network: --members is an error naming the
+  members and the task, before any data is read."""
+  config = training.ExperimentConfig.create(
+      task=name, members=["naive_bayes"], data_path=str(tmp_path / "none"),
+      train_steps=1)
+  with pytest.raises(InputError, match=rf"--members=naive_bayes: the {name} "
+                     r"task trains a single network"):
+    training.train_and_evaluate(config, str(tmp_path / "run"),
+                                tf.distribute.get_strategy())
+  assert not (tmp_path / "run").exists()

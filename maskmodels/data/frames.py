@@ -16,6 +16,7 @@ import json
 import numpy as np
 import tensorflow as tf
 
+from maskmodels import masking
 from maskmodels.data import kinds
 from maskmodels.data import text as text_lib
 from maskmodels.errors import DamagedFile, InputError, SettingError
@@ -122,6 +123,11 @@ class FrameFeaturizer(kinds.Featurizer):
   def example_lengths(self, examples, max_len=None, truncation="head"):
     return kinds.clipped([len(s) for s in examples.texts], max_len)
 
+  def crop(self, features, starts, lengths, keep_width=False):
+    return {"frames": masking.crop_steps(features["frames"], starts, lengths,
+                                         keep_width=keep_width),
+            "lengths": lengths}
+
   def signatures(self):
     def to_inputs(frames, lengths):
       time = tf.shape(frames, out_type=tf.int32)[1]
@@ -155,6 +161,7 @@ class FramesKind(kinds.InputKind):
   backbone = "frames"
   requires = ("tensorflow",)
   describes = "series"
+  crops = True
 
   def holds(self, inputs):
     return all(isinstance(value, np.ndarray) and value.ndim == 2 and

@@ -70,6 +70,14 @@ class Featurizer(tf.Module):
     batch."""
     raise NotImplementedError
 
+  def crop(self, features, starts, lengths, keep_width=False):
+    """A dense batch's features cut to windows of steps: ``lengths[i]``
+    steps of example ``i`` from step ``starts[i]`` (int32 ``[batch]``),
+    right-padded to the longest window (or, ``keep_width``, to the batch's
+    width; training's ``--crop_fraction``; a kind that crops sets
+    ``InputKind.crops``)."""
+    raise NotImplementedError
+
   def example_lengths(self, examples, max_len=None, truncation="head"):
     """Steps of each example after truncation: int64 ``[n]``."""
     raise NotImplementedError
@@ -92,6 +100,7 @@ class InputKind:
     describes: what one input is, for messages ("texts", "series").
     like: the built-in kind its model reads like (a task that reads
       ``frames`` reads a research kind whose ``like`` is ``"frames"``).
+    crops: whether its featurizer cuts windows (``--crop_fraction``).
   """
 
   name = None
@@ -99,6 +108,7 @@ class InputKind:
   backbone = None
   requires = ("tensorflow",)
   describes = "inputs"
+  crops = False
 
   def holds(self, inputs):
     """Whether a list of raw inputs is of this kind."""

@@ -30,6 +30,7 @@ import tensorflow as tf
 # The per-device pipelines of MultiDeviceIterator: see distributed_iterator.
 from tensorflow.python.data.ops import multi_device_iterator_ops
 
+from maskmodels import masking
 from maskmodels.data import text as text_lib
 from maskmodels.errors import InputError, SettingError
 from maskmodels.specs import LabelSpec
@@ -56,6 +57,11 @@ class PipelineConfig:
     max_batch: if > 0, no batch holds more rows than this (the training
       split's size): a larger batch size or token budget is cut to it, so
       filler rows never outnumber the data.
+    crop_fraction: below 1, every training batch's examples are cut to
+      random windows of at least this fraction of their steps (the
+      featurizer's :meth:`crop`), drawn anew for every batch from ``seed``
+      and the batch's index: the same on every input pipeline and when a
+      run resumes (static shapes: batches keep their width).
   """
   max_len: int = 256
   batch_size: int = 32
@@ -67,12 +73,16 @@ class PipelineConfig:
   seed: int = 0
   labels: LabelSpec = dataclasses.field(default_factory=LabelSpec)
   max_batch: int = 0
+  crop_fraction: float = 1.0
 
   def __post_init__(self):
     for name in ("max_len", "batch_size"):
       value = getattr(self, name)
       if not isinstance(value, (int, np.integer)) or value < 1:
         raise InputError(f"{name} must be a positive int, got {value!r}.")
+    if not 0.0 < self.crop_fraction <= 1.0:
+      raise InputError(f"crop_fraction must be in (0, 1], got "
+                       f"{self.crop_fraction!r}.")
     if self.batch_tokens < 0:
       raise InputError(f"batch_tokens must be >= 0, got {self.batch_tokens}.")
     if self.truncation not in text_lib.TRUNCATIONS:
@@ -294,6 +304,32 @@ def _global_batches(dataset, config, replicas, padding, shapes, steps):
   return batches.map(fill)
 
 
+def random_crop(batch, featurizer, config, index):
+  """``(features, labels, weights)`` with every example cut to a random
+  window of its steps: at least ``config.crop_fraction`` of them (one, if
+  it has any), anywhere in the example; per-step labels are cut with it.
+  The draws are stateless, from ``config.seed`` and the global batch's
+  ``index`` (int64)."""
+  features, labels, weights = batch
+  lengths = featurizer.lengths(features)
+  seed = tf.stack([tf.constant(config.seed, tf.int64), index])
+  size, place = tf.unstack(tf.random.stateless_uniform(
+      [2, tf.shape(lengths)[0]], seed, minval=0.0, maxval=1.0))
+  real = tf.cast(lengths, tf.float32)
+  fraction = config.crop_fraction + (1.0 - config.crop_fraction) * size
+  kept = tf.minimum(lengths, tf.maximum(
+      tf.cast(tf.math.ceil(fraction * real), tf.int32),
+      tf.minimum(lengths, 1)))
+  starts = tf.minimum(lengths - kept, tf.cast(
+      place * tf.cast(lengths - kept + 1, tf.float32), tf.int32))
+  features = featurizer.crop(features, starts, kept,
+                             keep_width=config.static_shapes)
+  if config.labels.per_token:
+    labels = masking.crop_steps(labels, starts, kept, config.labels.pad,
+                                keep_width=config.static_shapes)
+  return features, labels, weights
+
+
 def _replica_batches(dataset, input_context):
   """This input pipeline's replicas' rows of each global batch, one element
   per local replica, in replica order."""
@@ -351,6 +387,10 @@ def make_dataset(examples, featurizer, config, training, input_context=None,
       featurizer.steps)
   if training:
     dataset = dataset.repeat()
+    if config.crop_fraction < 1.0:
+      dataset = dataset.enumerate().map(
+          lambda index, batch: random_crop(batch, featurizer, config, index),
+          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   if start_batch:
     dataset = dataset.skip(start_batch)
   if input_context is not None:

@@ -5,7 +5,8 @@ backbone (with its encoder and word features) and the head join in the
 registered model (``--model``, a :class:`SequenceModel` unless research
 code registers another); with ``--members``, that model and the named
 members form an :class:`Ensemble`, the model being the member
-``"network"``.
+``"network"``; ``--networks=N`` adds copies of it, ``"network_2"`` to
+``"network_N"``, each initialized on its own.
 """
 
 import keras
@@ -48,19 +49,21 @@ def assemble(settings, inputs, output_size, per_token=False):
     An unbuilt Keras model.
   """
   policy = keras.mixed_precision.global_policy()
-  backbone = build_backbone(settings, inputs)
-  head = HEADS.get(settings.head)(output_size=output_size, dtype=policy,
-                                  **settings.head_config)
-  if bool(getattr(head, "per_token", False)) != per_token:
-    raise InputError(f"head {settings.head!r} gives "
-                     f"{'per-token' if head.per_token else 'per-sequence'} "
-                     f"outputs; this task labels "
-                     f"{'tokens' if per_token else 'sequences'}.")
-  network = MODELS.get(settings.model)(backbone=backbone, head=head,
-                                       name=NETWORK)
-  if not settings.members:
-    return network
-  members = {NETWORK: network}
+  members = {}
+  for copy in range(settings.networks):
+    backbone = build_backbone(settings, inputs)
+    head = HEADS.get(settings.head)(output_size=output_size, dtype=policy,
+                                    **settings.head_config)
+    if bool(getattr(head, "per_token", False)) != per_token:
+      raise InputError(f"head {settings.head!r} gives "
+                       f"{'per-token' if head.per_token else 'per-sequence'}"
+                       f" outputs; this task labels "
+                       f"{'tokens' if per_token else 'sequences'}.")
+    name = NETWORK if not copy else f"{NETWORK}_{copy + 1}"
+    members[name] = MODELS.get(settings.model)(
+        backbone=backbone, head=head, name=name)
+  if len(members) == 1 and not settings.members:
+    return members[NETWORK]
   for name in settings.members:
     member = MEMBERS.get(name)(output_size=output_size, dtype=policy,
                                **settings.members_config[name])

@@ -1,9 +1,9 @@
 """Ensemble: named member models, each trained on its own loss.
 
 The output is ``sum_m weight_m * member_m(inputs)``. The weights are a
-non-trainable variable (saved with the model): ones until
-:func:`fit_member_weights` fits them to held-out data, which the training
-run does at its end. ``call`` returns ``{"output": combined, "members":
+non-trainable variable (saved with the model): ``1 / members`` (the mean)
+until :func:`fit_member_weights` fits them to held-out data, which the
+training run does at its end. ``call`` returns ``{"output": combined, "members":
 {name: output}}`` in training and serving alike; the task trains each
 member on its own loss and reports the combined output's.
 """
@@ -42,7 +42,8 @@ class Ensemble(keras.Model):
     if self.built:
       return
     self.member_weights = self.add_weight(
-        shape=(len(self.members),), initializer="ones", trainable=False,
+        shape=(len(self.members),), trainable=False,
+        initializer=keras.initializers.Constant(1.0 / len(self.members)),
         dtype="float32", autocast=False, name="member_weights")
     for member in self.members:
       member.build(None)

@@ -88,6 +88,10 @@ class TargetSequenceTask(Task):
     if config.model.members:
       raise InputError(f"--members={','.join(config.model.members)}: the "
                        f"{config.train.task} task trains a single network.")
+    if config.model.networks > 1:
+      raise InputError(f"--networks={config.model.networks}: the "
+                       f"{config.train.task} task trains a single network; "
+                       f"expected 1.")
 
   # ---- labels ---------------------------------------------------------------
 

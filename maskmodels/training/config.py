@@ -109,6 +109,11 @@ class DataConfig(Settings):
   num_buckets: int = setting(8, "Length buckets (1 = no bucketing).", lower=1)
   static_shapes: bool = setting(False, "Pad every batch to its bucket's "
                                 "edge (TPU).")
+  crop_fraction: float = setting(
+      1.0, "Frames: in training, each series is cut to a random window of "
+      "at least this fraction of its frames, drawn anew for every batch "
+      "(per-frame labels cut with it); evaluation reads whole series. 1.0: "
+      "no cropping.", lower=0.01, upper=1.0)
   batch_size: int = setting(
       64, "Global batch size (examples); a batch larger than the training "
       "split is cut to it.", lower=1)
@@ -171,6 +176,12 @@ class ModelConfig(Settings):
       unset="the task's own: pooled for a label per text, per_step for one "
       "per token")
   head_config: dict = setting({}, "JSON settings of --head.", resume=True)
+  networks: int = setting(
+      1, "Copies of the network (backbone and head, each initialized on "
+      "its own) trained side by side, each on its own loss, in one "
+      "ensemble: their output weights are fitted on the validation split "
+      "at the end of the run, as the members' are.", lower=1, upper=64,
+      resume=True)
   members: list[str] = setting(
       [], "Registered ensemble members beside the network; each learns "
       "from its own loss, and their output weights are fitted on the "

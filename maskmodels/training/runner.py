@@ -197,6 +197,10 @@ class Runner:
                        f"{', '.join(task.inputs)}.")
     self.config = self.config.with_input_kind(self.kind)
     self.kind.validate(self.config)
+    if self.config.data.crop_fraction < 1.0 and not self.kind.crops:
+      raise SettingError(f"--crop_fraction={self.config.data.crop_fraction}"
+                         f": {self.kind.describes} are not cropped; expected "
+                         f"1.0 (series of frames crop).")
     logging.info("Read %d training, %d validation and %s test examples; "
                  "training under %s with %d replica(s).", len(splits.train),
                  len(splits.validation),
@@ -301,7 +305,8 @@ class Runner:
         seed=train.seed, labels=self.task.labels, bucket_boundaries=(
             pipeline.length_boundaries(lengths, data.num_buckets)
             if data.num_buckets > 1 else None))
-    training = pipeline.PipelineConfig(max_len=limit, **common)
+    training = pipeline.PipelineConfig(max_len=limit, crop_fraction=(
+        data.crop_fraction), **common)
     steps_per_epoch = pipeline.batches_per_pass(lengths, training,
                                                 self.replicas)
     # A per-step task reads every step of the held-out splits.
@@ -309,7 +314,7 @@ class Runner:
         [limit] + [len(inputs) for split in (splits.validation, splits.test)
                    if split for inputs in split.texts])
     evaluation = dataclasses.replace(training, max_len=eval_len,
-                                     shuffle=False)
+                                     shuffle=False, crop_fraction=1.0)
     return Batching(training, evaluation, steps_per_epoch,
                     train.train_steps or train.epochs * steps_per_epoch)
 
@@ -377,15 +382,14 @@ class Runner:
                         "commands serve the newest readable checkpoint.",
                         best, problem)
 
-  def adapt_model(self, model, train):
+  def adapt_model(self, model, train, batching):
     """A new run's ``model.adapt`` (if the model has one) on the training
-    split's ``(features, labels)``; a resumed run has its state from the
-    checkpoint."""
+    split's ``(features, labels)``, cut as training cuts them; a resumed
+    run has its state from the checkpoint."""
     if hasattr(model, "adapt"):
-      data = self.config.data
       model.adapt(pipeline.labelled_batches(train, self.featurizer,
-                                            data.training_max_len,
-                                            data.truncation,
+                                            batching.train.max_len,
+                                            batching.train.truncation,
                                             self.task.labels))
 
   def build_controller(self, trainer, splits, batching, restored):
@@ -400,7 +404,7 @@ class Runner:
     """
     checkpointer, best, restored = restored
     if not restored:
-      self.adapt_model(trainer.model, splits.train)
+      self.adapt_model(trainer.model, splits.train, batching)
     directory, task = self.model_dir, self.task
     # best/ holds the serving weights only when they are the best ones.
     save_best = (directory.best_saver(trainer.model) if
