@@ -1,5 +1,6 @@
 """Outputs of their own length: sequence labels, the ctc and seq2seq tasks."""
 
+import dataclasses
 import gzip
 
 import keras
@@ -14,6 +15,7 @@ from maskmodels.errors import InputError
 from maskmodels.specs import LabelSpec
 from maskmodels.tasks.targets import split_targets
 from maskmodels.testing import pad_batch
+from maskmodels.training import runner
 from maskmodels.training.builders import model_in_scope
 
 PHONES = ["A", "B", "C", "D"]
@@ -108,6 +110,17 @@ def test_sequence_labels_are_padded_per_batch_and_never_cut():
   for got, want in zip(seen, labels):
     np.testing.assert_array_equal(got[:want.shape[0], :want.shape[1]], want)
     assert not got[want.shape[0]:].any() and not got[:, want.shape[1]:].any()
+  # Static shapes (TPU): every batch's labels padded to the most of the
+  # splits, so one program serves every step.
+  examples = data.Examples(texts, labels)
+  shape = runner.label_shape(runner.Splits(examples, examples, None))
+  assert shape == (2, 30)
+  static = dataclasses.replace(config, static_shapes=True, label_shape=shape)
+  for training_pass in (True, False):
+    batches = data.make_dataset(examples, featurizer, static, training_pass)
+    for features, batch_labels, _ in batches.take(4):
+      assert batch_labels.shape == (2, 2, 30)
+      assert features["ids"].shape == (2, 4)
 
 
 # ---- CTC ----------------------------------------------------------------------

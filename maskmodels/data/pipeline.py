@@ -57,6 +57,9 @@ class PipelineConfig:
     max_batch: if > 0, no batch holds more rows than this (the training
       split's size): a larger batch size or token budget is cut to it, so
       filler rows never outnumber the data.
+    label_shape: with static shapes, the padded shape of a sequence label
+      (``(references, length)``, the most of any split); None: each
+      batch's longest.
     crop_fraction: below 1, every training batch's examples are cut to
       random windows of at least this fraction of their steps (the
       featurizer's :meth:`crop`), drawn anew for every batch from ``seed``
@@ -74,6 +77,7 @@ class PipelineConfig:
   labels: LabelSpec = dataclasses.field(default_factory=LabelSpec)
   max_batch: int = 0
   crop_fraction: float = 1.0
+  label_shape: tuple = None
 
   def __post_init__(self):
     for name in ("max_len", "batch_size"):
@@ -268,13 +272,17 @@ def _fill_rows(batch, size, padding):
   return tf.nest.map_structure(fill, batch, padding)
 
 
-def _padded_shapes(element_spec, featurizer, static):
+def _padded_shapes(element_spec, featurizer, config):
   """The padded shapes of one element: the featurizer's for its features
   (every axis to the batch's longest, or with static shapes the bucket's
-  edge), the label's axes to the longest."""
+  edge), the label's axes to the longest (with static shapes, a sequence
+  label's to ``config.label_shape``)."""
   features, label, _ = element_spec
-  return (featurizer.padded_shapes(features, static),
-          [None] * label.shape.rank, [])
+  static = config.static_shapes
+  label_shape = [None] * label.shape.rank
+  if static and config.labels.sequence and config.label_shape:
+    label_shape = list(config.label_shape)
+  return featurizer.padded_shapes(features, static), label_shape, []
 
 
 def _global_batches(dataset, config, replicas, padding, shapes, steps):
@@ -383,7 +391,7 @@ def make_dataset(examples, featurizer, config, training, input_context=None,
                               reshuffle_each_iteration=True)
   dataset = _global_batches(
       dataset, config, replicas, _padding_values(featurizer, config.labels),
-      _padded_shapes(dataset.element_spec, featurizer, config.static_shapes),
+      _padded_shapes(dataset.element_spec, featurizer, config),
       featurizer.steps)
   if training:
     dataset = dataset.repeat()
