@@ -381,8 +381,8 @@ def test_random_crops_are_windows_of_each_series_drawn_per_batch(tmp_path):
 def test_network_copies_train_side_by_side_and_serve_as_one(folder,
                                                            tmp_path):
   """--networks=2: two copies of the frame network, initialized apart, each
-  trained on its own loss; their weights fitted on validation; the
-  ensemble is padding invariant and serves its combined output."""
+  trained on its own loss; one scale of their mean fitted on validation;
+  the ensemble is padding invariant and serves its combined output."""
   model_dir = str(tmp_path / "run")
   config = training.ExperimentConfig.create(
       data_format="ts", data_path=folder, train_steps=12, networks=2, **{
@@ -391,6 +391,8 @@ def test_network_copies_train_side_by_side_and_serve_as_one(folder,
                                         tf.distribute.get_strategy())
   weights = summary["held_out_fit"]["member_weights"]
   assert list(weights) == ["network", "network_2"]
+  # Alike members keep equal weights: one scale of their mean is fitted.
+  assert weights["network"] == weights["network_2"] > 0
   run = training.load_trained(model_dir)
   np.testing.assert_allclose(run.model.member_weights, list(weights.values()))
   for part in ("backbone", "head"):  # neither shared nor initialized alike

@@ -263,6 +263,24 @@ def test_member_weights_minimize_the_held_out_loss():
       *[[-0.2, 0.0, 0.2]] * 3), -1).reshape(-1, 3)]
   assert fitted_loss <= min(loss_and_accuracy(w)[0] for w in grid) + 1e-4
   assert fitted_loss < loss_and_accuracy(np.ones(3))[0]
+  # Tied (alike members, copies of a network): the hook fits one scale of
+  # their mean, the best of any scale.
+  alike = rng.normal(scale=0.1, size=(60, 2))
+  copies = mm.Ensemble({"x": Fixed(right), "y": Fixed(right + alike)},
+                       tied=True)
+  copies(tf.zeros([1, 1], tf.int32))
+  tied = copies.fit_held_out(task, batches)
+  weights = copies.member_weights.numpy()
+  assert weights[0] == weights[1] > 0.5  # sharper than the plain mean
+
+  def tied_loss(scale):
+    combined = scale * (right + (right + alike)) / 2
+    log_softmax = combined - np.log(np.exp(combined).sum(1, keepdims=True))
+    return -log_softmax[np.arange(60), labels].mean()
+
+  assert tied["loss"] == pytest.approx(tied_loss(2 * weights[0]), rel=1e-5)
+  assert tied["loss"] <= min(tied_loss(scale) for scale in np.linspace(
+      0.0, 20.0, 401)) + 1e-4
 
 
 def test_registry_finds_builtins_and_reports_unknown_names():

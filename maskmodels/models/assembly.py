@@ -73,4 +73,5 @@ def assemble(settings, inputs, output_size, per_token=False):
                        f"this task labels "
                        f"{'tokens' if per_token else 'sequences'}.")
     members[name] = member
-  return Ensemble(members, name="ensemble", dtype=policy)
+  return Ensemble(members, tied=not settings.members, name="ensemble",
+                  dtype=policy)

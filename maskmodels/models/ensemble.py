@@ -22,6 +22,8 @@ class Ensemble(keras.Model):
   Args:
     members: ``{name: model}`` in order (the first is the reference member,
       usually the network); a model may be a serialized dict.
+    tied: the members are alike (copies of one network): their weights
+      stay equal, and fitting finds one scale for their mean.
 
   Call args:
     inputs: what every member takes (ids ``[batch, time]`` or a feature
@@ -31,10 +33,11 @@ class Ensemble(keras.Model):
     ``{"output": [batch, ...] float32, "members": {name: [batch, ...]}}``.
   """
 
-  def __init__(self, members, **kwargs):
+  def __init__(self, members, tied=False, **kwargs):
     super().__init__(**kwargs)
     if not members:
       raise InputError("An ensemble needs at least one member.")
+    self.tied = bool(tied)
     self.names = list(members)
     self.members = [layer_of(m) for m in members.values()]
 
@@ -82,10 +85,10 @@ class Ensemble(keras.Model):
     """After training, fits the member weights on held-out ``(features,
     labels, weights)`` batches (:func:`fit_member_weights`; the run calls
     this hook of any model that has it, on the validation split)."""
-    return fit_member_weights(self, task, batches)
+    return fit_member_weights(self, task, batches, tied=self.tied)
 
   def get_config(self):
-    return {"name": self.name, "members": {
+    return {"name": self.name, "tied": self.tied, "members": {
         name: keras.saving.serialize_keras_object(member)
         for name, member in zip(self.names, self.members)}}
 
@@ -96,7 +99,8 @@ def combine(outputs, weights):
   return tf.add_n([weights[i] * output for i, output in enumerate(outputs)])
 
 
-def fit_member_weights(ensemble, task, batches, progress=None, steps=500):
+def fit_member_weights(ensemble, task, batches, progress=None, steps=500,
+                       tied=False):
   """Sets ``ensemble.member_weights`` to minimize ``task``'s loss on
   ``batches`` (stacking: every member's weight is fitted, none negative).
 
@@ -113,6 +117,8 @@ def fit_member_weights(ensemble, task, batches, progress=None, steps=500):
       training (the validation split), read once.
     progress: optional function of the number of fitting steps taken.
     steps: Adam steps on the weights (kept at 0 or more), from weights 1.
+    tied: fit one scale of the members' mean (every weight ``scale /
+      members``, from scale 1): alike members, a small held-out split.
 
   Returns:
     ``{"member_weights": {name: weight}, "loss": value, <metric>: value}``
@@ -128,11 +134,16 @@ def fit_member_weights(ensemble, task, batches, progress=None, steps=500):
   if not cached:
     raise InputError("No held-out batches to fit the member weights on.")
   total = tf.add_n([tf.reduce_sum(w) for _, _, w in cached])
-  fitting = tf.Variable(tf.ones([len(ensemble.names)]))
+  count = len(ensemble.names)
+  fitting = tf.Variable(tf.ones([1 if tied else count]))
+
+  def weights():
+    return (tf.fill([count], fitting[0] / count) if tied else
+            tf.identity(fitting))
 
   def loss():
     return tf.add_n([tf.reduce_sum(task.compute_loss(
-        labels, combine(members, fitting), False) * loss_weights)
+        labels, combine(members, weights()), False) * loss_weights)
                      for members, labels, loss_weights in cached]) / total
 
   optimizer = keras.optimizers.Adam(learning_rate=0.05)
@@ -148,11 +159,11 @@ def fit_member_weights(ensemble, task, batches, progress=None, steps=500):
     step()
     if progress and taken % 50 == 0:
       progress(taken)
-  fitted = fitting.numpy()
+  fitted = weights().numpy()
   ensemble.member_weights.assign(fitted)
   metrics = task.build_metrics(training=False)
   for members, labels, loss_weights in cached:
-    combined = combine(members, fitting)
+    combined = combine(members, fitted)
     task.update_metrics(metrics, labels, combined,
                         task.compute_loss(labels, combined, False),
                         loss_weights)

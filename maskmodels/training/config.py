@@ -179,8 +179,8 @@ class ModelConfig(Settings):
   networks: int = setting(
       1, "Copies of the network (backbone and head, each initialized on "
       "its own) trained side by side, each on its own loss, in one "
-      "ensemble: their output weights are fitted on the validation split "
-      "at the end of the run, as the members' are.", lower=1, upper=64,
+      "ensemble: the output is their mean, one scale of it fitted on the "
+      "validation split at the end of the run.", lower=1, upper=64,
       resume=True)
   members: list[str] = setting(
       [], "Registered ensemble members beside the network; each learns "
