@@ -141,14 +141,15 @@ def main(argv):
       summary = json.load(f)
     validation = next((v for k, v in summary.items()
                        if k.startswith("best_validation_")), None)
-    record = [records.append(row, FLAGS.records) for row in run_records(
-        name, summary, dict(
-            command=shown, seed=int(seed), validation=validation,
-            split="test", wall_seconds=round(wall, 1),
-            train_examples_per_second=summary.get(
-                "train_examples_per_second"),
-            test_examples=summary.get("test_examples"), commit=started_at,
-            settings=settings))][0]
+    rows = run_records(name, summary, dict(
+        command=shown, seed=int(seed), validation=validation, split="test",
+        wall_seconds=round(wall, 1),
+        train_examples_per_second=summary.get("train_examples_per_second"),
+        test_examples=summary.get("test_examples"), commit=started_at,
+        settings=settings))
+    for row in rows:
+      records.append(row, FLAGS.records)
+    record = rows[0]
     values.append(record["value"])
     print(f"[{name} seed {seed}] {metric} {record['value']:.4f} in "
           f"{wall:.0f} s", flush=True)

@@ -13,10 +13,11 @@ a target's length are ignored; real ids are in ``[0, classes)`` and never
 ``blank``).
 
 A target fits when the real steps are at least its length plus one blank
-between each pair of equal neighbours (:func:`required_steps`, :func:`fits`). A target
-that does not fit would have an infinite loss; :func:`ctc_loss` gives it a
-loss of exactly 0 with no gradient and says which rows fit, so the caller
-counts and reports them (a weight of 0 keeps them out of the mean).
+between each pair of equal neighbours (:func:`required_steps`,
+:func:`fits`). A target that does not fit would have an infinite loss;
+:func:`ctc_loss` gives it a loss of exactly 0 with no gradient and says
+which rows fit, so the caller counts and reports them (a weight of 0 keeps
+them out of the mean).
 """
 
 import tensorflow as tf

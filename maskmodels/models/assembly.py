@@ -33,6 +33,17 @@ def build_backbone(settings, inputs):
       **settings.backbone_config)
 
 
+def _check_outputs(part, layer, per_token):
+  """Raises an InputError unless ``layer`` (a head or member, described as
+  ``part``) gives outputs per token exactly when the task labels tokens."""
+  gives = bool(getattr(layer, "per_token", False))
+  if gives != per_token:
+    raise InputError(f"{part} gives "
+                     f"{'per-token' if gives else 'per-sequence'} outputs; "
+                     f"this task labels "
+                     f"{'tokens' if per_token else 'sequences'}.")
+
+
 def assemble(settings, inputs, output_size, per_token=False):
   """The model ``settings`` (a ``ModelConfig``) describe.
 
@@ -54,11 +65,7 @@ def assemble(settings, inputs, output_size, per_token=False):
     backbone = build_backbone(settings, inputs)
     head = HEADS.get(settings.head)(output_size=output_size, dtype=policy,
                                     **settings.head_config)
-    if bool(getattr(head, "per_token", False)) != per_token:
-      raise InputError(f"head {settings.head!r} gives "
-                       f"{'per-token' if head.per_token else 'per-sequence'}"
-                       f" outputs; this task labels "
-                       f"{'tokens' if per_token else 'sequences'}.")
+    _check_outputs(f"head {settings.head!r}", head, per_token)
     name = NETWORK if not copy else f"{NETWORK}_{copy + 1}"
     members[name] = MODELS.get(settings.model)(
         backbone=backbone, head=head, name=name)
@@ -67,11 +74,7 @@ def assemble(settings, inputs, output_size, per_token=False):
   for name in settings.members:
     member = MEMBERS.get(name)(output_size=output_size, dtype=policy,
                                **settings.members_config[name])
-    if bool(getattr(member, "per_token", False)) != per_token:
-      raise InputError(f"member {name!r} gives one output per "
-                       f"{'token' if member.per_token else 'sequence'}; "
-                       f"this task labels "
-                       f"{'tokens' if per_token else 'sequences'}.")
+    _check_outputs(f"member {name!r}", member, per_token)
     members[name] = member
   return Ensemble(members, tied=not settings.members, name="ensemble",
                   dtype=policy)

@@ -3,9 +3,9 @@
 The output is ``sum_m weight_m * member_m(inputs)``. The weights are a
 non-trainable variable (saved with the model): ``1 / members`` (the mean)
 until :func:`fit_member_weights` fits them to held-out data, which the
-training run does at its end. ``call`` returns ``{"output": combined, "members":
-{name: output}}`` in training and serving alike; the task trains each
-member on its own loss and reports the combined output's.
+training run does at its end. ``call`` returns ``{"output": combined,
+"members": {name: output}}`` in training and serving alike; the task
+trains each member on its own loss and reports the combined output's.
 """
 
 import keras

@@ -124,15 +124,13 @@ def encode_splits(splits, task):
 
 
 def label_shape(splits):
-  """``(references, length)``: the most of any sequence label of
-  ``splits`` (labels encoded), what static shapes pad every batch's labels
-  to; None for other labels."""
+  """``(references, length)``: the most of any sequence label
+  (``[references, length]``, encoded) of ``splits``, what static shapes
+  pad every batch's labels to."""
   shapes = [np.shape(label) for split in (splits.train, splits.validation,
                                           splits.test) if split is not None
             for label in split.labels]
-  if not shapes or len(shapes[0]) != 2:
-    return None
-  return tuple(int(max(s[axis] for s in shapes) or 1) for axis in (0, 1))
+  return tuple(int(max([s[axis] for s in shapes] + [1])) for axis in (0, 1))
 
 
 class Runner:
@@ -315,7 +313,8 @@ class Runner:
         batch_size=data.batch_size, batch_tokens=data.batch_tokens or 0,
         max_batch=most,
         truncation=data.truncation, static_shapes=data.static_shapes,
-        label_shape=label_shape(splits) if data.static_shapes else None,
+        label_shape=(label_shape(splits) if data.static_shapes and
+                     self.task.labels.sequence else None),
         seed=train.seed, labels=self.task.labels, bucket_boundaries=(
             pipeline.length_boundaries(lengths, data.num_buckets)
             if data.num_buckets > 1 else None))
