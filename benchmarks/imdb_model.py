@@ -1,5 +1,6 @@
 """The IMDb model of the throughput benchmarks and its custom loop."""
 
+import keras
 import tensorflow as tf
 
 import maskmodels as mm
@@ -15,6 +16,18 @@ def make_model(vocab_size):
           conv_filters=[128], kernel_size=5, pool_size=2,
           normalization="layer", gru_units=[64], bidirectional=True),
       pooling="max", head_dropout=0.3)
+
+
+class Logits(keras.Model):
+  """A maskmodels model's outputs alone (its ``ModelOutputs.outputs``): what
+  Keras's ``fit`` and losses read."""
+
+  def __init__(self, model, **kwargs):
+    super().__init__(**kwargs)
+    self.model = model
+
+  def call(self, inputs, training=None):
+    return self.model(inputs, training=training).outputs
 
 
 class CustomLoop:

@@ -90,7 +90,7 @@ def main(argv):
     batches = data.batches_per_pass(lengths, config)
     count, first = timed_pass(dataset, batches)
     _, cached = timed_pass(dataset, batches)
-    fractions[name] = data.padded_step_fraction(dataset, batches)
+    fractions[name] = data.padded_step_fraction(dataset, featurizer, batches)
     result[f"{name}_first_pass_examples_per_s"] = round(count / first)
     result[f"{name}_cached_examples_per_s"] = round(count / cached)
     result[f"{name}_padded_step_fraction"] = round(fractions[name], 4)

@@ -36,7 +36,8 @@ from maskmodels import data, testing, training  # noqa: E402
 from maskmodels.training import memory, optimization, trainer  # noqa: E402
 
 import maskmodels as mm  # noqa: E402
-from imdb_model import CLASSIFICATION, CustomLoop, make_model  # noqa: E402
+from imdb_model import (CLASSIFICATION, CustomLoop, Logits,  # noqa: E402
+                        make_model)
 from machine import cpu_description  # noqa: E402  (benchmarks/machine.py)
 import records  # noqa: E402  (benchmarks/records.py)
 
@@ -176,7 +177,7 @@ def main(argv):
       "custom_loop bucketed steps_per_loop=50": CustomLoop(
           size, dataset_fn(config()), 50, False),
       "keras_fit bucketed steps_per_execution=50": KerasFit(
-          make_model(size), fit_data, 50, batch),
+          Logits(make_model(size)), fit_data, 50, batch),
       f"custom_loop token_budget={budget}": CustomLoop(
           size, dataset_fn(config(batch_tokens=budget)), 50, False),
       "custom_loop bucketed steps_per_loop=1": CustomLoop(

@@ -28,6 +28,9 @@ _EXPORTS = {
         "register_member", "register_model", "register_pooling",
         "register_task", "register_word_feature"),
     "maskmodels.settings": ("Configurable", "Settings", "setting"),
+    "maskmodels.outputs": ("ModelOutputs",),
+    "maskmodels.specs": ("SequenceLabels", "StepLabels"),
+    "maskmodels.export": ("load_saved_model",),
     "maskmodels.errors": ("InputError", "SettingError"),
     "maskmodels.data.kinds": ("InputKind",),
     "maskmodels.tasks": ("CTCTask", "ClassificationTask", "LabelSpec",
@@ -35,8 +38,8 @@ _EXPORTS = {
                          "Task"),
 }
 _SUBMODULES = ("ctc", "data", "errors", "export", "layers", "masking",
-               "models", "specs", "registry", "sequence_metrics", "serving",
-               "settings", "tasks", "testing", "training")
+               "models", "outputs", "specs", "registry", "sequence_metrics",
+               "serving", "settings", "tasks", "testing", "training")
 _ORIGIN = {name: module for module, names in _EXPORTS.items()
            for name in names}
 __all__ = sorted(_ORIGIN) + list(_SUBMODULES)

@@ -99,6 +99,16 @@ def _dense_paths(paths, batch):
   return ids, tf.maximum(lengths, 0)
 
 
+def _decodable(packed, lengths):
+  """Time-major logits with at least one row and one step (TensorFlow's
+  CTC decoders refuse an empty tensor: a batch of none, or of only empty
+  inputs), the added row and step of length 0; and their lengths."""
+  rows = tf.maximum(1 - tf.shape(packed)[0], 0)
+  steps = tf.maximum(1 - tf.shape(packed)[1], 0)
+  packed = tf.pad(packed, [[0, rows], [0, steps], [0, 0]])
+  return tf.transpose(packed, [1, 0, 2]), tf.pad(lengths, [[0, rows]])
+
+
 def greedy_decode(logits, mask, blank=0):
   """Best path decoding: the likeliest class per real step, repeats
   merged, blanks removed.
@@ -113,9 +123,11 @@ def greedy_decode(logits, mask, blank=0):
     and int32 ``[batch]``.
   """
   packed, lengths = _packed_logits(logits, mask)
-  (paths,), _ = tf.nn.ctc_greedy_decoder(
-      tf.transpose(packed, [1, 0, 2]), lengths, blank_index=blank)
-  return _dense_paths(paths, tf.shape(logits)[0])
+  batch = tf.shape(packed)[0]
+  (paths,), _ = tf.nn.ctc_greedy_decoder(*_decodable(packed, lengths),
+                                         blank_index=blank)
+  ids, lengths = _dense_paths(paths, tf.maximum(batch, 1))
+  return ids[:batch], lengths[:batch]
 
 
 def beam_decode(logits, mask, beam_width=16, blank=0):
@@ -134,15 +146,15 @@ def beam_decode(logits, mask, beam_width=16, blank=0):
     past each length), int32 ``[batch]`` and float32 ``[batch]``.
   """
   packed, lengths = _packed_logits(logits, mask)
-  classes = tf.shape(packed)[2]
+  batch, classes = tf.shape(packed)[0], tf.shape(packed)[2]
   # TensorFlow's beam search takes the last class as the blank.
   order = tf.concat([tf.range(blank), tf.range(blank + 1, classes),
                      [blank]], 0)
   (paths,), log_probability = tf.nn.ctc_beam_search_decoder(
-      tf.transpose(tf.gather(packed, order, axis=2), [1, 0, 2]), lengths,
+      *_decodable(tf.gather(packed, order, axis=2), lengths),
       beam_width=beam_width, top_paths=1)
   paths = tf.SparseTensor(paths.indices,
                           tf.gather(tf.cast(order, paths.values.dtype),
                                     paths.values), paths.dense_shape)
-  ids, lengths = _dense_paths(paths, tf.shape(logits)[0])
-  return ids, lengths, log_probability[:, 0]
+  ids, lengths = _dense_paths(paths, tf.maximum(batch, 1))
+  return ids[:batch], lengths[:batch], log_probability[:batch, 0]

@@ -2,7 +2,7 @@
 
 The serving function is ``maskmodels.serving.Server``'s: it featurizes in
 the graph (tensorflow-text ops, the vocabulary held in the graph), runs the
-model and returns what the task's ``postprocess`` gives (classification:
+model and returns what the task's ``served_outputs`` gives (classification:
 probabilities, label ids and labels; tagging: one tag per word, "" past
 each input's words, and the words' count). What a loader needs is in the
 SavedModel's ``metadata()`` (``requires``, ``load``), printed by the export
@@ -27,6 +27,10 @@ from maskmodels.errors import SettingError, environment_fault
 
 SIGNATURE = "serving_default"
 WORDS_SIGNATURE = "words"
+# What a loader needs before ``tf.saved_model.load`` (the modules whose ops
+# the graph uses), as a plain file beside the graph: readable before it
+# loads, where the ``metadata()`` function is not.
+REQUIRES_FILE = os.path.join("assets.extra", "maskmodels.json")
 
 
 def loading_snippet(export_dir, requires, example):
@@ -49,14 +53,19 @@ def _check_target(export_dir):
                        f"an earlier export, which is replaced).")
 
 
-def _write_in_place(server, export_dir, signatures):
-  """``tf.saved_model.save`` into a temporary folder, renamed to
-  ``export_dir`` once whole."""
+def _write_in_place(server, export_dir, signatures, requires):
+  """``tf.saved_model.save`` into a temporary folder (with the modules a
+  loader needs, ``REQUIRES_FILE``), renamed to ``export_dir`` once
+  whole."""
   export_dir = os.path.normpath(export_dir)
   temporary = f"{export_dir}.tmp-{os.getpid()}"
   replaced = f"{export_dir}.old-{os.getpid()}"
   try:
     tf.saved_model.save(server, temporary, signatures=signatures)
+    os.makedirs(os.path.dirname(os.path.join(temporary, REQUIRES_FILE)),
+                exist_ok=True)
+    with open(os.path.join(temporary, REQUIRES_FILE), "w") as f:
+      json.dump({"requires": list(requires)}, f)
     if os.path.exists(export_dir):
       os.rename(export_dir, replaced)
     os.rename(temporary, export_dir)
@@ -95,7 +104,7 @@ def export_saved_model(model_dir, export_dir):
   signatures = dict(server.serving_functions)
   with progress.heartbeat(f"Tracing and writing the SavedModel to "
                           f"{export_dir}"):
-    _write_in_place(server, export_dir, signatures)
+    _write_in_place(server, export_dir, signatures, run.requires)
   return export_dir
 
 
@@ -120,16 +129,46 @@ def is_saved_model(path):
   return tf.saved_model.contains_saved_model(path)
 
 
+# The pip package of a module a SavedModel may need, for messages.
+_PACKAGES = {"tensorflow_text": "tensorflow-text"}
+
+
+def required_modules(export_dir):
+  """The modules an exported SavedModel's graph needs imported before it
+  loads (``REQUIRES_FILE``; a SavedModel without it: TensorFlow's and
+  tensorflow-text's)."""
+  path = os.path.join(export_dir, REQUIRES_FILE)
+  if not os.path.isfile(path):
+    return ["tensorflow", "tensorflow_text"]
+  with open(path) as f:
+    return list(json.load(f).get("requires", []))
+
+
 def load_saved_model(export_dir):
   """An exported SavedModel (its ``signatures`` and ``metadata()``), with
-  the modules its metadata says it needs imported first."""
+  the modules it needs imported first.
+
+  Raises:
+    InputError: a module it needs is not installed, naming the module and
+      its package (``tensorflow_text``: ``pip install tensorflow-text``).
+  """
   import importlib  # pylint: disable=import-outside-toplevel
-  import tensorflow_text  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-  loaded = tf.saved_model.load(export_dir)
-  for module in json.loads(loaded.metadata().numpy().decode()).get(
-      "requires", []):
-    importlib.import_module(module)
-  return loaded
+  from maskmodels.errors import InputError  # pylint: disable=import-outside-toplevel
+  for module in required_modules(export_dir):
+    try:
+      importlib.import_module(module)
+    except ImportError as error:
+      raise InputError(
+          f"{export_dir} needs the module {module} to load ({error}); "
+          f"install it (pip install {_PACKAGES.get(module, module)}).") from None
+  try:
+    return tf.saved_model.load(export_dir)
+  except (RuntimeError, tf.errors.NotFoundError) as error:
+    if "Op type not registered" not in str(error):
+      raise
+    raise InputError(f"{export_dir} uses an op no imported module registers "
+                     f"({str(error).splitlines()[0]}); import the module "
+                     f"that defines it before loading.") from None
 
 
 def metadata_of(loaded):

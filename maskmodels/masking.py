@@ -131,6 +131,30 @@ def to_left_padded(inputs, mask):
 # --------------------------------------------------------------------------
 
 
+def truncate_steps(tokens, max_len, truncation="head"):
+  """Keeps at most ``max_len`` steps per row of a ragged ``[batch, (len),
+  ...]`` (tokens, words, frames, per-step labels).
+
+  ``"head"`` keeps the first tokens, ``"tail"`` the last, ``"both"`` the first
+  ``max_len // 2`` and the last ``max_len - max_len // 2``.
+  """
+  # int32 index arithmetic throughout: oneDNN has no int64 kernels here.
+  tokens = tokens.with_row_splits_dtype(tf.int32)
+  lengths = tokens.row_lengths()
+  kept = tf.minimum(lengths, max_len)
+  head_budget = {"head": max_len, "tail": 0, "both": max_len // 2}[truncation]
+  head = tf.where(lengths <= max_len, lengths, head_budget)
+  positions = tf.ragged.range(kept, row_splits_dtype=tf.int32)
+  row = positions.value_rowids()
+  position = positions.flat_values
+  # Position p < head reads token p; later ones read from the row's end.
+  offset = tf.where(position < tf.gather(head, row), position,
+                    position + tf.gather(lengths - kept, row))
+  index = tf.gather(tokens.row_starts(), row) + offset
+  return positions.with_values(tf.gather(tokens.values, index)
+                               ).with_row_splits_dtype(tf.int64)
+
+
 def crop_steps(values, starts, lengths, pad=0, keep_width=False):
   """Each row's window of real steps, moved to the front.
 

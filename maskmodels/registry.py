@@ -10,10 +10,15 @@ schedules, precisions, strategies, normalizations).
 """
 
 import functools
+import sys
+import types
 
 import keras
 
 from maskmodels.errors import InputError
+
+# Every registry, in the order made: what research_modules searches.
+ALL = []
 
 
 class Registry:
@@ -29,6 +34,7 @@ class Registry:
     self.kind = kind
     self.keras_serializable = keras_serializable
     self._entries = {}
+    ALL.append(self)
 
   def register(self, name):
     """Decorator: ``@ENCODERS.register("my_encoder")`` on a class or function.
@@ -85,6 +91,40 @@ class Registry:
 
   def __contains__(self, name):
     return name in self._entries
+
+
+def module_of(entry):
+  """The module that defines a registered entry: a class's or a
+  function's, a data format's read function's, an instance's class's."""
+  while isinstance(entry, functools.partial):
+    entry = entry.func
+  if isinstance(entry, (type, types.FunctionType)):
+    return entry.__module__
+  read = getattr(entry, "read", None)
+  if callable(read):
+    return getattr(read, "__module__", None)
+  return type(entry).__module__
+
+
+def research_modules(names):
+  """The modules outside maskmodels that registered any of ``names`` (the
+  string values of a run's settings), sorted: what a command must
+  ``--import`` to read the run back (``__main__`` cannot be; values
+  registered as they are, such as strings, have no module of their own)."""
+  found = set()
+  for registry in ALL:
+    for name in names:
+      if isinstance(name, str) and name in registry:
+        module = module_of(registry.get(name))
+        if module and module.split(".")[0] not in (
+            "maskmodels", "builtins", "__main__", "keras", "tensorflow"):
+          found.add(module)
+  return sorted(found)
+
+
+def missing_modules(modules):
+  """Those of ``modules`` this process has not imported."""
+  return [m for m in modules if m not in sys.modules]
 
 
 BACKBONES = Registry("backbone", keras_serializable=True)

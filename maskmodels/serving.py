@@ -1,23 +1,28 @@
 """The one serving path: raw inputs -> features -> model -> task outputs.
 
 Prediction, export and the benchmarks all go through :class:`Server`: raw
-inputs of the run's input kind (strings; words split at whitespace, or
-given word lists; frames with their lengths) are featurized in the graph,
-the model runs once, and ``task.postprocess`` turns its output into named
-tensors. A per-step task's outputs also carry ``lengths``, the steps of
-each input, so labels align with words or frames; past each input's
-length every per-step output is blank (:func:`blank_past_lengths`), so
-nothing there reads as a step's label.
+inputs of the run's input kind (its featurizer's signatures: strings,
+words with lengths, frames with lengths...) are featurized in the graph,
+the model runs once, and the task's ``inference_step`` turns its
+``ModelOutputs`` into the named tensors it serves (a per-step output blank
+past each input's steps, with ``lengths``). The SavedModel carries what
+serving needs: the graph, and in its ``metadata()`` the signatures and how
+a prediction line shows a row (:func:`describe_row`), so a model whose
+task or components came from research code serves, and
+``maskmodels-predict`` reads it, in a process that never imports that
+code.
 """
 
 import functools
 import json
+import re
 
 import tensorflow as tf
 
 
 def _spec_text(spec):
-  """``"string [batch]"``, ``"float32 [batch, time, classes]"``."""
+  """``"string [batch]"``, ``"float32 [batch, time, classes]"``: what a
+  signature takes or gives."""
   names = ["batch", "time", "dim"]
   dims = ", ".join(str(d) if d is not None else names[min(i, 2)]
                    for i, d in enumerate(spec.shape))
@@ -63,8 +68,6 @@ class Server(tf.Module):
         name: tf.function(functools.partial(self._serve, to_inputs),
                           autograph=False, input_signature=specs)
         for name, (specs, to_inputs) in featurizer.signatures().items()}
-    self.texts = self.serving_functions["serving_default"]
-    self.words = self.serving_functions.get("words")
     self.metadata = tf.function(self._metadata, autograph=False,
                                 input_signature=[])
 
@@ -87,16 +90,11 @@ class Server(tf.Module):
     return self._model.value
 
   def outputs(self, inputs):
-    """Postprocessed outputs of featurizer inputs (strings ``[batch]``,
-    ragged words ``[batch, (words)]``, ragged frames ``[batch, (time),
-    channels]``)."""
+    """The task's served outputs of featurizer inputs (strings
+    ``[batch]``, ragged words ``[batch, (words)]``, ragged frames
+    ``[batch, (time), channels]``)."""
     features = self.featurizer.dense(inputs, self.max_len, self.truncation)
-    outputs = dict(self.task.inference_step(self.model, features))
-    if self.task.labels.per_token:
-      lengths = tf.cast(self.featurizer.lengths(features), tf.int32)
-      outputs = blank_past_lengths(outputs, lengths)
-      outputs["lengths"] = lengths
-    return outputs
+    return dict(self.task.inference_step(self.model, features))
 
   def _serve(self, to_inputs, *arguments):
     """A signature's arguments -> outputs."""
@@ -107,7 +105,9 @@ class Server(tf.Module):
     inputs of the run's kind (strings, word lists, frame arrays)."""
     from maskmodels.registry import INPUT_KINDS  # pylint: disable=import-outside-toplevel
     return predict_rows(self.call, INPUT_KINDS.get(
-        self.featurizer.kind).arguments, inputs, batch_size)
+        self.featurizer.kind).arguments, inputs, batch_size,
+                        lambda name: signature_specs(
+                            self.serving_functions[name]))
 
   def call(self, name, arguments):
     """Signature ``name``'s outputs for ``{argument name: tensor}`` (as a
@@ -117,56 +117,59 @@ class Server(tf.Module):
                       for spec in function.input_signature])
 
 
-def blank_past_lengths(outputs, lengths):
-  """Per-step outputs with every step past its input's length blank: ""
-  for strings, -1 for integers (an id no label has), 0 for numbers.
+def _text(value):
+  """A served string (bytes) as text."""
+  return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def describe_row(inputs, row, display):
+  """One prediction line of a served row, as a task's ``display`` says:
+  ``{"output": name, "score": name}`` (the score's largest value beside
+  the output). A string output per example: ``output<TAB>score<TAB>
+  input``; per step (it comes with ``lengths``): each word with its label
+  (``word/TAG``), or the labels of a series' frames; numbers are joined.
 
   Args:
-    outputs: ``{name: tensor}``; those of rank 2 or more are per step,
-      ``[batch, time, ...]``.
-    lengths: int ``[batch]``, the real steps of each input.
+    inputs: the example as given (a string, a word list, frames).
+    row: its row of the served outputs (NumPy values).
+    display: ``{"output": ..., "score": ...}`` (a task's ``display``).
   """
-  blanked = {}
-  for name, value in outputs.items():
-    if value.shape.rank is None or value.shape.rank < 2:
-      blanked[name] = value
-      continue
-    real = tf.sequence_mask(lengths, tf.shape(value)[1])
-    while real.shape.rank < value.shape.rank:
-      real = real[..., tf.newaxis]
-    blank = ("" if value.dtype == tf.string else
-             -1 if value.dtype.is_integer else 0)
-    blanked[name] = tf.where(real, value, tf.constant(blank, value.dtype))
-  return blanked
-
-
-def builtin_ancestor(task):
-  """The name of the built-in task ``task`` is (or derives from), or "":
-  what formats its predictions where its own code is not imported."""
-  from maskmodels import tasks  # pylint: disable=import-outside-toplevel
-  for name, cls in (("tagging", tasks.TaggingTask),
-                    ("classification", tasks.ClassificationTask)):
-    if isinstance(task, cls):
-      return name
-  return ""
-
-
-def task_of_saved_model(meta):
-  """The task a SavedModel's metadata names; where that task's module is
-  not imported, the built-in task it derives from (its predictions read
-  the same), else the base task."""
   # pylint: disable=import-outside-toplevel
-  from maskmodels import tasks
-  from maskmodels.registry import TASKS
-  name, config = meta["task"], meta["task_config"]
-  if name not in TASKS:
-    name, config = meta.get("builtin_task", ""), {}
-  if not name:
-    return tasks.Task(label_names=meta["label_names"])
-  return tasks.build_task(name, config, meta["label_names"])
+  import numpy as np
+  from maskmodels.tasks.base import shown
+  value = np.asarray(row[display["output"]])
+  if "lengths" in row and value.ndim >= 1:
+    labels = [_text(v) for v in value[:int(row["lengths"])]]
+    if isinstance(inputs, (str, list, tuple)) and value.dtype.kind in "SUO":
+      words = inputs.split() if isinstance(inputs, str) else list(inputs)
+      return " ".join(f"{w}/{t}" for w, t in zip(words, labels))
+    return " ".join(labels)
+  if value.dtype.kind in "SUO":
+    parts = [_text(value.item() if value.ndim == 0 else value)]
+  else:
+    parts = [" ".join(f"{v:.4f}" for v in value.ravel())]
+  if display.get("score") in row:
+    parts.append(f"{np.asarray(row[display['score']]).max():.4f}")
+  return "\t".join(parts + [shown(inputs)])
 
 
-def predict_rows(call, arguments, inputs, batch_size=64):
+def refusal(error):
+  """The reason a serving signature refused a request (an
+  ``InvalidArgumentError`` from one of its checks), as one line: the
+  check's message and the values it names."""
+  message = str(error)
+  found = re.search(r"assertion failed: (.*)", message)
+  if not found:  # run eagerly: the message is the first line
+    return message.splitlines()[0] if message else type(error).__name__
+  parts = []
+  for part in re.findall(r"\[([^\[\]]*)\]", found.group(1)):
+    if part.startswith("Condition"):
+      break  # then the compared tensors' names and values
+    parts.append(part)
+  return " ".join(" ".join(parts).split())
+
+
+def predict_rows(call, arguments, inputs, batch_size=64, specs=None):
   """Runs serving functions (a :class:`Server`'s, or a loaded SavedModel's
   signatures) over ``inputs`` in batches.
 
@@ -176,13 +179,40 @@ def predict_rows(call, arguments, inputs, batch_size=64):
       ``(signature name, {argument: tensor})``.
     inputs: a list of raw inputs (strings, word lists, frame arrays).
     batch_size: inputs per call.
+    specs: ``specs(signature name)`` -> ``{argument: tf.TensorSpec}``, to
+      check a batch's arguments against before the call (None: no check).
 
   Returns:
     One dict of NumPy values per input.
+
+  Raises:
+    InputError: the signature refused a batch (frames of another channel
+      count, NaN in a real frame...), naming the inputs and why.
   """
+  from maskmodels.errors import InputError  # pylint: disable=import-outside-toplevel
   rows = []
   for start in range(0, len(inputs), batch_size):
     part = inputs[start:start + batch_size]
-    outputs = {k: v.numpy() for k, v in call(*arguments(part)).items()}
+    refused = f"The model refused inputs {start + 1} to {start + len(part)}"
+    name, given = arguments(part)
+    for argument, spec in (specs(name) if specs else {}).items():
+      value = given[argument]
+      if value.dtype != spec.dtype or not spec.shape.is_compatible_with(
+          value.shape):
+        raise InputError(
+            f"{refused}: {argument} {value.dtype.name} "
+            f"{list(value.shape)}; the model takes {_spec_text(spec)}.")
+    try:
+      outputs = {k: v.numpy() for k, v in call(name, given).items()}
+    except tf.errors.InvalidArgumentError as error:
+      raise InputError(f"{refused}: {refusal(error)}.") from None
     rows += [{k: v[i] for k, v in outputs.items()} for i in range(len(part))]
   return rows
+
+
+def signature_specs(function):
+  """``{argument: tf.TensorSpec}`` of a serving function: a ``tf.function``
+  with an input signature, or a loaded SavedModel's signature."""
+  if getattr(function, "input_signature", None) is not None:
+    return {spec.name: spec for spec in function.input_signature}
+  return dict(function.structured_input_signature[1])

@@ -39,8 +39,8 @@ MAX_BUCKETS = 1 << 27
 
 
 def setting(default, help, *, lower=None, upper=None, above=None,  # pylint: disable=redefined-builtin
-            choices=None, resume=False, flag=True, required=False,
-            unset=""):
+            below=None, choices=None, resume=False, flag=True,
+            required=False, unset=""):
   """A dataclass field that is also a flag and a saved setting.
 
   Args:
@@ -48,6 +48,7 @@ def setting(default, help, *, lower=None, upper=None, above=None,  # pylint: dis
     help: one line for ``--help``.
     lower, upper: inclusive bounds of a number.
     above: an exclusive lower bound (a learning rate is above 0).
+    below: an exclusive upper bound (a fraction held out is below 1).
     choices: allowed values: a tuple, or a :class:`Registry` (looked up when
       a config is built, so research code can register more); for a list,
       of each item.
@@ -58,7 +59,7 @@ def setting(default, help, *, lower=None, upper=None, above=None,  # pylint: dis
     unset: what an unset (``None``) value means, for help ("--max_len").
   """
   metadata = dict(help=help, lower=lower, upper=upper, above=above,
-                  choices=choices, resume=resume, flag=flag,
+                  below=below, choices=choices, resume=resume, flag=flag,
                   required=required, unset=unset)
   if isinstance(default, (list, dict)):
     return dataclasses.field(default_factory=lambda: copy.deepcopy(default),
@@ -88,29 +89,33 @@ def _number(value):
 
 
 def _bounds(meta):
-  lower, upper, above = (meta.get(name) for name in ("lower", "upper",
-                                                     "above"))
-  lower, upper, above = (None if v is None else _number(v)
-                         for v in (lower, upper, above))
-  if lower is not None and upper is not None:
-    return f" in [{lower}, {upper}]"
-  if above is not None and upper is not None:
-    return f" in ({above}, {upper}]"
+  lower, upper, above, below = (
+      None if meta.get(name) is None else _number(meta.get(name))
+      for name in ("lower", "upper", "above", "below"))
+  low = f"[{lower}" if lower is not None else (
+      f"({above}" if above is not None else None)
+  high = f"{upper}]" if upper is not None else (
+      f"{below})" if below is not None else None)
+  if low and high:
+    return f" in {low}, {high}"
   if lower is not None:
     return f" >= {lower}"
   if above is not None:
     return f" > {above}"
   if upper is not None:
     return f" <= {upper}"
+  if below is not None:
+    return f" < {below}"
   return ""
 
 
 def _in_bounds(meta, value):
-  lower, upper, above = meta.get("lower"), meta.get("upper"), meta.get(
-      "above")
+  lower, upper, above, below = (meta.get(name) for name in (
+      "lower", "upper", "above", "below"))
   return not ((lower is not None and value < lower) or
               (upper is not None and value > upper) or
-              (above is not None and value <= above))
+              (above is not None and value <= above) or
+              (below is not None and value >= below))
 
 
 def choice_names(field):

@@ -45,6 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from maskmodels import masking
+from maskmodels.outputs import ModelOutputs
 
 
 class PaddingInvarianceError(AssertionError):
@@ -129,7 +130,9 @@ def pad_batch(sequences, width, left=False, fill=0, rng=None):
 
 
 def _call(model, batch, mask, ids):
-  """The model's output (an ensemble's combined output)."""
+  """The output of a layer (``(outputs, mask)`` if it returns a mask) or
+  of a model (its ``ModelOutputs``: the outputs, with their mask if they
+  have one)."""
   if ids:
     outputs = model(tf.constant(batch), training=False)
   elif _takes_mask(model):
@@ -138,8 +141,9 @@ def _call(model, batch, mask, ids):
   else:  # a model of frames: the mask travels with them
     outputs = model({"frames": tf.constant(batch), "mask": tf.constant(mask)},
                     training=False)
-  if isinstance(outputs, dict) and "output" in outputs:
-    return outputs["output"]
+  if isinstance(outputs, ModelOutputs):  # a model's (the combined output)
+    return (outputs.outputs if outputs.mask is None else
+            (outputs.outputs, outputs.mask))
   return outputs
 
 
@@ -654,8 +658,8 @@ def _nested_call(model, features, mask):
   if getattr(model, "feature", None):  # a word-feature layer
     return model(features, mask=tf.constant(mask), training=False)
   outputs = model(features, training=False)
-  if isinstance(outputs, dict) and "output" in outputs:
-    return outputs["output"]
+  if isinstance(outputs, ModelOutputs):  # a model's (per step: in the
+    return outputs.outputs               # input's layout, as the words)
   return outputs
 
 

@@ -50,26 +50,13 @@ def bad_values(flag, field):
   return []  # a string: the context gives its cases
 
 
-def undefine(command):
-  """Removes ``command``'s own and the run's flags (the common ones stay)."""
-  # pylint: disable=import-outside-toplevel,protected-access
-  from absl import flags
-  from maskmodels.cli import flags as flags_lib
-  common = {flag.name for flag in sections.COMMON.flags}
-  for section in sections.sections(command):
-    for flag in section.flags:
-      if flag.name not in common and flag.name in flags.FLAGS:
-        delattr(flags.FLAGS, flag.name)
-      flags_lib._declared.pop(flag.name, None)
-
-
 def main():
   report = {}
   for command_name, context in json.loads(sys.argv[1]).items():
     command = importlib.import_module(
         f"maskmodels.commands.{command_name}").COMMAND
+    # define_flags replaces the previous command's flags with this one's.
     report[command_name] = run_cases(command, command_name, context)
-    undefine(command)
   print(json.dumps(report))
 
 

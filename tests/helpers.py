@@ -67,27 +67,71 @@ def env(**extra):
               **extra)
 
 
-# Seconds a command may take to exit after its last line of output.
+# Seconds a command may stay idle (no output line, and its processes using
+# less than IDLE_CPU of a core) before it is judged hung; a command must end
+# when its work is done.
 EXIT_BOUND = 30.0
+# A command's processes using less than this fraction of a core are idle:
+# a process waiting on a lock or a sleeping thread uses next to none, while
+# one at work on a machine loaded several times over still gets a share
+# well above it.
+IDLE_CPU = 0.05
 
 
 class Completed(subprocess.CompletedProcess):
-  """A finished command, with ``exit_seconds``: from its last output line
-  (on either stream) to its exit."""
+  """A finished command, with ``exit_seconds``: from its last sign of work
+  (an output line on either stream, or CPU use) to its exit."""
   exit_seconds = 0.0
 
 
-def run_script(script, *args, stdin=None, cwd=ROOT, timeout=600,
-               check_exit=True, **extra_env):
-  """Runs ``scripts/<script>`` in a fresh process, as a user does.
+def tree_cpu_seconds(pid):
+  """CPU seconds used so far by process ``pid`` and its descendants (with
+  the children they have waited for), from ``/proc``; None where there is
+  no ``/proc``."""
+  if not os.path.isdir("/proc"):
+    return None
+  ticks = os.sysconf("SC_CLK_TCK")
+  parents, used = {}, {}
+  for entry in os.listdir("/proc"):
+    if not entry.isdigit():
+      continue
+    try:
+      with open(f"/proc/{entry}/stat") as f:
+        stat = f.read()
+    except OSError:
+      continue  # gone meanwhile
+    # The command name may hold spaces and parentheses: split after it.
+    fields = stat[stat.rindex(")") + 2:].split()
+    parents[int(entry)] = int(fields[1])
+    used[int(entry)] = sum(int(v) for v in fields[11:15]) / ticks
+  if pid not in used:
+    return None
+  tree, total = {pid}, 0.0
+  grew = True
+  while grew:
+    grew = False
+    for child, parent in parents.items():
+      if parent in tree and child not in tree:
+        tree.add(child)
+        grew = True
+  for member in tree:
+    total += used[member]
+  return total
 
-  Fails if the process is still there ``EXIT_BOUND`` seconds after its last
-  line of output (a command must end when its work is done).
+
+def run_command(argv, stdin=None, cwd=ROOT, timeout=600, check_exit=True,
+                bound=None, **extra_env):
+  """Runs ``argv`` in a fresh process and returns its :class:`Completed`.
+
+  Fails if the process is idle ``bound`` seconds (``EXIT_BOUND``): no line
+  of output and its processes under ``IDLE_CPU`` of a core all that time
+  (a hang, or a command that does not end when its work is done). A busy
+  machine slows a command but does not make it idle.
   """
+  bound = EXIT_BOUND if bound is None else bound
   process = subprocess.Popen(
-      [sys.executable, os.path.join(ROOT, "scripts", script), *args],
-      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-      text=True, env=env(**extra_env), cwd=cwd)
+      argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True, env=env(**extra_env), cwd=cwd)
   streams = {"stdout": [], "stderr": []}
   last = [time.monotonic()]
 
@@ -101,24 +145,43 @@ def run_script(script, *args, stdin=None, cwd=ROOT, timeout=600,
              for name in streams]
   for reader in readers:
     reader.start()
-  if stdin:
+  if isinstance(stdin, bytes):  # bytes as given (not UTF-8, say)
+    process.stdin.buffer.write(stdin)
+  elif stdin:
     process.stdin.write(stdin)
   process.stdin.close()
   deadline = time.monotonic() + timeout
+  sampled = (time.monotonic(), tree_cpu_seconds(process.pid))
+  active = sampled[0]
   while process.poll() is None:
     now = time.monotonic()
-    if now > deadline or (check_exit and now - last[0] > EXIT_BOUND and
+    if now - sampled[0] >= 0.5:
+      cpu = tree_cpu_seconds(process.pid)
+      if cpu is None or sampled[1] is None or (
+          cpu - sampled[1] >= IDLE_CPU * (now - sampled[0])):
+        active = now
+      sampled = (now, cpu)
+    idle = now - max(last[0], active)
+    if now > deadline or (check_exit and idle > bound and
                           any(streams.values())):
       process.kill()
       process.wait()
       raise AssertionError(
-          f"{script} {' '.join(args)} did not exit {now - last[0]:.0f} s "
-          f"after its last output line: {''.join(streams['stdout'])[-500:]}"
+          f"{' '.join(map(str, argv[1:]))} did not exit: idle {idle:.0f} s "
+          f"after its last output line and CPU use: "
+          f"{''.join(streams['stdout'])[-500:]}"
           f"{''.join(streams['stderr'])[-1500:]}")
     time.sleep(0.05)
   for reader in readers:
     reader.join()
   result = Completed(process.args, process.returncode,
                      "".join(streams["stdout"]), "".join(streams["stderr"]))
-  result.exit_seconds = time.monotonic() - last[0]
+  result.exit_seconds = time.monotonic() - max(last[0], active)
   return result
+
+
+def run_script(script, *args, **kwargs):
+  """Runs ``scripts/<script>`` in a fresh process, as a user does (see
+  :func:`run_command`)."""
+  return run_command([sys.executable, os.path.join(ROOT, "scripts", script),
+                      *args], **kwargs)

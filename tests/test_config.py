@@ -172,10 +172,9 @@ def test_a_component_setting_clashing_with_another_is_an_error():
   class Clash(mm.Settings):
     vocab_size: str = mm.setting("big", "A setting named like a core one.")
 
-  if "vocab_size" not in flags.FLAGS:
-    from maskmodels import cli  # pylint: disable=import-outside-toplevel
-    from maskmodels.commands import train  # pylint: disable=import-outside-toplevel
-    cli.define_flags(train.COMMAND)
+  from maskmodels import cli  # pylint: disable=import-outside-toplevel
+  from maskmodels.commands import train  # pylint: disable=import-outside-toplevel
+  cli.define_flags(train.COMMAND)
   with pytest.raises(ValueError, match="Setting 'vocab_size' of encoder "
                      "'clash' clashes with flag --vocab_size"):
     mm_flags.define_settings_flags(Clash, "encoder 'clash'")

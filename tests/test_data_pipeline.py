@@ -139,7 +139,7 @@ def test_bucketing_reduces_padding(corpus):
     config = data.PipelineConfig(30, 16, seed=1, bucket_boundaries=boundaries)
     fractions.append(data.padded_step_fraction(
         data.make_dataset(examples, featurizer, config, training=True),
-        batches=data.batches_per_pass(lengths, config)))
+        featurizer, batches=data.batches_per_pass(lengths, config)))
   assert fractions[1] < 0.5 * fractions[0]
 
 
@@ -214,8 +214,8 @@ def tagged(tmp_path_factory):
     dict(truncation="both", max_len=9)])
 def test_every_tagged_word_once_with_its_tag_and_characters(tagged, options):
   examples, featurizer = tagged
-  settings = dict(max_len=40, batch_size=8, labels=mm.LabelSpec(
-      "int32", per_token=True, pad=-1))
+  settings = dict(max_len=40, batch_size=8, labels=mm.StepLabels(
+      "int32", pad=-1))
   settings.update(options)
   config = data.PipelineConfig(**settings)
   dataset = data.make_dataset(examples, featurizer, config, training=False)

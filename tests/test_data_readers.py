@@ -117,8 +117,12 @@ def test_csv_errors_name_column_line_and_value(tmp_path):
     data.read_delimited(path, text_column="review")
   _write(path, "text,label\nfine,pos\nfine,meh\n")
   examples = data.read_delimited(path)
-  with pytest.raises(ValueError, match="Unknown label 'meh' in .*d.csv "
-                     "\\(example 1\\); expected one of \\['neg', 'pos'\\]"):
+  with pytest.raises(ValueError, match="Unknown label 'meh' in .*d.csv, "
+                     "line 3; expected one of \\['neg', 'pos'\\]"):
+    tasks.ClassificationTask(label_names=["neg", "pos"]).encode_labels(
+        examples.labels, examples.labelled_source())
+  # Without their places (a plain source), examples are counted from 1.
+  with pytest.raises(ValueError, match="in .*d.csv \\(example 2\\)"):
     tasks.ClassificationTask(label_names=["neg", "pos"]).encode_labels(
         examples.labels, examples.source)
   with pytest.raises(FileNotFoundError, match="missing.csv"):

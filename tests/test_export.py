@@ -102,7 +102,49 @@ def test_classifier_saved_model_in_a_fresh_process_matches_the_model(
   # One trace for every batch size and width: a [None] string signature.
   for texts in (TEXTS[:1], [], TEXTS * 30):
     assert len(server.predict(texts)) == len(texts)
-  assert server.texts.experimental_get_tracing_count() == 1
+  assert server.serving_functions["serving_default"
+                                 ].experimental_get_tracing_count() == 1
+
+
+LOAD_WITHOUT_TENSORFLOW_TEXT = """
+import json, sys
+import tensorflow as tf
+try:
+  tf.saved_model.load(sys.argv[1])
+  plain = "loaded"
+except Exception as error:
+  plain = type(error).__name__ + ": " + str(error).splitlines()[0]
+sys.modules["tensorflow_text"] = None  # as if the package were missing
+from maskmodels import errors, export
+try:
+  export.load_saved_model(sys.argv[1])
+  helper = "loaded"
+except errors.InputError as error:
+  helper = str(error)
+print(json.dumps([plain, helper]))
+"""
+
+
+def test_a_text_saved_model_says_what_to_import_to_load_it(classifier_dir,
+                                                           tmp_path):
+  """Plain TensorFlow cannot load a text model without tensorflow-text
+  (the error docs/serving.md shows); maskmodels' loader reads what the
+  export needs from a file beside the graph and names the package."""
+  export_dir = str(tmp_path / "exported")
+  export.export_saved_model(classifier_dir, export_dir)
+  assert export.required_modules(export_dir) == ["tensorflow",
+                                                 "tensorflow_text"]
+  result = subprocess.run(
+      [sys.executable, "-c", LOAD_WITHOUT_TENSORFLOW_TEXT, export_dir],
+      capture_output=True, text=True, timeout=300, env=dict(
+          os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
+  assert result.returncode == 0, result.stderr[-3000:]
+  plain, helper = json.loads(result.stdout.strip().splitlines()[-1])
+  assert "Op type not registered 'NormalizeUTF8'" in plain
+  page = open(os.path.join(ROOT, "docs", "serving.md")).read()
+  assert "Op type not registered 'NormalizeUTF8'" in page
+  assert helper.startswith(f"{export_dir} needs the module tensorflow_text")
+  assert "pip install tensorflow-text" in helper
 
 
 @pytest.fixture(scope="module")

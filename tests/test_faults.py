@@ -11,10 +11,13 @@ fault is injected at the write call.
 import contextlib
 import errno
 import fcntl
+import json
 import os
+import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -103,9 +106,10 @@ def test_a_damaged_best_checkpoint_falls_back_to_the_newest_readable(
                                                                   b"pos")
   # A resume says so at its start, trains, and tests readable weights.
   caplog.clear()
-  with caplog.at_level("INFO"):
+  with caplog.at_level("INFO"):  # (and INFO whatever ran before)
     code, out, err = run_train(capfd, *TINY, f"--data_path={data_path}",
-                               f"--model_dir={model_dir}", "--train_steps=6")
+                               f"--model_dir={model_dir}", "--train_steps=6",
+                               "--verbosity=0")
   assert code == 0, err[-3000:]
   logged = [r.getMessage() for r in caplog.records]
   first = next(i for i, m in enumerate(logged) if "cannot be read" in m)
@@ -135,46 +139,178 @@ def _config_not_utf8(model_dir):
   open(path, "wb").write(data.replace(b'"jsonl"', b'"\xff\xfejsonl"', 1))
 
 
-def _unknown_label_file(model_dir):
-  with open(os.path.join(os.path.dirname(model_dir), "test.jsonl"), "w") as f:
-    f.write('{"text": "fine", "label": "meh"}\n')
+def _other_version(model_dir):
+  path = os.path.join(model_dir, "config.json")
+  values = json.load(open(path))
+  values["version"] = "0.1"
+  json.dump(values, open(path, "w"))
 
 
+def _write(folder, name, lines):
+  path = os.path.join(folder, name)
+  with open(path, "w") as f:
+    f.write("".join(line + "\n" for line in lines))
+  return path
+
+
+def _tagged_lines(count, seed, broken=None):
+  """Tagged word lists as JSON Lines (``broken``: ``{line: record}``)."""
+  rng = np.random.default_rng(seed)
+  lines = []
+  for number in range(1, count + 1):
+    words = [["the", "a"][rng.integers(2)], ["cat", "dog"][rng.integers(2)],
+             "sat"]
+    record = {"text": words, "label": ["DET", "NOUN", "VERB"]}
+    lines.append(json.dumps((broken or {}).get(number, record)))
+  return lines
+
+
+def _frames_lines(channels):
+  rng = np.random.default_rng(0)
+  return [json.dumps({"frames": rng.normal(size=(4, channels)).tolist(),
+                      "label": ["a", "b"][i % 2]}) for i in range(40)]
+
+
+# Every refusal a run makes, as (data files it writes, flags, exit status,
+# message), tried on a new directory and on a finished run's copy (the
+# task's: ``tagging`` refusals on a finished tagger). Each leaves the
+# directory byte for byte as it was (a new one is never made).
 REFUSALS = {
-    # name: (change to the finished directory, extra flags, exit, message)
+    "a learning rate of 0": (
+        {}, ["--learning_rate=0"], 2, "--learning_rate=0.0: expected a "
+        "number > 0"),
+    "deterministic with XLA": (
+        {}, ["--deterministic", "--jit_compile"], 2, "cannot be combined"),
+    "a column the data lacks": (
+        {}, ["--text_column=review"], 2, "--text_column=review: field "
+        "'review' missing"),
+    "a split the embedded data lacks": (
+        {}, ["--train_split=dev", "--data_format=default", "--data_path="], 2,
+        "--train_split=dev: the embedded data has no split 'dev'"),
+    "a test file with an unknown label": (
+        {"test.jsonl": ['{"text": "fine", "label": "meh"}']},
+        ["--test_path={tmp}/test.jsonl"], 1,
+        "Unknown label 'meh' in .*test.jsonl, line 1"),
+    "a malformed test file": (
+        {"test.jsonl": ['{"text": "fine", "label": "pos"}', "{oops"]},
+        ["--test_path={tmp}/test.jsonl"], 1,
+        "Invalid JSON in .*test.jsonl at line 2"),
+    "texts cropped": (
+        {}, ["--crop_fraction=0.5"], 2, "--crop_fraction=0.5: texts are "
+        "not cropped"),
+    "a task that does not read texts": (
+        {}, ["--task=tagging"], 1, "holds texts; task 'tagging' reads "
+        "words, frames"),
+    "frames of another kind in the test split": (
+        {"test.jsonl": _frames_lines(2)[:2]},
+        ["--test_path={tmp}/test.jsonl"], 1, "holds series; the training "
+        "data holds texts"),
+    "tags that miss a word": (
+        {"tags.jsonl": _tagged_lines(40, 1, {8: {"text": ["a", "b"],
+                                                 "label": ["DET"]}})},
+        ["--task=tagging", "--data_path={tmp}/tags.jsonl"], 1,
+        r"tags.jsonl( \[\w+\])?, line 8: 1 labels for 2 steps; expected "
+        r"one label per step"),
+    "a tag that is a string": (
+        {"tags.jsonl": _tagged_lines(40, 1, {5: {"text": ["a", "b"],
+                                                 "label": "hi"}})},
+        ["--task=tagging", "--data_path={tmp}/tags.jsonl"], 1,
+        r"tags.jsonl( \[\w+\])?, line 5: the label 'hi' is not a list"),
+    "word lists split into word pieces": (
+        {"tags.jsonl": _tagged_lines(40, 1)},
+        ["--task=tagging", "--data_path={tmp}/tags.jsonl",
+         "--tokenizer=wordpiece"], 2, "--tokenizer=wordpiece: word lists "
+        "need --tokenizer=word"),
+    "members of a sequence task": (
+        {}, ["--task=seq2seq", "--members=naive_bayes"], 1,
+        "--members=naive_bayes: the seq2seq task trains a single network"),
+}
+# Refusals only a finished run can make: (change to it, flags, status,
+# message).
+RESUME_REFUSALS = {
     "config deleted, resumed as another model": (
         _delete_config, ["--conv_filters=12"], 1, "does not match this model"),
     "another architecture": (None, ["--embedding_dim=12"], 1,
                              "Cannot resume from"),
-    "a learning rate of 0": (None, ["--learning_rate=0"], 2,
-                             "--learning_rate=0.0: expected a number > 0"),
     "a vocabulary with two lines swapped": (
         _swap_vocabulary_lines, [], 65, "does not match its checksum"),
     "a config that is not UTF-8": (_config_not_utf8, [], 65,
                                    "is not UTF-8 text"),
-    "a test file with an unknown label": (
-        _unknown_label_file, ["--test_path={parent}/test.jsonl"], 1,
-        "Unknown label 'meh'"),
-    "deterministic with XLA": (None, ["--deterministic", "--jit_compile"], 2,
-                               "cannot be combined"),
+    "a config of another version": (_other_version, [], 1, "was written by "
+                                    "maskmodels 0.1"),
+    "a finished run on other data": (
+        None, ["--data_path={tmp}/other.jsonl"], 1, "Cannot resume .* on "
+        "other data: its train, validation split\\(s\\) differ from those "
+        "it was trained on \\(--data_format=jsonl --data_path=.*reviews.jsonl"),
+    "a finished run on the embedded data": (
+        None, ["--data_format=default", "--data_path="], 1,
+        "Cannot resume .* on other data: its train, validation, test "
+        "split\\(s\\)"),
 }
 
 
+@pytest.fixture(scope="module")
+def tagged_run(tmp_path_factory):
+  """A finished tiny tagging run on JSON Lines word lists."""
+  folder = tmp_path_factory.mktemp("tagged")
+  path = _write(str(folder), "tags.jsonl", _tagged_lines(40, 1))
+  model_dir = str(folder / "run")
+  config = training.ExperimentConfig.create(
+      task="tagging", data_format="jsonl", data_path=path,
+      validation_fraction=0.2, embedding_dim=8, conv_filters=[8],
+      kernel_size=[3], gru_units=[4], vocab_size=200, batch_size=16,
+      steps_per_loop=2, warmup_steps=1, train_steps=2)
+  training.train_and_evaluate(config, model_dir, tf.distribute.get_strategy())
+  return model_dir, path
+
+
+def _flags(flags, tmp):
+  return [f.replace("{tmp}", str(tmp)) for f in flags]
+
+
+@pytest.mark.parametrize("where", ["new", "finished"])
 @pytest.mark.parametrize("refusal", list(REFUSALS))
-def test_a_refused_run_leaves_the_directory_byte_for_byte(
+def test_a_refused_run_leaves_its_directory_byte_for_byte(
+    refusal, where, trained, tagged_run, data_path, tmp_path, capfd):
+  """Every refusal, on a new directory (never made) and on a finished run
+  (unchanged, down to its lock file): one error line, its status."""
+  files, flags, status, message = REFUSALS[refusal]
+  for name, lines in files.items():
+    _write(str(tmp_path), name, lines)
+  tagged = "tags.jsonl" in files  # a tagger's data: a finished tagger
+  finished, data = (tagged_run if tagged else (trained, data_path))
+  model_dir = tmp_path / "new" / "nested" / "run"
+  if where == "finished":
+    model_dir = tmp_path / "run"
+    shutil.copytree(finished, model_dir)
+  before = snapshot(str(tmp_path / "new")) if where == "new" else snapshot(
+      str(model_dir))
+  code, _, err = run_train(capfd, *TINY, f"--data_path={data}",
+                           f"--model_dir={model_dir}", "--train_steps=8",
+                           *_flags(flags, tmp_path))
+  assert code == status, err[-3000:]
+  assert re.search(message, one_error_line(err)), err[-3000:]
+  if where == "new":
+    assert not (tmp_path / "new").exists()
+  else:
+    assert snapshot(str(model_dir)) == before
+
+
+@pytest.mark.parametrize("refusal", list(RESUME_REFUSALS))
+def test_a_refused_resume_leaves_the_directory_byte_for_byte(
     refusal, trained, data_path, tmp_path, capfd):
-  change, flags, status, message = REFUSALS[refusal]
+  change, flags, status, message = RESUME_REFUSALS[refusal]
+  write_jsonl(tmp_path / "other.jsonl", 160, seed=12)
   model_dir = str(tmp_path / "run")
   shutil.copytree(trained, model_dir)
   if change:
     change(model_dir)
   before = snapshot(model_dir)
-  flags = [f.replace("{parent}", str(tmp_path)) for f in flags]
   code, _, err = run_train(capfd, *TINY, f"--data_path={data_path}",
                            f"--model_dir={model_dir}", "--train_steps=8",
-                           *flags)
+                           *_flags(flags, tmp_path))
   assert code == status, err[-3000:]
-  assert message in one_error_line(err)
+  assert re.search(message, one_error_line(err)), err[-3000:]
   assert snapshot(model_dir) == before
 
 
@@ -194,20 +330,6 @@ def test_a_directory_in_use_is_refused_and_left_as_it_was(
   assert "is in use by a running training (pid 1 on elsewhere" in (
       one_error_line(err))
   assert snapshot(model_dir) == before
-
-
-@pytest.mark.parametrize("flags,message", [
-    (["--text_column=review"], "--text_column=review: field 'review' missing"),
-    (["--train_split=dev", "--data_format=default"], "--train_split=dev: the "
-     "embedded data has no split 'dev'"),
-])
-def test_a_refused_new_run_makes_no_directory(flags, message, data_path,
-                                              tmp_path, capfd):
-  model_dir = tmp_path / "new" / "nested" / "run"
-  code, _, err = run_train(capfd, *TINY, f"--data_path={data_path}",
-                           f"--model_dir={model_dir}", *flags)
-  assert code == 2 and message in one_error_line(err)
-  assert not (tmp_path / "new").exists()
 
 
 # ---- the machine: a full disk, a read-only folder, a file in the way -----

@@ -6,6 +6,7 @@ import dataclasses
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -152,6 +153,80 @@ def test_jsonl_frames_and_npz_read_as_frames(tmp_path):
     data.read_examples("npz", npz)
 
 
+def test_frame_files_that_cannot_be_read_whole_are_one_line_errors(
+    tmp_path):
+  """A value float32 cannot hold, a truncated or non-gzip file, a text
+  file or a truncated archive as .npz, lengths that are not integers: one
+  InputError naming the file (and the line or series), no traceback."""
+  series, labels = synthetic_series(4, seed=3)
+  cases = {}
+  for name, value in (("ts", "1e39"), ("jsonl", 1e39)):
+    path = tmp_path / f"huge.{name}"
+    if name == "ts":
+      write_ts(path, series, labels)
+      text = path.read_text().splitlines()
+      fields = text[-1].split(":")
+      fields[1] = value + fields[1][fields[1].index(","):]
+      path.write_text("\n".join(text[:-1] + [":".join(fields)]) + "\n")
+    else:
+      rows = series[0].tolist()
+      rows[2][1] = value
+      path.write_text(json.dumps({"frames": rows, "label": "up"}) + "\n")
+    cases[name] = (path, r"huge\.\w+:\d+.*1e\+39, beyond float32's range")
+  whole = tmp_path / "frames.jsonl"
+  whole.write_text("".join(json.dumps({"frames": s.tolist(), "label": l}) +
+                           "\n" for s, l in zip(series, labels)))
+  packed = gzip.compress(whole.read_bytes())
+  truncated = tmp_path / "truncated.jsonl.gz"
+  truncated.write_bytes(packed[:len(packed) // 2])
+  cases["truncated gzip"] = (truncated, "truncated.jsonl.gz: not whole gzip "
+                             "data")
+  plain = tmp_path / "plain.jsonl.gz"
+  plain.write_bytes(whole.read_bytes())
+  cases["not gzip"] = (plain, "plain.jsonl.gz: not whole gzip data")
+  npz = tmp_path / "frames.npz"
+  values = np.zeros([4, 9, CHANNELS], np.float32)
+  np.savez(npz, values=values, lengths=[9, 3, 4, 5], labels=labels)
+  cut = tmp_path / "cut.npz"
+  cut.write_bytes(npz.read_bytes()[:-200])
+  cases["truncated npz"] = (cut, "cut.npz: (a damaged .npz archive|not a "
+                            "NumPy .npz archive)")
+  text = tmp_path / "text.npz"
+  text.write_text("values,lengths\n1,2\n")
+  cases["text as npz"] = (text, "text.npz: not a NumPy .npz archive")
+  huge = tmp_path / "huge.npz"
+  big = values.astype(np.float64)
+  big[2, 1, 0] = 1e39
+  np.savez(huge, values=big, lengths=[9, 3, 4, 5], labels=labels)
+  cases["huge npz"] = (huge, "series 3, frame 2, channel 1 is 1e\+39")
+  floats = tmp_path / "floats.npz"
+  np.savez(floats, values=values, lengths=[9.0, 2.5, 4.0, 5.0],
+           labels=labels)
+  cases["float lengths"] = (floats, "lengths of shape \(4,\) and type "
+                            "float64; expected integers")
+  formats = {".ts": "ts", ".gz": "jsonl", ".jsonl": "jsonl", ".npz": "npz"}
+  for name, (path, message) in cases.items():
+    with pytest.raises(InputError, match=message) as error:
+      data.read_examples(formats[os.path.splitext(str(path))[1]], str(path))
+    assert "\n" not in str(error.value), name
+
+
+def test_channel_statistics_count_only_the_frames_a_run_keeps():
+  series = [np.arange(10, dtype=np.float32)[:, None] * [1.0, 2.0, 0.0]]
+  kind = mm.INPUT_KINDS.get("frames")
+  for truncation, kept in (("head", [0, 1, 2, 3]), ("tail", [6, 7, 8, 9]),
+                           ("both", [0, 1, 8, 9])):
+    config = training.ExperimentConfig.create(max_len=4,
+                                              truncation=truncation)
+    statistics = kind.fit(config.data, data.Examples(series, ["a"]))
+    assert statistics.frames == 4
+    np.testing.assert_allclose(statistics.mean[:2], [np.mean(kept),
+                                                     2 * np.mean(kept)])
+  statistics = kind.fit(training.ExperimentConfig.create().data,
+                        data.Examples(series, ["a"]))
+  assert statistics.frames == 10  # no --max_len: every frame
+
+
 # ---- the frame backbone -------------------------------------------------
 
 
@@ -274,27 +349,82 @@ def test_frames_serve_in_process_and_from_a_fresh_process(frame_run, folder,
   frames = np.full([len(series), width, CHANNELS], np.nan, np.float32)
   for row, s in enumerate(series):
     frames[row, :len(s)] = s
+  # A bad request gets an error naming what is wrong, never an answer
+  # that looks valid: one length too few, NaN or Inf in a real frame, a
+  # length past the time axis, frames without their channel axis.
   script = ("import json, sys\nimport numpy as np, tensorflow as tf\n"
             "model = tf.saved_model.load(sys.argv[1])\n"
+            "serve = model.signatures['serving_default']\n"
             "frames = np.array(json.loads(sys.argv[2]), np.float32)\n"
-            "out = model.signatures['serving_default'](frames=tf.constant("
-            "frames), lengths=tf.constant(json.loads(sys.argv[3])))\n"
+            "lengths = json.loads(sys.argv[3])\n"
+            "out = serve(frames=tf.constant(frames), lengths=tf.constant("
+            "lengths))\n"
             "print(json.dumps(out['probabilities'].numpy().tolist()))\n"
             "meta = json.loads(model.metadata().numpy())\n"
             "print(json.dumps([meta['requires'], meta['input_kind'], "
             "sorted(m for m in sys.modules if m.startswith(('maskmodels', "
-            "'tensorflow_text')))]))\n")
+            "'tensorflow_text')))]))\n"
+            "nan, inf = frames.copy(), frames.copy()\n"
+            "nan[1, 0, 2] = np.nan\n"
+            "inf[3, lengths[3] - 1, 0] = np.inf\n"
+            "bad = {'a length missing': (frames, lengths[:-1]),\n"
+            "       'NaN in a real frame': (nan, lengths),\n"
+            "       'Inf in a real frame': (inf, lengths),\n"
+            "       'a length past the frames': (frames, [99] + lengths[1:]),"
+            "\n       'frames of rank 2': (frames[:, :, 0], lengths)}\n"
+            "errors = {}\n"
+            "for name, (f, l) in bad.items():\n"
+            "  try:\n"
+            "    serve(frames=tf.constant(f), lengths=tf.constant(l))\n"
+            "    errors[name] = 'answered'\n"
+            "  except (tf.errors.InvalidArgumentError, ValueError, "
+            "TypeError) as e:\n"
+            "    errors[name] = str(e)\n"
+            "print(json.dumps(errors))\n")
   result = subprocess.run(
       [sys.executable, "-c", script, export_dir,
        json.dumps(np.where(np.isnan(frames), None, frames).tolist()),
        json.dumps([len(s) for s in series])], capture_output=True, text=True,
       env=env(), timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
-  probabilities, meta = (json.loads(line) for line in
-                         result.stdout.strip().splitlines()[-2:])
+  probabilities, meta, errors = (json.loads(line) for line in
+                                 result.stdout.strip().splitlines()[-3:])
   np.testing.assert_allclose(probabilities, [r["probabilities"] for r in rows],
                              atol=1e-5)
   assert meta == [["tensorflow"], "frames", []]
+  assert "lengths must have one entry per row of frames" in errors[
+      "a length missing"]
+  for name, row in (("NaN in a real frame", 1), ("Inf in a real frame", 3)):
+    assert re.search(r"frames hold NaN or Inf in a real frame .* rows\] "
+                     rf"\[{row}\]", errors[name]), errors[name]
+  assert "a length exceeds the time axis of frames" in errors[
+      "a length past the frames"], errors["a length past the frames"]
+  assert errors["frames of rank 2"] != "answered"
+  print(errors)
+
+
+def test_predict_refuses_series_of_another_channel_count_in_one_line(
+    frame_run, tmp_path, capfd):
+  """From a model directory and from its SavedModel alike."""
+  # pylint: disable=import-outside-toplevel
+  from maskmodels import cli
+  from maskmodels.commands import predict
+  model_dir, _ = frame_run
+  export_dir = str(tmp_path / "exported")
+  export.export_saved_model(model_dir, export_dir)
+  series, labels = synthetic_series(2, seed=1)
+  path = write_ts(tmp_path / "two.ts", [s[:, :2] for s in series], labels)
+  for target in (model_dir, export_dir):
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+      cli.run(predict.COMMAND, ["predict", f"--model_dir={target}",
+                                "--data_format=ts", f"--data_path={path}"])
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert exit_.value.code == 1 and "Traceback" not in err, err[-2000:]
+    assert lines == ["error: The model refused inputs 1 to 2: frames "
+                     "float32 [2, 22, 2]; the model takes float32 [batch, "
+                     "time, 3]."], err[-2000:]
 
 
 def test_a_label_per_frame_tags_frames_and_blanks_past_their_length(
@@ -336,7 +466,7 @@ def test_random_crops_are_windows_of_each_series_drawn_per_batch(tmp_path):
   labels = [(s[:, 0] + 0.5).astype(np.int32) for s in series]
   examples = data.Examples(series, labels, "crops")
   featurizer = data.FrameFeaturizer(1)
-  spec = mm.LabelSpec(per_token=True, pad=-1)
+  spec = mm.StepLabels(pad=-1)
   config = data.PipelineConfig(max_len=40, batch_size=8, shuffle=False,
                                labels=spec, crop_fraction=0.5, seed=3)
   whole = {int(s[0, 0]) // 1000: len(s) for s in series if len(s)}
@@ -411,7 +541,7 @@ def test_network_copies_train_side_by_side_and_serve_as_one(folder,
   outputs = run.model({"frames": tf.constant(frames), "lengths": tf.constant(
       mask.sum(1), tf.int32)}, training=False)
   np.testing.assert_allclose([r["probabilities"] for r in rows], tf.nn.softmax(
-      outputs["output"]).numpy(), atol=1e-5)
+      outputs.outputs).numpy(), atol=1e-5)
 
 
 def test_crop_fraction_is_refused_for_texts(tmp_path):
@@ -511,7 +641,7 @@ class SeriesRegression(mm.Task):
     return 1
 
   def compute_loss(self, labels, outputs, training):
-    return tf.square(tf.cast(outputs, tf.float32)[:, 0] - labels)
+    return tf.square(tf.cast(outputs.outputs, tf.float32)[:, 0] - labels)
 
   def build_metrics(self, training):
     import keras
@@ -520,15 +650,13 @@ class SeriesRegression(mm.Task):
 
   def update_metrics(self, metrics, labels, outputs, losses, loss_weights):
     super().update_metrics(metrics, labels, outputs, losses, loss_weights)
-    errors = tf.abs(tf.cast(outputs, tf.float32)[:, 0] - labels)
+    errors = tf.abs(tf.cast(outputs.outputs, tf.float32)[:, 0] - labels)
     metrics["mae"].update_state(errors, sample_weight=loss_weights)
 
-  def postprocess(self, outputs):
-    output, _ = mm.tasks.model_outputs(outputs)
-    return {"prediction": tf.cast(output, tf.float32)[:, 0]}
+  display = {"output": "prediction"}
 
-  def describe(self, inputs, prediction):
-    return f"{prediction['prediction']:.3f}\\t{len(inputs)} frames"
+  def served_outputs(self, outputs):
+    return {"prediction": tf.cast(outputs.outputs, tf.float32)[:, 0]}
 '''
 
 
@@ -575,10 +703,11 @@ def test_a_research_frame_encoder_and_task_train_evaluate_and_serve(
   assert metrics["examples"] == 80 and np.isfinite(metrics["mae"])
   from maskmodels.commands import predict  # pylint: disable=import-outside-toplevel
   export_dir = export.export_saved_model(model_dir, str(tmp_path / "exp"))
-  serve, task, kind = predict.server_and_task(export_dir)
-  assert kind.name == "frames" and type(task).__name__ == "SeriesRegression"
-  lines = [task.describe(s, row) for s, row in zip(series, serve(series, 16))]
-  assert lines[0].endswith(f"\t{len(series[0])} frames")
+  serve, describe, kind = predict.server_and_kind(export_dir)
+  assert kind.name == "frames"
+  lines = [describe(s, row) for s, row in zip(series, serve(series, 16))]
+  assert re.fullmatch(rf"-?\d+\.\d{{4}}\ta series of {len(series[0])} "
+                      rf"frames", lines[0]), lines[0]
   run = training.load_trained(model_dir)
   np.testing.assert_allclose(
       [row["prediction"] for row in serve(series, 16)],
@@ -621,7 +750,7 @@ def test_a_research_frame_encoder_and_task_run_through_every_command(
   assert evaluated["examples"] == 80 and "mae" in evaluated
   predicted = outputs["predict.py"].strip().splitlines()
   assert len(predicted) == 80
-  assert predicted[0].endswith(f"\t{len(series[0])} frames")
+  assert predicted[0].endswith(f"\ta series of {len(series[0])} frames")
   float(predicted[0].split("\t")[0])
 
 
@@ -647,7 +776,7 @@ def test_research_code_registers_an_input_kind_of_its_own(tmp_path):
     def check(self, assets, examples):
       del assets, examples
 
-    def featurizer(self, settings, assets, model):
+    def featurizer(self, config, assets):
       return NumbersFeaturizer(1)
 
     def arguments(self, inputs, channels=None):

@@ -88,7 +88,7 @@ def test_model_with_nonzero_pad_id_is_padding_invariant(ids):
   shifted = [np.where(s == 7, 1, s) for s in ids]  # 7 is now the pad id
   model = mm.SequenceModel.classifier(VOCAB, 2, encoder_config=SMALL_ENCODER,
                                       pad_id=7, embedding_dim=8)
-  assert model(tf.constant([[1, 2, 7]])).shape == (1, 2)
+  assert model(tf.constant([[1, 2, 7]])).outputs.shape == (1, 2)
   testing.assert_padding_invariant(model, shifted, pad_id=7)
 
 
@@ -127,20 +127,23 @@ def test_a_per_step_head_refuses_an_encoder_that_changes_the_time_axis():
 def test_overriding_call_changes_training_and_serving(ids):
   class Doubled(mm.SequenceModel):
     def call(self, inputs, training=None):
-      return 2.0 * super().call(inputs, training=training)
+      outputs = super().call(inputs, training=training)
+      return outputs._replace(outputs=2.0 * outputs.outputs)
 
   model = classifier(head_dropout=0.0, encoder_config=dict(
       SMALL_ENCODER, dropout=0.0))()
   doubled = Doubled(model.backbone, model.head)
   batch = tf.constant(keras.utils.pad_sequences(ids, padding="post"))
-  np.testing.assert_allclose(doubled(batch), 2 * model(batch), atol=1e-6)
+  np.testing.assert_allclose(doubled(batch).outputs,
+                             2 * model(batch).outputs, atol=1e-6)
   task = mm.tasks.build_task("classification", {}, ["a", "b", "c"])
   trainer = training.Trainer(task, doubled, training.make_optimizer(
       "sgd", 0.0), tf.distribute.get_strategy())
   _, state = trainer.forward_backward(
       ({"ids": batch}, tf.zeros([len(ids)], tf.int32), tf.ones([len(ids)])),
       tf.ones([len(ids)]), float(len(ids)))
-  np.testing.assert_allclose(state["output"], 2 * model(batch, training=True),
+  np.testing.assert_allclose(state["output"].outputs,
+                             2 * model(batch, training=True).outputs,
                              atol=1e-6)
 
 
@@ -151,12 +154,12 @@ def test_keras_file_round_trip_gives_identical_outputs(tmp_path, ids):
   # the round trip is shown to keep non-trainable state too.
   model(tf.constant([[1, 2, 3, 0], [4, 5, 0, 0]]), training=True)
   batch = keras.utils.pad_sequences(ids, padding="post")
-  expected = model(batch)["output"].numpy()
+  expected = model(batch).outputs.numpy()
   path = str(tmp_path / "model.keras")
   model.save(path)
   loaded = keras.models.load_model(path, safe_mode=True)
   assert isinstance(loaded, mm.Ensemble)
-  np.testing.assert_array_equal(loaded(batch)["output"], expected)
+  np.testing.assert_array_equal(loaded(batch).outputs, expected)
   np.testing.assert_array_equal(loaded.member_weights, [1.0, 2.5])
 
 

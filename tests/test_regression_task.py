@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class RegressionTask(mm.Task):
   """One float per text: squared error, and MAE (lower is better)."""
 
-  labels = mm.LabelSpec("float32", per_token=False, pad=0.0)
+  labels = mm.LabelSpec("float32", pad=0.0)
   best_metric = "mae"
   best_mode = "min"
   metric_units = {"loss": "squared error", "mae": "absolute error"}
@@ -48,7 +48,7 @@ class RegressionTask(mm.Task):
     return 1
 
   def compute_loss(self, labels, outputs, training):
-    return tf.square(tf.cast(outputs, tf.float32)[:, 0] - labels)
+    return tf.square(tf.cast(outputs.outputs, tf.float32)[:, 0] - labels)
 
   def build_metrics(self, training):
     return dict(super().build_metrics(training),
@@ -57,15 +57,13 @@ class RegressionTask(mm.Task):
   def update_metrics(self, metrics, labels, outputs, losses, loss_weights):
     super().update_metrics(metrics, labels, outputs, losses, loss_weights)
     metrics["mae"].update_state(labels[:, tf.newaxis],
-                                tf.cast(outputs, tf.float32),
+                                tf.cast(outputs.outputs, tf.float32),
                                 sample_weight=loss_weights)
 
-  def postprocess(self, outputs):
-    output, _ = mm.tasks.model_outputs(outputs)
-    return {"prediction": tf.cast(output, tf.float32)[:, 0]}
+  display = {"output": "prediction"}  # a prediction line: value<TAB>text
 
-  def describe(self, inputs, prediction):
-    return f"{float(prediction['prediction']):.4f}\t{inputs}"
+  def served_outputs(self, outputs):
+    return {"prediction": tf.cast(outputs.outputs, tf.float32)[:, 0]}
 
 
 def write_targets(path, count, seed):
@@ -149,8 +147,9 @@ def test_a_research_task_trains_resumes_evaluates_exports_and_serves(
   assert metrics["examples"] == 160 and metrics["mae"] < 2.0
 
   export_dir = export.export_saved_model(model_dir, str(tmp_path / "export"))
-  serve, task, _ = predict.server_and_task(export_dir)
-  assert isinstance(task, RegressionTask)
+  serve, describe, _ = predict.server_and_kind(export_dir)
+  assert describe(TEXTS[0], serve(TEXTS[:1], 1)[0]).endswith(
+      f"\t{TEXTS[0]}")
   check_served_predictions(
       model_dir, [row["prediction"] for row in serve(TEXTS, 2)])
 

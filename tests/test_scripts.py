@@ -75,8 +75,8 @@ def test_evaluate_predict_and_a_resumed_run_read_the_run(
                                               abs=1e-6)
 
   inputs = predict.read_inputs(["A superb film.", ""])
-  serve, task, _ = predict.server_and_task(model_dir)
-  lines = [task.describe(given, row) for given, row in zip(inputs, serve(
+  serve, describe, _ = predict.server_and_kind(model_dir)
+  lines = [describe(given, row) for given, row in zip(inputs, serve(
       inputs, 64))]
   assert len(lines) == 2
   label, probability, text = lines[0].split("\t")
@@ -85,6 +85,9 @@ def test_evaluate_predict_and_a_resumed_run_read_the_run(
   # Inputs come one per line on stdin when no argument gives them.
   assert predict.read_inputs([], stdin=io.StringIO(
       "one review\nanother review\n")) == ["one review", "another review"]
+  # Bytes on stdin that are not UTF-8 are replaced, as the readers do.
+  assert predict.read_inputs([], stdin=io.BytesIO(
+      b"caf\xe9 good\r\nfine\n")) == ["caf\ufffd good", "fine"]
 
   # The run resumed from a flagfile, in-process as the command parses it.
   flagfile = tmp_path / "run.flags"

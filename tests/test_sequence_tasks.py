@@ -12,10 +12,9 @@ import maskmodels as mm
 from maskmodels import data, training
 from maskmodels.data import readers
 from maskmodels.errors import InputError
-from maskmodels.specs import LabelSpec
+from maskmodels.specs import SequenceLabels
 from maskmodels.tasks.targets import split_targets
 from maskmodels.testing import pad_batch
-from maskmodels.training import runner
 from maskmodels.training.builders import model_in_scope
 
 PHONES = ["A", "B", "C", "D"]
@@ -64,9 +63,29 @@ def test_cmudict_reader_groups_alternates_and_names_bad_lines(tmp_path):
   gz.write_bytes(gzip.compress(b"A  AH\n"))
   assert readers.read_examples("cmudict", str(tmp_path), "test").texts == ["A"]
   path.write_text("READ  R IY D\nLEADLEAD\n")
-  with pytest.raises(InputError, match=r"dict.txt:2: expected a word, two "
-                     r"spaces and its phones"):
+  with pytest.raises(InputError, match=r"dict.txt:2: no phones after the "
+                     r"word \('LEADLEAD'\); expected a word, then its "
+                     r"phones"):
     readers.read_examples("cmudict", str(path))
+
+
+def test_cmudict_reader_takes_a_tab_and_refuses_a_line_with_no_word(
+    tmp_path):
+  path = tmp_path / "dict.txt"
+  path.write_text("HELLO\tHH AH L OW\nWORLD \t W ER L D\n")
+  examples = readers.read_examples("cmudict", str(path))
+  assert examples.texts == ["HELLO", "WORLD"]
+  assert examples.labels == [["HH AH L OW"], ["W ER L D"]]
+  path.write_text("AH  AA\n  AH B\n")
+  with pytest.raises(InputError, match=r"dict.txt:2: a line with no word"):
+    readers.read_examples("cmudict", str(path))
+  # An error in a label names the example's line, not its index.
+  path.write_text(";;; header\nA  A\n\nB  E D\n")
+  examples = readers.read_examples("cmudict", str(path))
+  task = _task("seq2seq")
+  with pytest.raises(InputError, match=r"Unknown target token 'E' in "
+                     r".*dict.txt, line 4"):
+    task.encode_labels(examples.labels, examples.labelled_source())
 
 
 def test_targets_encode_every_reference_and_refuse_unknown_tokens():
@@ -75,7 +94,7 @@ def test_targets_encode_every_reference_and_refuse_unknown_tokens():
   np.testing.assert_array_equal(encoded[0], [[3, 4], [5, 0]])
   np.testing.assert_array_equal(encoded[1], [[6, 6, 6]])
   with pytest.raises(InputError, match=r"Unknown target token 'E' in file "
-                     r"\(example 0\)"):
+                     r"\(example 1\)"):
     task.encode_labels(["A E"], "file")
   with pytest.raises(InputError, match="reserved"):
     task.fit_labels(["A <s>"], "file")
@@ -98,7 +117,7 @@ def test_sequence_labels_are_padded_per_batch_and_never_cut():
   featurizer = data.Featurizer(data.build_tokenizer(
       "word", ["[PAD]", "a", "b", "c"]))
   config = data.PipelineConfig(max_len=4, batch_size=2, shuffle=False,
-                               labels=LabelSpec("int32", sequence=True))
+                               labels=SequenceLabels("int32"))
   seen = []
   for _, batch_labels, _ in data.make_dataset(data.Examples(texts, labels),
                                               featurizer, config, False):
@@ -113,7 +132,7 @@ def test_sequence_labels_are_padded_per_batch_and_never_cut():
   # Static shapes (TPU): every batch's labels padded to the most of the
   # splits, so one program serves every step.
   examples = data.Examples(texts, labels)
-  shape = runner.label_shape(runner.Splits(examples, examples, None))
+  shape = SequenceLabels("int32").static_shape([examples, examples])
   assert shape == (2, 30)
   static = dataclasses.replace(config, static_shapes=True, label_shape=shape)
   for training_pass in (True, False):
@@ -171,8 +190,8 @@ def test_ctc_loss_is_padding_invariant_with_a_strided_encoder(frames):
                                  sum(tf.convert_to_tensor(w) for w in want),
                                  atol=1e-5)
   for (loss, _, outputs), row in zip(alone, rows):
-    logits = outputs["logits"][:, :int(tf.reduce_sum(tf.cast(
-        outputs["mask"], tf.int32)))]
+    logits = outputs.outputs[:, :int(tf.reduce_sum(tf.cast(
+        outputs.mask, tf.int32)))]
     want = tf.nn.ctc_loss(tf.constant([row]), logits, [len(row)],
                           [logits.shape[1]], logits_time_major=False,
                           blank_index=0)
@@ -187,7 +206,7 @@ def test_ctc_gradient_is_zero_at_pad_steps():
   mask = tf.constant(np.arange(10)[None] < np.array([[7], [4]]))
   with tf.GradientTape() as tape:
     loss = tf.reduce_sum(task.compute_loss(
-        _targets([[1, 2], [3]]), {"logits": logits, "mask": mask}, False))
+        _targets([[1, 2], [3]]), mm.ModelOutputs(logits, mask), False))
   grad = tape.gradient(loss, logits).numpy()
   assert np.all(grad[~mask.numpy()] == 0.0)
   assert np.any(grad[mask.numpy()] != 0.0)
@@ -203,6 +222,60 @@ def test_ctc_counts_a_target_that_cannot_fit_instead_of_a_nan_loss():
   task.validation_step(model, (ids, labels, tf.ones([2])), metrics)
   assert float(metrics["unfit"].result()) == 1.0
   assert np.isfinite(float(metrics["loss"].result()))
+
+
+def test_a_ctc_target_that_cannot_fit_weighs_nothing(mirrored):
+  """Its loss is left out of the mean, the gradient and the loss metric:
+  a batch with it is a batch without it, on 1 and 2 replicas."""
+  task = _task("ctc")
+  with mirrored.scope():  # no batch statistics: the batch's rows differ
+    model = _model(task, strides=2, upsample=1, normalization="none")
+  trainer = training.Trainer(task, model, keras.optimizers.SGD(0.0),
+                             mirrored)
+  ids = tf.constant([[5, 6, 7, 8], [5, 6, 0, 0], [7, 8, 9, 0],
+                     [9, 5, 0, 0]])  # 2, 1, 2 and 1 logit steps
+  labels = _targets([[1, 2], [1, 2, 3], [3], [4]])
+
+  def step(strategy, rows):
+    def replica(features, labels, weights):
+      loss_weights = task.loss_weights(labels, weights)
+      total = tf.distribute.get_replica_context().all_reduce(
+          "sum", tf.reduce_sum(loss_weights))
+      with tf.GradientTape() as tape:
+        objective, _ = task.train_step(model, (features, labels, weights),
+                                       loss_weights, total)
+      return objective, tape.gradient(objective,
+                                      model.trainable_variables)
+    batch = (tf.gather(ids, rows), tf.gather(labels, rows),
+             tf.ones([len(rows)]))
+    if strategy is None:
+      return replica(*batch)
+    dataset = tf.data.Dataset.from_tensors(batch).with_options(
+        tf.data.Options())
+    per_replica = strategy.run(
+        replica, args=next(iter(strategy.experimental_distribute_dataset(
+            dataset))))
+    return strategy.reduce("sum", per_replica, axis=None)
+
+  with_unfit, grads_with = step(None, [0, 1, 2, 3])
+  without, grads_without = step(None, [0, 2, 3])
+  assert float(with_unfit) == pytest.approx(float(without), rel=1e-6)
+  for a, b in zip(grads_with, grads_without):
+    np.testing.assert_allclose(tf.convert_to_tensor(a),
+                               tf.convert_to_tensor(b), atol=1e-6)
+  two, _ = step(mirrored, [0, 1, 2, 3])
+  assert float(two) == pytest.approx(float(without), rel=1e-5)
+  # The loss metric averages the fitting examples only.
+  metrics = task.build_metrics(training=False)
+  task.validation_step(model, (ids, labels, tf.ones([4])), metrics)
+  alone = task.build_metrics(training=False)
+  task.validation_step(model, (tf.gather(ids, [0, 2, 3]),
+                               tf.gather(labels, [0, 2, 3]), tf.ones([3])),
+                       alone)
+  assert float(metrics["loss"].result()) == pytest.approx(
+      float(alone["loss"].result()), rel=1e-6)
+  assert float(metrics["unfit"].result()) == 1.0
+  del trainer
 
 
 # ---- seq2seq ----------------------------------------------------------------
@@ -231,11 +304,12 @@ def test_seq2seq_output_alone_equals_output_in_a_padded_batch():
   sequences = [rng.integers(1, 20, size=n).astype(np.int32)
                for n in (5, 1, 11, 3)]
   alone = [(task.inference_step(model, tf.constant(s[None])),
-            model.decode(tf.constant(s[None]))[2]) for s in sequences]
+            model.decode(tf.constant(s[None])).extras["scores"])
+           for s in sequences]
   for left in (False, True):
     batch, _ = pad_batch(sequences, 16, left=left)
     together = task.inference_step(model, tf.constant(batch))
-    scores = model.decode(tf.constant(batch))[2]
+    scores = model.decode(tf.constant(batch)).extras["scores"]
     for i, (one, score) in enumerate(alone):
       assert together["output"][i].numpy() == one["output"][0].numpy()
       assert int(together["lengths"][i]) == int(one["lengths"][0])

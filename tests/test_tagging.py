@@ -32,10 +32,11 @@ def test_loss_and_metrics_equal_a_hand_count_over_real_tokens():
   logits[0, :5] = 5.0 * np.eye(4)[labels[0, :5]]  # sentence 0 all right
   weights = np.array([1.0, 1.0, 1.0, 0.0], np.float32)  # row 3: filler
   loss_weights = task.loss_weights(tf.constant(labels), tf.constant(weights))
-  losses = task.compute_loss(tf.constant(labels), tf.constant(logits), True)
+  outputs = mm.ModelOutputs(tf.constant(logits))
+  losses = task.compute_loss(tf.constant(labels), outputs, True)
   metrics = task.build_metrics(training=False)
-  task.update_metrics(metrics, tf.constant(labels), tf.constant(logits),
-                      losses, loss_weights)
+  task.update_metrics(metrics, tf.constant(labels), outputs, losses,
+                      loss_weights)
   real = [(r, t) for r in range(3) for t in range(lengths[r])]
   log_softmax = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
   want_loss = np.mean([-log_softmax[r, t, labels[r, t]] for r, t in real])
@@ -53,7 +54,7 @@ def test_loss_and_metrics_equal_a_hand_count_over_real_tokens():
 
 
 def _update(task, metrics, labels, logits, weights):
-  labels, logits = tf.constant(labels), tf.constant(logits)
+  labels, logits = tf.constant(labels), mm.ModelOutputs(tf.constant(logits))
   loss_weights = task.loss_weights(labels, tf.constant(weights))
   task.update_metrics(metrics, labels, logits,
                       task.compute_loss(labels, logits, False), loss_weights)
@@ -129,7 +130,8 @@ def _tag_losses(strategy, tagged, steps=5):
     model.build()
     optimizer = training.make_optimizer("adam", 1e-2)
     optimizer.build(model.trainable_variables)
-  featurizer = mm.INPUT_KINDS.get("words").featurizer(None, tokenizer, model)
+  featurizer = data.Featurizer(tokenizer, data.tokens.word_features_of(model),
+                               inputs="words")
   trainer = training.Trainer(task, model, optimizer, strategy)
   config = data.PipelineConfig(max_len=30, batch_size=6, shuffle=False,
                                labels=task.labels)

@@ -103,9 +103,9 @@ def test_each_member_of_an_ensemble_learns_from_its_own_loss(corpus):
   labels = tf.constant(examples.labels[:6])
   grads, state = trainer.forward_backward(
       ({"ids": ids}, labels, tf.ones([6])), tf.ones([6]), 6.0)
-  losses, output = state["losses"], state["output"]
-  members = model({"ids": ids}, training=True)["members"]
-  head, naive = members["network"], members["naive_bayes"]
+  losses, output = state["losses"], state["output"].outputs
+  members = model({"ids": ids}, training=True).members
+  head, naive = members["network"].outputs, members["naive_bayes"].outputs
   np.testing.assert_allclose(output, head + 2.5 * naive, atol=1e-5)
   own = [keras.losses.sparse_categorical_crossentropy(labels, member,
                                                       from_logits=True)
@@ -114,13 +114,13 @@ def test_each_member_of_an_ensemble_learns_from_its_own_loss(corpus):
   np.testing.assert_allclose(losses["loss/naive_bayes"], own[1], rtol=1e-5)
   # The reported loss is the combined output's, comparable with evaluation.
   np.testing.assert_allclose(losses["loss"], TASK.compute_loss(
-      labels, head + 2.5 * naive, False), rtol=1e-5)
+      labels, mm.outputs.ModelOutputs(head + 2.5 * naive), False), rtol=1e-5)
   # The naive Bayes member's gradient is that of its own loss alone, and the
   # network's is that of the network's loss alone.
   with tf.GradientTape(persistent=True) as tape:
-    members = model({"ids": ids}, training=True)["members"]
+    members = model({"ids": ids}, training=True).members
     mean_own = [tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
-        labels, members[name], from_logits=True))
+        labels, members[name].outputs, from_logits=True))
                 for name in ("network", "naive_bayes")]
   names = [v.path for v in model.trainable_variables]
   for name, grad, variable in zip(names, grads, model.trainable_variables):

@@ -15,7 +15,6 @@ from maskmodels import training
 from maskmodels.data import pipeline
 from maskmodels.errors import InputError
 from maskmodels.training import checkpoints
-from maskmodels.training.runner import read_splits
 
 DEFAULT = tf.distribute.get_strategy()
 
@@ -91,7 +90,8 @@ def test_serving_reads_the_run_s_weights_and_eval_max_len(trained):
   for eval_max_len, width in ((None, 96), (400, 400)):
     run.config = run.config.replace(eval_max_len=eval_max_len)
     ids = run.tokenizer.encode([long_text], width, run.config.data.truncation)
-    want = tf.nn.softmax(run.model(ids.to_tensor(), training=False)).numpy()
+    want = tf.nn.softmax(run.model(ids.to_tensor(),
+                                   training=False).outputs).numpy()
     np.testing.assert_allclose(
         run.server().predict([long_text])[0]["probabilities"], want[0],
         atol=1e-6)
@@ -251,8 +251,8 @@ def test_ensemble_members_train_on_their_losses_and_weights_are_fitted(
   # The fitted weights minimize the validation loss: fitting them again on
   # the validation split (other batches) finds them again.
   task = run.task
-  splits = training.encode_splits(read_splits(config.data, config.train.seed),
-                                  task)
+  splits = training.prepare(config, task, training.ModelDirectory(
+      model_dir)).splits  # pure: the run's splits, read again
   batches = list(pipeline.make_dataset(
       splits.validation, run.featurizer, pipeline.PipelineConfig(
           max_len=96, batch_size=16, bucket_boundaries=None, shuffle=False),

@@ -317,11 +317,18 @@ def guarded(main, show_traceback=lambda: False):
   return run_main
 
 
+_DEFINED_FOR = []  # the command whose flags are defined in this process
+
+
 def define_flags(command):
   """Defines ``command``'s flags (its own, the run's for training, the
-  common ones): call after ``--import``'s modules are imported."""
+  common ones): call after ``--import``'s modules are imported. Another
+  command's flags, defined before in this process, go first."""
   from maskmodels.cli import flags as flags_lib  # pylint: disable=import-outside-toplevel
   _define_common_flags()
+  if _DEFINED_FOR and _DEFINED_FOR[-1] != command.name:
+    flags_lib.forget_settings_flags()
+  _DEFINED_FOR[:] = [command.name]
   flags_lib.define_settings_flags(command.settings(),
                                   f"maskmodels-{command.name}")
   if command.experiment:

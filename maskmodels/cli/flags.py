@@ -51,6 +51,17 @@ def _define(field):
     flags.DEFINE_string(name, default, text)
 
 
+def forget_settings_flags():
+  """Removes every flag defined from a settings class: a process that runs
+  one command after another (tests, research code) gets the flags of the
+  one it runs (commands share flag names with other meanings:
+  ``--model_dir``'s default, ``--data_format``'s)."""
+  for name in list(_declared):
+    if name in FLAGS:
+      delattr(FLAGS, name)
+  _declared.clear()
+
+
 def declared_field(name):
   """The settings field behind flag ``name``, or None."""
   known = _declared.get(name)

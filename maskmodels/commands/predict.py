@@ -48,26 +48,41 @@ def read_inputs(arguments, input_format="text", path=None, stdin=None,
   if path:
     with open(path, encoding="utf-8", errors="replace") as f:
       return [line.rstrip("\n") for line in f]
-  return list(arguments) or [line.rstrip("\n")
-                             for line in (stdin or sys.stdin)]
+  if arguments:
+    return list(arguments)
+  # Bytes that are not UTF-8 become U+FFFD, as the data readers do.
+  stream = stdin or getattr(sys.stdin, "buffer", sys.stdin)
+  return [(line.decode("utf-8", "replace") if isinstance(line, bytes)
+           else line).rstrip("\r\n") for line in stream]
 
 
-def server_and_task(model_dir):
-  """``(predict function, task, input kind)`` of a model directory or a
-  SavedModel."""
+def server_and_kind(model_dir):
+  """``(predict, describe, input kind)`` of a model directory or a
+  SavedModel: ``predict(inputs, batch_size)`` gives served rows,
+  ``describe(input, row)`` a prediction line (the task's, or for a
+  SavedModel the display its metadata keeps, so its task's code need not
+  be imported)."""
   # pylint: disable=import-outside-toplevel
   from maskmodels import export, serving, training
+  from maskmodels.errors import SettingError
   from maskmodels.registry import INPUT_KINDS
   if not export.is_saved_model(model_dir):
     run = training.load_trained(model_dir)
-    return run.server().predict, run.task, run.kind
+    return run.server().predict, run.task.describe, run.kind
   loaded = export.load_saved_model(model_dir)
   meta = export.metadata_of(loaded)
-  task = serving.task_of_saved_model(meta)
-  kind = INPUT_KINDS.get(meta.get("input_kind", "text"))
-  return lambda inputs, batch_size: serving.predict_rows(
+  if meta["input_kind"] not in INPUT_KINDS:
+    raise SettingError(
+        f"{model_dir} reads {meta['input_kind']} inputs, a kind research "
+        f"code registers (the module(s) {', '.join(meta['modules'])}); pass "
+        f"--import={','.join(meta['modules'])} so predict can read them.")
+  kind = INPUT_KINDS.get(meta["input_kind"])
+  predict = lambda inputs, batch_size: serving.predict_rows(  # noqa: E731
       lambda name, args: loaded.signatures[name](**args), kind.arguments,
-      inputs, batch_size), task, kind
+      inputs, batch_size, lambda name: serving.signature_specs(
+          loaded.signatures[name]))
+  return predict, lambda given, row: serving.describe_row(
+      given, row, meta["display"]), kind
 
 
 def main(parsed, arguments):
@@ -75,18 +90,15 @@ def main(parsed, arguments):
   from maskmodels.errors import InputError
   cli.absorb_onednn_notice()
   own = parsed.own
-  predict, task, kind = server_and_task(own.model_dir)
+  predict, describe, kind = server_and_kind(own.model_dir)
   inputs = read_inputs(arguments, own.input_format, own.input,
                        data_format=own.data_format, data_path=own.data_path)
-  if inputs and not kind.holds(inputs):
-    if kind.name == "words" and all(isinstance(i, str) for i in inputs):
-      pass  # raw text reaches a word model split at whitespace
-    else:
-      raise InputError(f"the model in {own.model_dir} reads "
-                       f"{kind.describes}; these inputs are not (give its "
-                       f"kind of data with --data_format and --data_path).")
+  if inputs and not kind.accepts(inputs):
+    raise InputError(f"the model in {own.model_dir} reads {kind.describes}; "
+                     f"these inputs are not (give its kind of data with "
+                     f"--data_format and --data_path).")
   for given, row in zip(inputs, predict(inputs, own.batch_size)):
-    print(task.describe(given, row))
+    print(describe(given, row))
 
 
 def check(parsed):

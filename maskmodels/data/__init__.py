@@ -8,15 +8,15 @@ from maskmodels.data import frame_readers as _frame_formats  # noqa: F401
 from maskmodels.data.frames import (ChannelStatistics, FrameFeaturizer,
                                     FramesKind)
 from maskmodels.data.kinds import Featurizer as FeaturizerBase
-from maskmodels.data.kinds import InputKind, kind_of
+from maskmodels.data.kinds import LENGTHS, InputKind, kind_of
 from maskmodels.data.pipeline import (PipelineConfig, batches_per_pass,
                                       dataset_fn, distributed_iterator,
                                       labelled_batches,
                                       length_boundaries, make_dataset,
-                                      padded_step_fraction, padding_stats,
-                                      token_lengths)
+                                      padded_step_fraction)
 from maskmodels.data.readers import (FORMATS, Examples, MissingColumn,
-                                     Reader, UnknownSplit, read_aclimdb,
+                                     Reader, Source, UnknownSplit,
+                                     read_aclimdb,
                                      read_conllu, read_delimited,
                                      read_examples, read_jsonl,
                                      split_validation)
@@ -27,4 +27,4 @@ from maskmodels.data.text import (TOKENIZERS, Tokenizer, WordPieceTokenizer,
                                   read_vocabulary, vocabulary_bytes,
                                   write_vocabulary)
 from maskmodels.data.tokens import (Featurizer, TextKind, TokenFeaturizer,
-                                    WordsKind, words_of)
+                                    WordsKind, token_lengths, words_of)

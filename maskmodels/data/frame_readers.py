@@ -12,6 +12,7 @@ training).
 import glob
 import math
 import os
+import zipfile
 
 import numpy as np
 
@@ -21,6 +22,18 @@ from maskmodels.specs import DefaultData
 
 _FILL = ("fill missing values before training (carry the last value "
          "forward, or interpolate), or leave the series out")
+# The largest magnitude a frame value may have: float32's.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _checked_value(value, where):
+  """``value`` (a finite Python number) if float32 holds it; an InputError
+  naming ``where`` otherwise (1e39 is finite in Python, inf in float32)."""
+  if abs(value) > FLOAT32_MAX:
+    raise InputError(f"{where} is {value:g}, beyond float32's range; "
+                     f"expected a finite number of magnitude at most "
+                     f"{FLOAT32_MAX:.4g} (rescale the channel).")
+  return value
 
 
 def series_of(rows, where, channels=None):
@@ -50,6 +63,8 @@ def series_of(rows, where, channels=None):
       if not math.isfinite(value):
         raise InputError(f"{where}: frame {step + 1}, channel {channel + 1}"
                          f" is {value}; expected a finite number: {_FILL}.")
+      _checked_value(value, f"{where}: frame {step + 1}, channel "
+                     f"{channel + 1}")
   return np.asarray(frames, np.float32)
 
 
@@ -63,7 +78,7 @@ def _number(text, where):
     raise InputError(f"{where} is {text[:40]!r}, not a number.") from None
   if not math.isfinite(value):
     raise InputError(f"{where} is {text}; expected a finite number: {_FILL}.")
-  return value
+  return _checked_value(value, where)
 
 
 def read_ts(path):
@@ -79,7 +94,7 @@ def read_ts(path):
     ``Examples`` of float32 ``[time, channels]`` arrays; labels raw (a
     class name, or a target's text).
   """
-  header, series, labels = {}, [], []
+  header, series, labels, origins = {}, [], [], []
   decoder = readers._Decoder(path)  # pylint: disable=protected-access
   with readers.open_binary(path) as f:
     for number, raw in enumerate(f, 1):
@@ -122,6 +137,7 @@ def read_ts(path):
                          f"of a series.")
       series.append(np.asarray(values, np.float32).T)
       labels.append(label)
+      origins.append(f"line {number}")
   if "data" not in header:
     raise InputError(f"{path}: no @data line; expected the .ts format's "
                      f"header, then @data and one series a line.")
@@ -130,9 +146,10 @@ def read_ts(path):
     known = set(classes[1:])
     for index, label in enumerate(labels):
       if known and label not in known:
-        raise InputError(f"{path}: series {index + 1} has label {label!r}, "
-                         f"which @classLabel does not list ({sorted(known)}).")
-  return readers.finish(series, labels, path, decoder)
+        raise InputError(f"{path}, {origins[index]}: label {label!r}, "
+                         f"which @classLabel does not list "
+                         f"({sorted(known)}).")
+  return readers.finish(series, labels, path, decoder, origins)
 
 
 def ts_file(path, split):
@@ -165,12 +182,19 @@ def read_npz(path):
   """
   if not os.path.isfile(path):
     raise FileNotFoundError(f"Data file not found: {path}")
+  if not zipfile.is_zipfile(path):
+    raise InputError(f"{path}: not a NumPy .npz archive (a zip of .npy "
+                     f"arrays, as numpy.savez writes); expected values, "
+                     f"lengths and labels.")
   try:
     with np.load(path, allow_pickle=False) as archive:
       arrays = {name: archive[name] for name in archive.files}
   except ValueError as error:
     raise InputError(f"{path}: not a NumPy .npz of numbers and strings "
                      f"({error}).") from None
+  except (zipfile.BadZipFile, EOFError, OSError) as error:
+    raise InputError(f"{path}: a damaged .npz archive ({error}); expected "
+                     f"a whole file as numpy.savez writes it.") from None
   if "values" not in arrays:
     raise InputError(f"{path}: no array 'values'; expected values, lengths "
                      f"and labels (it holds {sorted(arrays)}).")
@@ -182,6 +206,10 @@ def read_npz(path):
                      f"type {values.dtype}; expected numbers [n, time, "
                      f"channels] or [n, time].")
   lengths = arrays.get("lengths", np.full(len(values), values.shape[1]))
+  if lengths.ndim != 1 or lengths.dtype.kind not in "iu":
+    raise InputError(f"{path}: lengths of shape {lengths.shape} and type "
+                     f"{lengths.dtype}; expected integers [n], the real "
+                     f"frames of each series.")
   labels = arrays.get("labels", np.full(len(values), "", np.str_))
   if len(lengths) != len(values) or len(labels) != len(values):
     raise InputError(f"{path}: {len(values)} rows of values, {len(lengths)} "
@@ -193,18 +221,21 @@ def read_npz(path):
     if not 0 < int(length) <= values.shape[1]:
       raise InputError(f"{where} has length {int(length)}; expected 1 to "
                        f"{values.shape[1]} (the values' time axis).")
-    frames = np.asarray(row[:int(length)], np.float32)
-    bad = ~np.isfinite(frames)
+    frames = np.asarray(row[:int(length)], np.float64)
+    bad = ~np.isfinite(frames) | (np.abs(frames) > FLOAT32_MAX)
     if bad.any():
       step, channel = np.argwhere(bad)[0]
+      value = frames[step, channel]
       raise InputError(f"{where}, frame {step + 1}, channel {channel + 1} "
-                       f"is {frames[step, channel]}; expected a finite "
-                       f"number: {_FILL}.")
-    series.append(frames)
+                       f"is {value:g}; expected a finite number of "
+                       f"magnitude at most {FLOAT32_MAX:.4g}"
+                       f"{': ' + _FILL if not np.isfinite(value) else ''}.")
+    series.append(frames.astype(np.float32))
     label = labels[index]
     raw_labels.append(label[:int(length)].tolist() if np.ndim(label) else
                       label.item())
-  return readers.finish(series, raw_labels, path, readers._Decoder(path))  # pylint: disable=protected-access
+  return readers.finish(series, raw_labels, path, readers._Decoder(path),  # pylint: disable=protected-access
+                        [f"series {i + 1}" for i in range(len(series))])
 
 
 # The embedded frame data: JapaneseVowels (UCI, CC BY 4.0), whole.

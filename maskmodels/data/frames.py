@@ -15,10 +15,10 @@ import json
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from maskmodels import masking
 from maskmodels.data import kinds
-from maskmodels.data import text as text_lib
 from maskmodels.errors import DamagedFile, InputError, SettingError
 from maskmodels.registry import register_input_kind
 
@@ -74,6 +74,17 @@ class ChannelStatistics:
     return statistics
 
 
+def truncated(series, max_len, truncation="head"):
+  """The frames of ``series`` ``[time, channels]`` a run keeps: at most
+  ``max_len`` (None: all), the head, the tail or both ends, as
+  ``maskmodels.data.text.truncate_tokens`` keeps them in the graph."""
+  if max_len is None or len(series) <= max_len:
+    return series
+  head = {"head": max_len, "tail": 0, "both": max_len // 2}[truncation]
+  return np.concatenate([series[:head], series[len(series) - (max_len -
+                                                              head):]], 0)
+
+
 class FrameFeaturizer(kinds.Featurizer):
   """Frames ``[batch, (time), channels]`` -> ``{"frames", "lengths"}``.
 
@@ -106,19 +117,16 @@ class FrameFeaturizer(kinds.Featurizer):
     most ``max_len`` frames each."""
     frames = tf.cast(inputs, tf.float32)
     if max_len is not None:
-      frames = text_lib.truncate_tokens(frames, max_len, truncation)
+      frames = masking.truncate_steps(frames, max_len, truncation)
     return {"frames": frames,
-            "lengths": tf.cast(frames.row_lengths(), tf.int32)}
+            kinds.LENGTHS: tf.cast(frames.row_lengths(), tf.int32)}
 
   def padding_values(self):
-    return {"frames": tf.constant(0.0), "lengths": tf.constant(0)}
+    return {"frames": tf.constant(0.0), kinds.LENGTHS: tf.constant(0)}
 
   def padded_shapes(self, element_spec, static):
     del element_spec, static
-    return {"frames": [None, self.channels], "lengths": []}
-
-  def lengths(self, features):
-    return features["lengths"]
+    return {"frames": [None, self.channels], kinds.LENGTHS: []}
 
   def example_lengths(self, examples, max_len=None, truncation="head"):
     return kinds.clipped([len(s) for s in examples.texts], max_len)
@@ -126,26 +134,45 @@ class FrameFeaturizer(kinds.Featurizer):
   def crop(self, features, starts, lengths, keep_width=False):
     return {"frames": masking.crop_steps(features["frames"], starts, lengths,
                                          keep_width=keep_width),
-            "lengths": lengths}
+            kinds.LENGTHS: lengths}
 
   def signatures(self):
-    def to_inputs(frames, lengths):
-      time = tf.shape(frames, out_type=tf.int32)[1]
-      checks = [tf.debugging.assert_equal(
-          tf.shape(frames)[2], self.channels,
-          message=f"frames must have {self.channels} channels"),
-                tf.debugging.assert_non_negative(
-          lengths, message="lengths must be >= 0"),
-                tf.debugging.assert_less_equal(
-                    lengths, time, message="a length exceeds the frames' "
-                    "time axis")]
-      with tf.control_dependencies(checks):
-        return tf.RaggedTensor.from_tensor(frames, lengths=lengths)
-
     return {"serving_default": (
         [tf.TensorSpec([None, None, self.channels], tf.float32,
                        name="frames"),
-         tf.TensorSpec([None], tf.int32, name="lengths")], to_inputs)}
+         tf.TensorSpec([None], tf.int32, name="lengths")],
+        self.checked_request)}
+
+  def checked_request(self, frames, lengths):
+    """A request's ``frames`` float32 ``[batch, time, channels]`` and
+    ``lengths`` int32 ``[batch]`` -> ragged frames, or an
+    ``InvalidArgumentError`` naming what is wrong with them: the channel
+    count, one length per row of frames, each length in ``[0, time]``, and
+    every value of a real frame finite (pad frames may hold anything).
+    A bad request gets no answer rather than one that looks valid."""
+    rows, time = tf.shape(frames)[0], tf.shape(frames)[1]
+    shape_checks = [
+        tf.debugging.assert_equal(
+            tf.shape(frames)[2], self.channels,
+            message=f"frames must have {self.channels} channels"),
+        tf.debugging.assert_equal(
+            tf.shape(lengths)[0], rows, message="lengths must have one "
+            "entry per row of frames"),
+        tf.debugging.assert_non_negative(lengths,
+                                         message="lengths must be >= 0"),
+        tf.debugging.assert_less_equal(
+            lengths, time, message="a length exceeds the time axis of "
+            "frames")]
+    with tf.control_dependencies(shape_checks):
+      real = tf.sequence_mask(lengths, time)
+      bad = tf.reduce_any(tf.logical_and(real, tf.reduce_any(
+          tf.logical_not(tf.math.is_finite(frames)), axis=-1)), axis=1)
+      finite = tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)), [
+          "frames hold NaN or Inf in a real frame (within its length) of "
+          "rows", tf.where(bad)[:, 0], "; expected finite values (pad "
+          "frames past a length may hold anything)"], summarize=20)
+    with tf.control_dependencies([finite]):
+      return tf.RaggedTensor.from_tensor(frames, lengths=lengths)
 
 
 @register_input_kind("frames")
@@ -188,8 +215,11 @@ class FramesKind(kinds.InputKind):
             f"channels; the training data has {channels}.")
 
   def fit(self, data, train, verbose=1):
-    del data, verbose
-    return ChannelStatistics.of(train.texts)
+    """The channel statistics of the training frames a run reads: each
+    series cut to ``--max_len`` frames as ``--truncation`` says."""
+    del verbose
+    return ChannelStatistics.of([truncated(s, data.max_len, data.truncation)
+                                 for s in train.texts])
 
   def files(self, assets):
     return {STATISTICS_FILE: assets.to_bytes()}
@@ -202,8 +232,24 @@ class FramesKind(kinds.InputKind):
     return {"channels": assets.channels, "channel_mean": list(assets.mean),
             "channel_std": list(assets.std)}
 
-  def featurizer(self, data, assets, model):
+  def featurizer(self, config, assets):
     return FrameFeaturizer(assets.channels)
+
+  def report_cuts(self, splits, featurizer, max_len, truncation):
+    """Says how many series of each split ``--max_len`` cuts (a series is
+    read whole unless it is given)."""
+    if max_len is None:
+      return
+    for split in splits:
+      whole = featurizer.example_lengths(split)
+      if (whole > max_len).any():
+        logging.warning("%d of the %d series of %s are longer than "
+                        "--max_len=%d frames: %s kept (--truncation).",
+                        int((whole > max_len).sum()), len(split),
+                        split.source, max_len, {
+                            "head": "their first", "tail": "their last",
+                            "both": "their first and last"}[truncation] +
+                        f" {max_len}")
 
   def arguments(self, inputs, channels=None):
     """As the base's; ``channels`` sizes a batch of no series."""

@@ -1,15 +1,14 @@
 """tf.data pipelines: examples -> batches of ``(features, labels, weights)``.
 
-A batch is ``features``, the input kind's dict (token inputs: ``"ids"``
-int32 ``[batch, time]``, 0 = pad, and the model's word features such as
-``"chars"`` int32 ``[batch, time, chars]``; frames: ``"frames"`` float32
-``[batch, time, channels]`` and ``"lengths"`` int32 ``[batch]``), every
-row right-padded; ``labels`` of the task's :class:`LabelSpec`, ``[batch]``
-or ``[batch, time]`` (its pad value at pad steps); and ``weights`` float32
-``[batch]``: 1 for a real example, 0 for the filler rows that complete a
-short batch. Summing weights counts every example exactly once. Lengths,
-buckets and token budgets count the steps of the featurizer's ``steps``
-feature (tokens, or frames).
+A batch is ``features``, the input kind's dict (its featurizer's; every
+row right-padded, with ``lengths`` int32 ``[batch]``, each example's real
+steps); ``labels`` as the task's label spec (``maskmodels.specs``) batches
+them (``[batch]``, ``[batch, time]`` with the spec's pad at pad steps,
+...); and ``weights`` float32 ``[batch]``: 1 for a real example, 0 for the
+filler rows that complete a short batch. Summing weights counts every
+example exactly once. Buckets and token budgets count ``lengths``. This
+module asks the featurizer and the label spec about everything specific
+to an input kind or a label shape.
 
 Order and passes. Training data is permuted as a whole, with a new seeded
 permutation every pass, so the order of the input files (sorted by label,
@@ -30,8 +29,8 @@ import tensorflow as tf
 # The per-device pipelines of MultiDeviceIterator: see distributed_iterator.
 from tensorflow.python.data.ops import multi_device_iterator_ops
 
-from maskmodels import masking
 from maskmodels.data import text as text_lib
+from maskmodels.data.kinds import LENGTHS
 from maskmodels.errors import InputError, SettingError
 from maskmodels.specs import LabelSpec
 
@@ -53,13 +52,12 @@ class PipelineConfig:
     static_shapes: TPU mode: every batch padded to its bucket's edge.
     shuffle: permute training data anew every pass.
     seed: permutation seed.
-    labels: the task's :class:`LabelSpec` (dtype, per token, pad value).
+    labels: the task's :class:`LabelSpec`: how its labels batch.
     max_batch: if > 0, no batch holds more rows than this (the training
       split's size): a larger batch size or token budget is cut to it, so
       filler rows never outnumber the data.
-    label_shape: with static shapes, the padded shape of a sequence label
-      (``(references, length)``, the most of any split); None: each
-      batch's longest.
+    label_shape: with static shapes, the shape labels are padded to (the
+      spec's ``static_shape`` of the splits); None: each batch's longest.
     crop_fraction: below 1, every training batch's examples are cut to
       random windows of at least this fraction of their steps (the
       featurizer's :meth:`crop`), drawn anew for every batch from ``seed``
@@ -128,74 +126,24 @@ class PipelineConfig:
     return sizes
 
 
-def token_lengths(examples, tokenizer, max_len, truncation="head"):
-  """Token counts (after truncation) of text or word-list ``examples``:
-  int array ``[n]`` (see ``Featurizer.example_lengths``)."""
-  from maskmodels.data.tokens import TokenFeaturizer  # pylint: disable=import-outside-toplevel
-  return TokenFeaturizer(tokenizer, inputs=examples.kind.name).example_lengths(
-      examples, max_len, truncation)
-
-
-def _inputs_and_labels(examples, featurizer, labels):
-  """A dataset of ``(input, label)`` per example: the featurizer's raw
-  input (a string, words ``[len]``, frames ``[len, channels]``), and a
-  label ``[]`` or ``[len]``."""
-  inputs = featurizer.inputs_dataset(examples)
-  dtype = tf.as_dtype(labels.dtype)
-  if labels.per_token:
-    values = [np.asarray(l) for l in examples.labels]
-    targets = tf.RaggedTensor.from_row_lengths(
-        tf.constant(np.concatenate(values) if values else [], dtype),
-        [len(v) for v in values])
-    for index, (v, w) in enumerate(zip(values, examples.texts)):
-      if len(v) != len(w):
-        raise InputError(f"{examples.source}: example {index} has "
-                         f"{len(v)} labels for {len(w)} steps; expected "
-                         f"one label per step.")
-  elif labels.sequence:
-    targets = sequence_targets(examples.labels, dtype)
-  else:
-    targets = tf.constant(np.asarray(examples.labels), dtype)
-  return tf.data.Dataset.zip((inputs, tf.data.Dataset.from_tensor_slices(
-      targets)))
-
-
-def sequence_targets(labels, dtype=tf.int32):
-  """Per-example target arrays ``[references, length]`` -> one ragged
-  tensor ``[examples, (references), length_i]`` (each example keeps its
-  own width)."""
-  rows = [np.asarray(label).reshape(len(label), -1) if len(label) else
-          np.zeros([0, 0]) for label in labels]
-  flat = np.concatenate([r.reshape(-1) for r in rows]) if rows else []
-  return tf.RaggedTensor.from_nested_row_lengths(
-      tf.constant(np.asarray(flat), dtype),
-      [[r.shape[0] for r in rows],
-       [r.shape[1] for r in rows for _ in range(r.shape[0])]])
-
-
 def _featurized(examples, featurizer, config, batch_size=256):
   """``(features, label)`` per example, in order: features dense (ids
-  ``[len]``, word features ``[len, ...]``), the label truncated as the
-  tokens are."""
-  pairs = _inputs_and_labels(examples, featurizer, config.labels)
-  ragged = (featurizer.ragged_inputs or config.labels.per_token or
-            config.labels.sequence)
-  batches = (pairs.ragged_batch(batch_size) if ragged else
-             pairs.batch(batch_size))
+  ``[len]``, word features ``[len, ...]``), the label cut as the steps
+  are (the label spec's ``truncate``)."""
+  labels = config.labels
+  pairs = tf.data.Dataset.zip((featurizer.inputs_dataset(examples),
+                               labels.dataset(examples.labels)))
+  batches = (pairs.ragged_batch(batch_size) if featurizer.ragged_inputs or
+             labels.ragged else pairs.batch(batch_size))
 
-  def featurize(inputs, labels):
-    features = featurizer(inputs, config.max_len, config.truncation)
-    if config.labels.per_token:
-      labels = text_lib.truncate_tokens(labels, config.max_len,
-                                        config.truncation)
-    return features, labels
+  def featurize(inputs, label):
+    return (featurizer(inputs, config.max_len, config.truncation),
+            labels.truncate(label, config.max_len, config.truncation))
 
   def densify(features, label):
-    if isinstance(label, tf.RaggedTensor):
-      label = label.to_tensor(tf.cast(config.labels.pad, label.dtype))
     return ({name: value.to_tensor() if isinstance(
         value, tf.RaggedTensor) else value for name, value in
-             features.items()}, label)
+             features.items()}, labels.densify(label))
 
   return (batches.map(featurize, num_parallel_calls=tf.data.AUTOTUNE)
           .unbatch().map(densify))
@@ -275,19 +223,18 @@ def _fill_rows(batch, size, padding):
 def _padded_shapes(element_spec, featurizer, config):
   """The padded shapes of one element: the featurizer's for its features
   (every axis to the batch's longest, or with static shapes the bucket's
-  edge), the label's axes to the longest (with static shapes, a sequence
-  label's to ``config.label_shape``)."""
+  edge), the label spec's for its label (with static shapes, to
+  ``config.label_shape`` if the spec gave one)."""
   features, label, _ = element_spec
   static = config.static_shapes
-  label_shape = [None] * label.shape.rank
-  if static and config.labels.sequence and config.label_shape:
-    label_shape = list(config.label_shape)
-  return featurizer.padded_shapes(features, static), label_shape, []
+  return (featurizer.padded_shapes(features, static),
+          config.labels.padded_shape(label, config.label_shape
+                                     if static else None), [])
 
 
-def _global_batches(dataset, config, replicas, padding, shapes, steps):
+def _global_batches(dataset, config, replicas, padding, shapes):
   """Pads ``(features, label, weight)`` elements into full global batches
-  (buckets by the length of feature ``steps``)."""
+  (buckets by each example's ``lengths``)."""
   sizes = config.bucket_batch_sizes(replicas)
   if config.bucket_boundaries is None:
     batches = dataset.padded_batch(sizes[0], padded_shapes=shapes,
@@ -295,7 +242,7 @@ def _global_batches(dataset, config, replicas, padding, shapes, steps):
     return batches.map(lambda *b: _fill_rows(b, sizes[0], padding))
   edges = config.bucket_edges()
   batches = dataset.bucket_by_sequence_length(
-      lambda features, label, weight: tf.shape(features[steps])[0],
+      lambda features, label, weight: features[LENGTHS],
       bucket_boundaries=edges, bucket_batch_sizes=sizes,
       padded_shapes=shapes, padding_values=padding,
       pad_to_bucket_boundary=config.static_shapes)
@@ -303,10 +250,10 @@ def _global_batches(dataset, config, replicas, padding, shapes, steps):
   size_tensor = tf.constant(sizes, tf.int32)
 
   def fill(*batch):
-    # Bucket i's batches are padded to a width in [edge[i-1], edge[i]):
-    # to the longest text, or (static shapes) to edge[i] - 1.
-    bucket = tf.searchsorted(edge_tensor, [tf.shape(batch[0][steps])[1]],
-                             side="right")[0]
+    # Bucket i's batches hold lengths in [edge[i-1], edge[i]): its longest
+    # finds the bucket.
+    bucket = tf.searchsorted(edge_tensor, [tf.reduce_max(
+        batch[0][LENGTHS])], side="right")[0]
     return _fill_rows(batch, size_tensor[bucket], padding)
 
   return batches.map(fill)
@@ -332,9 +279,7 @@ def random_crop(batch, featurizer, config, index):
       place * tf.cast(lengths - kept + 1, tf.float32), tf.int32))
   features = featurizer.crop(features, starts, kept,
                              keep_width=config.static_shapes)
-  if config.labels.per_token:
-    labels = masking.crop_steps(labels, starts, kept, config.labels.pad,
-                                keep_width=config.static_shapes)
+  labels = config.labels.crop(labels, starts, kept, config.static_shapes)
   return features, labels, weights
 
 
@@ -391,8 +336,7 @@ def make_dataset(examples, featurizer, config, training, input_context=None,
                               reshuffle_each_iteration=True)
   dataset = _global_batches(
       dataset, config, replicas, _padding_values(featurizer, config.labels),
-      _padded_shapes(dataset.element_spec, featurizer, config),
-      featurizer.steps)
+      _padded_shapes(dataset.element_spec, featurizer, config))
   if training:
     dataset = dataset.repeat()
     if config.crop_fraction < 1.0:
@@ -483,24 +427,13 @@ def dataset_fn(examples, featurizer, config, training, start_batch=0):
   return build
 
 
-def padding_stats(features):
-  """``(real_steps, total_steps)`` of a batch: of token ids ``[batch,
-  time]`` (0 = pad), or of frames with their ``lengths``."""
-  if "lengths" in features and "ids" not in features:
-    real = tf.reduce_sum(tf.cast(features["lengths"], tf.int64))
-    steps = tf.shape(features["frames"], out_type=tf.int64)[:2]
-    return real, steps[0] * steps[1]
-  ids = features["ids"]
-  real = tf.reduce_sum(tf.cast(tf.not_equal(ids, 0), tf.int64))
-  return real, tf.size(ids, out_type=tf.int64)
-
-
-def padded_step_fraction(dataset, batches=None):
+def padded_step_fraction(dataset, featurizer, batches=None):
   """Fraction of padded steps over a dataset of batches (or its first
-  ``batches``); zero-weight filler rows count as padding."""
+  ``batches``), as ``featurizer`` counts them; zero-weight filler rows
+  count as padding."""
   real = total = 0
   for features, _, _ in dataset.take(-1 if batches is None else batches):
-    batch_real, batch_total = padding_stats(features)
+    batch_real, batch_total = featurizer.padding_stats(features)
     real += int(batch_real)
     total += int(batch_total)
   return 1.0 - real / total if total else 0.0

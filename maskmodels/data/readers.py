@@ -16,6 +16,7 @@ import json
 import os
 import re
 import sys
+import zlib
 
 import conllu
 import numpy as np
@@ -23,6 +24,32 @@ from absl import logging
 
 from maskmodels.errors import InputError
 from maskmodels.registry import Registry
+
+
+class Source(str):
+  """The description of where examples came from (a ``str``), which also
+  places each of them: :meth:`where` gives ``"reviews.jsonl, line 8"``
+  for an example read from line 8. Label encoders receive one (see
+  :func:`where`)."""
+
+  def __new__(cls, text, origins=None):
+    source = super().__new__(cls, text)
+    source.origins = list(origins) if origins is not None else None
+    return source
+
+  def where(self, index):
+    """Example ``index`` (0-based) as a message names it."""
+    if self.origins is not None and index < len(self.origins):
+      return f"{self}, {self.origins[index]}"
+    return f"{self} (example {index + 1})"
+
+
+def where(source, index):
+  """Example ``index`` of ``source`` (a :class:`Source`, or a plain string
+  for examples read without their places) as a message names it."""
+  if isinstance(source, Source):
+    return source.where(index)
+  return f"{source} (example {index + 1})"
 
 
 @dataclasses.dataclass
@@ -36,13 +63,27 @@ class Examples:
     labels: one label per input, raw as read (a class name, a number, a
       list of tags), or as a task encoded them.
     source: where the examples came from, for messages.
+    origins: where each example is in its source (``"line 8"``,
+      ``"series 3"``, ``"file pos/1_1.txt"``), for messages; None if
+      unknown.
   """
   texts: list
   labels: list
   source: str = ""
+  origins: list = None
 
   def __len__(self):
     return len(self.texts)
+
+  def where(self, index):
+    """Example ``index`` (0-based) as a message names it: its file and
+    line (``reviews.jsonl, line 8``), or its number."""
+    return self.labelled_source().where(index)
+
+  def labelled_source(self):
+    """The :class:`Source` of these examples (what a label encoder is
+    given, so its errors name each example's line)."""
+    return Source(self.source, self.origins)
 
   @property
   def kind(self):
@@ -58,11 +99,13 @@ class Examples:
   def subset(self, indices, source=None):
     """The examples at ``indices``."""
     return Examples([self.texts[i] for i in indices],
-                    [self.labels[i] for i in indices], source or self.source)
+                    [self.labels[i] for i in indices], source or self.source,
+                    None if self.origins is None else
+                    [self.origins[i] for i in indices])
 
   def with_labels(self, labels):
     """The same inputs with other (encoded) labels."""
-    return Examples(self.texts, labels, self.source)
+    return Examples(self.texts, labels, self.source, self.origins)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,12 +172,13 @@ class _Decoder:
           "by U+FFFD.", self.replaced, self.source)
 
 
-def finish(texts, raw_labels, source, decoder):
-  """``Examples`` of what a reader read; an InputError if none."""
+def finish(texts, raw_labels, source, decoder, origins=None):
+  """``Examples`` of what a reader read (``origins``: each one's place in
+  ``source``, such as ``"line 8"``); an InputError if none."""
   if not texts:
     raise InputError(f"No examples found in {source}.")
   decoder.report()
-  return Examples(texts, raw_labels, source)
+  return Examples(texts, raw_labels, source, origins)
 
 
 # aclImdb's folder of unlabelled reviews, never a class.
@@ -167,7 +211,7 @@ def read_aclimdb(root, split):
           folder, name)) and any(f.endswith(".txt") for f in os.listdir(
               os.path.join(folder, name))))
   decoder = _Decoder(folder)
-  texts, raw_labels = [], []
+  texts, raw_labels, origins = [], [], []
   for name in found:
     class_folder = os.path.join(folder, name)
     for file_name in sorted(os.listdir(class_folder)):
@@ -175,14 +219,26 @@ def read_aclimdb(root, split):
         with open(os.path.join(class_folder, file_name), "rb") as f:
           texts.append(decoder(f.read()))
         raw_labels.append(name)
-  return finish(texts, raw_labels, folder, decoder)
+        origins.append(f"file {name}/{file_name}")
+  return finish(texts, raw_labels, folder, decoder, origins)
 
 
+@contextlib.contextmanager
 def open_binary(path):
-  """A file (gzipped if its name ends in ``.gz``) opened for bytes."""
+  """A file (gzipped if its name ends in ``.gz``) opened for bytes, as a
+  context manager: a file that is not gzip data, or a truncated one, is
+  an InputError naming it, wherever in the file the reader finds out."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"Data file not found: {path}")
-  return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+  compressed = path.endswith(".gz")
+  with gzip.open(path, "rb") if compressed else open(path, "rb") as f:
+    try:
+      yield f
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+      raise InputError(
+          f"{path}: not whole gzip data ({error or type(error).__name__}); "
+          f"expected a complete .gz file (or a file without the .gz "
+          f"name).") from None
 
 
 @contextlib.contextmanager
@@ -217,7 +273,7 @@ def read_delimited(path, text_column="text", label_column="label",
                             column)
     text_at = header.index(text_column)
     label_at = header.index(label_column) if label_column else None
-    texts, raw_labels = [], []
+    texts, raw_labels, origins = [], [], []
     for row in reader:
       if not row:
         continue
@@ -226,7 +282,8 @@ def read_delimited(path, text_column="text", label_column="label",
                          f"{len(row)} fields, the header has {len(header)}.")
       texts.append(row[text_at])
       raw_labels.append(None if label_at is None else row[label_at])
-  return finish(texts, raw_labels, path, decoder)
+      origins.append(f"line {reader.line_num}")
+  return finish(texts, raw_labels, path, decoder, origins)
 
 
 FRAMES_KEY = "frames"
@@ -242,7 +299,7 @@ def read_jsonl(path, text_key="text", label_key="label"):
   """
   from maskmodels.data import frame_readers  # pylint: disable=import-outside-toplevel,cyclic-import
   decoder = _Decoder(path)
-  texts, raw_labels, channels = [], [], None
+  texts, raw_labels, origins, channels = [], [], [], None
   with open_binary(path) as f:
     for number, raw in enumerate(f, 1):
       line = decoder(raw).strip()
@@ -273,7 +330,8 @@ def read_jsonl(path, text_key="text", label_key="label"):
         texts.append([str(w) for w in text] if isinstance(text, list) else
                      str(text))
       raw_labels.append(record[label_key] if label_key else None)
-  return finish(texts, raw_labels, path, decoder)
+      origins.append(f"line {number}")
+  return finish(texts, raw_labels, path, decoder, origins)
 
 
 CONLLU_COLUMNS = {"upos": 3, "xpos": 4}
@@ -321,12 +379,14 @@ def read_conllu(path, tag_column="upos"):
                      f"{', '.join(CONLLU_COLUMNS)} (--label_column).")
   at = CONLLU_COLUMNS[tag_column]
   decoder = _Decoder(path)
-  sentences, tags, words, labels = [], [], [], []
+  sentences, tags, words, labels, origins = [], [], [], [], []
+  start = [None]  # the line of the sentence's first word
 
   def end_sentence():
     if words:
       sentences.append(list(words))
       tags.append(list(labels))
+      origins.append(f"line {start[0]}")
     words.clear()
     labels.clear()
 
@@ -349,10 +409,12 @@ def read_conllu(path, tag_column="upos"):
                          f"({str(error).rstrip('.')}): {line[:80]!r}"
                          ) from None
       if isinstance(token_id, int):
+        if not words:
+          start[0] = number
         words.append(fields[1])
         labels.append(fields[at])
   end_sentence()
-  return finish(sentences, tags, path, decoder)
+  return finish(sentences, tags, path, decoder, origins)
 
 
 def split_file(path, split):
@@ -365,7 +427,8 @@ def split_file(path, split):
 
 def read_cmudict(path):
   """Reads the CMU Pronouncing Dictionary's line format: ``WORD  PH PH
-  ...`` (two spaces after the word; ``;;;`` starts a comment line).
+  ...`` (the word, then its phones; the word ends at the first space or
+  tab; ``;;;`` starts a comment line).
 
   A word with several pronunciations (on lines of their own, the word
   repeated or written ``WORD(2)``) is one example whose label is the list
@@ -375,28 +438,33 @@ def read_cmudict(path):
     ``Examples`` of words (strings), labels lists of phone strings.
 
   Raises:
-    InputError: a line without a word and a pronunciation, naming the file
-      and the line.
+    InputError: a line without a word (it starts with a space) or without
+      phones, naming the file and the line.
   """
   decoder = _Decoder(path)
   words, index = [], {}
   with open_binary(path) as f:
     for number, raw in enumerate(f, 1):
-      line = decoder(raw).strip()
-      if not line or line.startswith(";;;"):
+      line = decoder(raw).rstrip("\r\n")
+      if not line.strip() or line.startswith(";;;"):
         continue
-      word, _, phones = line.partition(" ")
-      phones = " ".join(phones.split())
+      expected = ("expected a word, then its phones ('WORD  PH PH ...', "
+                  "the word first on the line)")
+      if line[0].isspace():
+        raise InputError(f"{path}:{number}: a line with no word (it starts "
+                         f"with a space: {line[:80]!r}); {expected}.")
+      parts = line.split(None, 1)
+      phones = " ".join(parts[1].split()) if len(parts) > 1 else ""
       if not phones:
-        raise InputError(f"{path}:{number}: expected a word, two spaces and "
-                         f"its phones ('WORD  PH PH ...'), got "
-                         f"{line[:80]!r}.")
-      word = re.sub(r"\(\d+\)$", "", word)
+        raise InputError(f"{path}:{number}: no phones after the word "
+                         f"({line[:80]!r}); {expected}.")
+      word = re.sub(r"\(\d+\)$", "", parts[0])
       if word not in index:
         index[word] = len(words)
-        words.append((word, []))
+        words.append((word, [], number))
       words[index[word]][1].append(phones)
-  return finish([w for w, _ in words], [p for _, p in words], path, decoder)
+  return finish([w for w, _, _ in words], [p for _, p, _ in words], path,
+                decoder, [f"line {n}" for _, _, n in words])
 
 
 def read_examples(data_format, path, split="train", text_column="",

@@ -17,7 +17,7 @@ from tensorflow_text.python.ops import bert_tokenizer
 from tensorflow_text.tools.wordpiece_vocab import (
     wordpiece_tokenizer_learner_lib as wordpiece_learner)
 
-from maskmodels import atomic_files, progress
+from maskmodels import atomic_files, masking, progress
 from maskmodels.errors import DamagedFile, InputError
 from maskmodels.registry import Registry
 
@@ -73,27 +73,8 @@ def clip_characters(texts, max_chars, truncation="head"):
                   tf.strings.join([head, tail], separator=" "))
 
 
-def truncate_tokens(tokens, max_len, truncation="head"):
-  """Keeps at most ``max_len`` tokens per row of a ragged ``[batch, (len)]``.
-
-  ``"head"`` keeps the first tokens, ``"tail"`` the last, ``"both"`` the first
-  ``max_len // 2`` and the last ``max_len - max_len // 2``.
-  """
-  # int32 index arithmetic throughout: oneDNN has no int64 kernels here.
-  tokens = tokens.with_row_splits_dtype(tf.int32)
-  lengths = tokens.row_lengths()
-  kept = tf.minimum(lengths, max_len)
-  head_budget = {"head": max_len, "tail": 0, "both": max_len // 2}[truncation]
-  head = tf.where(lengths <= max_len, lengths, head_budget)
-  positions = tf.ragged.range(kept, row_splits_dtype=tf.int32)
-  row = positions.value_rowids()
-  position = positions.flat_values
-  # Position p < head reads token p; later ones read from the row's end.
-  offset = tf.where(position < tf.gather(head, row), position,
-                    position + tf.gather(lengths - kept, row))
-  index = tf.gather(tokens.row_starts(), row) + offset
-  return positions.with_values(tf.gather(tokens.values, index)
-                               ).with_row_splits_dtype(tf.int64)
+# Keeps at most max_len steps per row (head, tail or both): masking's rule.
+truncate_tokens = masking.truncate_steps
 
 
 def split_words(texts):

@@ -2,10 +2,12 @@
 
 What is specific to them lives here: the vocabulary a run learns and keeps
 (``vocab.txt``), the tokenizer over it, the featurizer that turns raw
-inputs into token ids (``"ids"``, int32, 0 = pad) and the model's word
-features (``"chars"``: each token's character codes, 0 = pad), and the
-SavedModel signatures that take strings (and, for word lists, words with
-their lengths). Tokenization runs in the graph (tensorflow-text).
+inputs into token ids (``"ids"``, int32, 0 = pad), their ``"lengths"``
+and the model's word features (``"chars"``: each token's character codes,
+0 = pad), and the SavedModel signatures that take strings (and, for word
+lists, words with their lengths). A text keeps 256 tokens in training
+unless ``--max_len`` says. Tokenization runs in the graph
+(tensorflow-text).
 """
 
 import numpy as np
@@ -81,15 +83,17 @@ class TokenFeaturizer(kinds.Featurizer):
       words = self.tokenizer.words(inputs, max_len, truncation)
       ids = self.tokenizer.encode_words(words)
     else:
-      return {"ids": self.tokenizer.encode(inputs, max_len, truncation)}
-    features = {"ids": ids}
+      ids = self.tokenizer.encode(inputs, max_len, truncation)
+    features = {"ids": ids,
+                kinds.LENGTHS: tf.cast(ids.row_lengths(), tf.int32)}
     for layer in self.word_features:
       features[layer.feature] = layer.featurize(words)
     return features
 
   def padding_values(self):
     return {name: tf.constant(0, tf.int32) for name in
-            ["ids"] + [layer.feature for layer in self.word_features]}
+            ["ids", kinds.LENGTHS] + [layer.feature
+                                      for layer in self.word_features]}
 
   def padded_shapes(self, element_spec, static):
     """Every axis to the batch's longest (or the bucket's edge); a word
@@ -106,6 +110,8 @@ class TokenFeaturizer(kinds.Featurizer):
     return shapes
 
   def lengths(self, features):
+    """int32 ``[batch]``: the tokens of each example (its non-pad ids:
+    features padded by hand need no ``lengths``)."""
     return tf.reduce_sum(tf.cast(tf.not_equal(features["ids"], 0), tf.int32),
                          axis=1)
 
@@ -155,6 +161,25 @@ def word_features_of(model):
   return found
 
 
+def word_feature_layers(settings):
+  """The word-feature layers a ``ModelConfig`` names, built from their
+  settings (their ``featurize`` reads only their settings, so the
+  featurizer's are as good as the model's)."""
+  from maskmodels import layers as _builtin  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  from maskmodels.registry import WORD_FEATURES  # pylint: disable=import-outside-toplevel
+  return [WORD_FEATURES.get(name)(**settings.word_features_config.get(name,
+                                                                      {}))
+          for name in settings.word_features]
+
+
+def token_lengths(examples, tokenizer, max_len, truncation="head"):
+  """Token counts (after truncation) of text or word-list ``examples``:
+  int array ``[n]`` (see ``Featurizer.example_lengths``)."""
+  words = bool(examples.texts) and not isinstance(examples.texts[0], str)
+  return TokenFeaturizer(tokenizer, inputs="words" if words else "text"
+                         ).example_lengths(examples, max_len, truncation)
+
+
 @register_input_kind("text")
 class TextKind(kinds.InputKind):
   """Strings, tokenized in the graph over the run's vocabulary.
@@ -169,6 +194,7 @@ class TextKind(kinds.InputKind):
   backbone = "sequence"
   requires = ("tensorflow", "tensorflow_text")
   describes = "texts"
+  default_max_len = 256
 
   def holds(self, inputs):
     return all(isinstance(value, str) for value in inputs)
@@ -193,8 +219,9 @@ class TextKind(kinds.InputKind):
   def model_inputs(self, assets):
     return {"vocab_size": assets.vocab_size}
 
-  def featurizer(self, data, assets, model):
-    return TokenFeaturizer(assets, word_features_of(model), self.name)
+  def featurizer(self, config, assets):
+    return TokenFeaturizer(assets, word_feature_layers(config.model),
+                           self.name)
 
   def arguments(self, inputs):
     return "serving_default", {"texts": tf.constant(list(inputs), tf.string)}
@@ -217,6 +244,10 @@ class WordsKind(TextKind):
   def holds(self, inputs):
     return all(isinstance(value, (list, tuple)) and all(
         isinstance(word, str) for word in value) for value in inputs)
+
+  def accepts(self, inputs):
+    """Word lists, or raw strings (split at whitespace)."""
+    return self.holds(inputs) or all(isinstance(v, str) for v in inputs)
 
   def validate(self, config):
     if config.data.tokenizer != "word":

@@ -132,8 +132,10 @@ class SequenceBackbone(Configurable, ExplicitMask, keras.layers.Layer):
     ids = features["ids"]
     mask = masking.mask_from_ids(ids, self.pad_id)
     order = masking.right_padding_permutation(mask)
-    packed = {name: masking.reorder(value, order)
-              for name, value in features.items()}
+    # Per-step features to the right-padded layout (``lengths`` and other
+    # per-example features stay as they are).
+    packed = {name: masking.reorder(value, order) if value.shape.rank >= 2
+              else value for name, value in features.items()}
     ids, mask = packed["ids"], masking.reorder(mask, order)
     x = self.embedding_dropout(self.embedding(ids), training=training)
     parts = [x] + [feature(packed, mask=mask, training=training)

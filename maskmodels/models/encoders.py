@@ -29,6 +29,15 @@ class Encoder(ExplicitMask, keras.Model):
   ``[batch, time']``, where real outputs depend on real inputs only.
   """
 
+  @classmethod
+  def defaults_for(cls, keeps_steps=False):
+    """Settings this encoder takes by default for a task (what the user
+    does not set): ``keeps_steps``, the task needs one output step per
+    input step (a label or a logit per step). Here none: an encoder that
+    changes the time axis by default overrides it."""
+    del keeps_steps
+    return {}
+
 
 def _per_block(value, count, name):
   """One value per block: a single value repeated, or a list of ``count``."""
@@ -104,6 +113,11 @@ class ConvGRUEncoder(Configurable, Encoder):
     concat_conv: bool = setting(
         False, "conv_gru: output the last conv block's features beside the "
         "GRU's (the pooling sees both).", resume=True)
+
+  @classmethod
+  def defaults_for(cls, keeps_steps=False):
+    """No pooling for a task that needs every step (a tag per word)."""
+    return {"pool_size": [1]} if keeps_steps else {}
 
   def __init__(self, **kwargs):
     super().__init__(**kwargs)

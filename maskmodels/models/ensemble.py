@@ -3,9 +3,10 @@
 The output is ``sum_m weight_m * member_m(inputs)``. The weights are a
 non-trainable variable (saved with the model): ``1 / members`` (the mean)
 until :func:`fit_member_weights` fits them to held-out data, which the
-training run does at its end. ``call`` returns ``{"output": combined,
-"members": {name: output}}`` in training and serving alike; the task
-trains each member on its own loss and reports the combined output's.
+training run does at its end. ``call`` returns ``ModelOutputs(combined,
+mask, {"members": {name: ModelOutputs}})`` in training and serving alike;
+the task trains each member on its own loss and reports the combined
+output's.
 """
 
 import keras
@@ -13,6 +14,7 @@ import tensorflow as tf
 
 from maskmodels.errors import InputError
 from maskmodels.models.sequence_model import layer_of
+from maskmodels.outputs import ModelOutputs, model_outputs
 
 
 @keras.saving.register_keras_serializable(package="maskmodels")
@@ -30,7 +32,8 @@ class Ensemble(keras.Model):
       dict).
 
   Returns:
-    ``{"output": [batch, ...] float32, "members": {name: [batch, ...]}}``.
+    ``ModelOutputs(combined [batch, ...] float32, the first member's mask,
+    {"members": {name: ModelOutputs}})``.
   """
 
   def __init__(self, members, tied=False, **kwargs):
@@ -67,10 +70,15 @@ class Ensemble(keras.Model):
             for row in m.pad_rows()]
 
   def call(self, inputs, training=None):
-    outputs = {name: tf.cast(member(inputs, training=training), tf.float32)
-               for name, member in zip(self.names, self.members)}
-    return {"output": combine(list(outputs.values()), self.member_weights),
-            "members": outputs}
+    outputs = {}
+    for name, member in zip(self.names, self.members):
+      output = model_outputs(member(inputs, training=training))
+      outputs[name] = output._replace(outputs=tf.cast(output.outputs,
+                                                      tf.float32))
+    combined = combine([o.outputs for o in outputs.values()],
+                       self.member_weights)
+    return ModelOutputs(combined, outputs[self.names[0]].mask,
+                        {"members": outputs})
 
   def adapt(self, batches):
     """Fits every member's data-derived state (``member.adapt``) from
@@ -95,7 +103,12 @@ class Ensemble(keras.Model):
 
 def combine(outputs, weights):
   """``sum_m weights[m] * outputs[m]``: the ensemble's output from its
-  members' float32 outputs (a list, in member order) and their weights."""
+  members' float32 outputs (a list of tensors, or of ``ModelOutputs``
+  whose combination keeps the first one's mask, in member order) and their
+  weights."""
+  if outputs and isinstance(outputs[0], ModelOutputs):
+    return outputs[0]._replace(outputs=combine([o.outputs for o in outputs],
+                                               weights), extras={})
   return tf.add_n([weights[i] * output for i, output in enumerate(outputs)])
 
 
@@ -124,13 +137,13 @@ def fit_member_weights(ensemble, task, batches, progress=None, steps=500,
     ``{"member_weights": {name: weight}, "loss": value, <metric>: value}``
     of the fitted weights on ``batches``.
   """
-  members_of = tf.function(lambda f: ensemble(f, training=False)["members"],
+  members_of = tf.function(lambda f: ensemble(f, training=False).members,
                            reduce_retracing=True, autograph=False)
   cached = []
   for features, labels, weights in batches:
     members = members_of(features)
-    cached.append(([tf.cast(members[n], tf.float32) for n in ensemble.names],
-                   labels, task.loss_weights(labels, weights)))
+    cached.append(([members[n] for n in ensemble.names], labels,
+                   task.loss_weights(labels, weights)))
   if not cached:
     raise InputError("No held-out batches to fit the member weights on.")
   total = tf.add_n([tf.reduce_sum(w) for _, _, w in cached])

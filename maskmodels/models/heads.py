@@ -2,9 +2,11 @@
 
 ``pooled`` reads one vector per sequence (a registered pooling over the real
 steps) for sequence-level labels; ``per_step`` gives every input token its
-own output, in the input's own layout, for per-token labels. Both take the
-backbone's output dict (``maskmodels.models.backbone``) and return float32
-``[batch, output_size]`` or ``[batch, time, output_size]``.
+own output, in the input's own layout, for per-token labels; ``ctc`` gives
+logits per encoder step. Each takes the backbone's output dict
+(``maskmodels.models.backbone``) and returns ``ModelOutputs``
+(``maskmodels.outputs``): float32 ``[batch, output_size]``, or ``[batch,
+time, output_size]`` with their mask.
 """
 
 import dataclasses
@@ -19,6 +21,7 @@ from maskmodels.layers.dropout import Dropout
 # Imported for its side effect: it registers the built-in poolings by name.
 from maskmodels.layers import pooling as _builtin_poolings  # noqa: F401
 from maskmodels.models.backbone import component
+from maskmodels.outputs import ModelOutputs
 from maskmodels.registry import POOLINGS, register_head
 from maskmodels.settings import MAX_WIDTH, Configurable, Settings, setting
 
@@ -31,7 +34,8 @@ class Head(Configurable, ExplicitMask, keras.layers.Layer):
     head_units, head_dropout: hidden ReLU layers before the outputs, and
       the dropout before each (the settings of :class:`HeadConfig`).
 
-  ``call(outputs, training=None)`` takes the backbone's output dict.
+  ``call(outputs, training=None)`` takes the backbone's output dict and
+  returns ``ModelOutputs`` (a bare tensor is read as its ``outputs``).
   """
 
   per_token = False
@@ -101,15 +105,15 @@ class PooledHead(Head):
   def call(self, outputs, training=None):
     pooled = self.pooling(outputs["steps"], mask=outputs["mask"],
                           training=training)
-    return self.project(pooled, training)
+    return ModelOutputs(self.project(pooled, training))
 
 
 @register_head("per_step")
 class PerStepHead(Head):
   """Dense layers on every step: ``[batch, time, output_size]`` in the
   input's own layout (an input token's outputs where the token was; zeros
-  at pad tokens). The encoder must keep the time axis: one output step per
-  input token."""
+  at pad tokens), with the input's mask. The encoder must keep the time
+  axis: one output step per input token."""
 
   per_token = True
 
@@ -131,14 +135,15 @@ class PerStepHead(Head):
                        f"steps for {mask.shape[1]} tokens; its encoder must "
                        f"keep the time axis.")
     logits = masking.apply_mask(self.project(steps, training), mask)
-    return masking.restore_order(logits, outputs["order"])
+    return ModelOutputs(masking.restore_order(logits, outputs["order"]),
+                        masking.restore_order(mask, outputs["order"]))
 
 
 @register_head("ctc")
 class CTCHead(Head):
   """Logits for CTC on every encoder step, with the encoder's output mask:
-  ``{"logits": [batch, steps * upsample, output_size], "mask": [batch,
-  steps * upsample]}`` (bool, True = real step).
+  ``ModelOutputs(logits [batch, steps * upsample, output_size], mask bool
+  [batch, steps * upsample])`` (True = real step).
 
   The logit lengths are the encoder's real steps after its strides and
   pools, times ``upsample``: each encoder step writes ``upsample`` logit
@@ -151,7 +156,7 @@ class CTCHead(Head):
   class Config(Head.Config):
     """The hidden layers and the logit steps per encoder step."""
     upsample: int = setting(
-        1, "ctc head: logit steps per encoder step (room for targets "
+        2, "ctc head: logit steps per encoder step (room for targets "
         "longer than the encoder's output).", lower=1, upper=16,
         resume=True)
 
@@ -167,4 +172,4 @@ class CTCHead(Head):
     shape = tf.shape(logits)
     logits = tf.reshape(logits, [shape[0], shape[1] * k, self.output_size])
     mask = tf.repeat(tf.cast(mask, tf.bool), k, axis=1)
-    return {"logits": masking.apply_mask(logits, mask), "mask": mask}
+    return ModelOutputs(masking.apply_mask(logits, mask), mask)

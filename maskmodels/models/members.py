@@ -13,13 +13,15 @@ import tensorflow as tf
 from maskmodels import masking
 from maskmodels.layers.ngrams import HashedNgramBag, NaiveBayesNgrams
 from maskmodels.models.backbone import features_of
+from maskmodels.outputs import ModelOutputs
 from maskmodels.registry import register_member
 from maskmodels.settings import (MAX_BUCKETS, MAX_WIDTH, MAX_WINDOW,
                                  Configurable, Settings, setting)
 
 
 class Member(Configurable, keras.Model):
-  """Base of members: ``call(inputs, training=None)`` -> logits.
+  """Base of members: ``call(inputs, training=None)`` -> ``ModelOutputs``
+  of logits ``[batch, output_size]`` (a bare tensor is read as them).
 
   Args:
     output_size: logits per example (the task's).
@@ -76,7 +78,7 @@ class NaiveBayesClassifier(Member):
 
   def call(self, inputs, training=None):
     ids, mask = self.ids_and_mask(inputs)
-    return self.ngrams(ids, mask=mask)[:, :self.output_size]
+    return ModelOutputs(self.ngrams(ids, mask=mask)[:, :self.output_size])
 
   def adapt(self, batches):
     """Counts the ratios from ``(features, labels)`` batches: int ``[batch]``
@@ -112,4 +114,4 @@ class NgramBagClassifier(Member):
 
   def call(self, inputs, training=None):
     ids, mask = self.ids_and_mask(inputs)
-    return self.logits(self.bag(ids, mask=mask))
+    return ModelOutputs(self.logits(self.bag(ids, mask=mask)))

@@ -6,13 +6,16 @@ registers another) reads the backbone's steps with their mask; it takes
 ``call(targets_in, memory, memory_mask, training)`` -> logits ``[batch,
 time, vocab]`` (teacher forcing), ``beam_decode(memory, memory_mask,
 max_len, beam_width)`` -> ``(ids, lengths, log_probability)``, and
-``start_id`` / ``end_id``.
+``start_id`` / ``end_id``. The model returns ``ModelOutputs``: the
+teacher-forced logits with the targets' mask, or the decoded ids with
+theirs (``maskmodels.outputs``).
 """
 
 import keras
 import tensorflow as tf
 
 from maskmodels.models.sequence_model import layer_of
+from maskmodels.outputs import ModelOutputs
 from maskmodels.registry import DECODERS
 
 
@@ -32,9 +35,9 @@ class Seq2SeqModel(keras.Model):
       pad, or frames with lengths).
 
   Returns:
-    ``{"tokens": int32 [batch, max_output_len] (0 past each length),
-    "lengths": int32 [batch], "scores": float32 [batch]}`` (the outputs'
-    log probabilities).
+    ``ModelOutputs(ids int32 [batch, max_output_len] (0 past each
+    length), mask bool [batch, max_output_len], {"scores": float32
+    [batch]})``: the decoded outputs and their log probabilities.
   """
 
   def __init__(self, backbone, decoder, max_output_len=32, beam_width=1,
@@ -62,23 +65,33 @@ class Seq2SeqModel(keras.Model):
       self.built = True
 
   def encode(self, inputs, training=None):
-    """The backbone's ``(steps [batch, time, dim], mask [batch, time])``."""
+    """The backbone's ``(steps [batch, time, dim], mask [batch, time])``:
+    what :meth:`teacher_forced` and :meth:`decode` read (pass it to both to
+    encode a batch once)."""
     outputs = self.backbone(inputs, training=training)
     return outputs["steps"], outputs["mask"]
 
-  def teacher_forced(self, inputs, targets_in, training=None):
-    """Logits ``[batch, time, vocab]`` of the next token after each of
-    ``targets_in`` (int ``[batch, time]``: ``start_id`` then the target,
-    0 past it)."""
-    memory, mask = self.encode(inputs, training)
-    return self.decoder(targets_in, memory, mask, training=training)
+  def teacher_forced(self, inputs, targets_in, training=None, encoded=None):
+    """``ModelOutputs`` of the logits ``[batch, time, vocab]`` of the next
+    token after each of ``targets_in`` (int ``[batch, time]``:
+    ``start_id`` then the target, 0 past it), with the mask of
+    ``targets_in``'s real steps; ``encoded``: :meth:`encode`'s, if it
+    already ran."""
+    memory, mask = encoded or self.encode(inputs, training)
+    logits = self.decoder(targets_in, memory, mask, training=training)
+    return ModelOutputs(logits, tf.not_equal(targets_in, 0))
 
-  def decode(self, inputs, beam_width=None):
-    """``(ids, lengths, log_probability)`` by beam search (greedy at
-    width 1) over the inputs' encoding."""
-    memory, mask = self.encode(inputs, False)
-    return self.decoder.beam_decode(memory, mask, self.max_output_len,
-                                    beam_width=beam_width or self.beam_width)
+  def decode(self, inputs, beam_width=None, encoded=None):
+    """``ModelOutputs`` of the ids beam search (greedy at width 1) writes
+    over the inputs' encoding: int32 ``[batch, max_output_len]`` (0 past
+    each length), their mask, and ``extras["scores"]`` (log
+    probabilities); ``encoded``: :meth:`encode`'s, if it already ran."""
+    memory, mask = encoded or self.encode(inputs, False)
+    ids, lengths, scores = self.decoder.beam_decode(
+        memory, mask, self.max_output_len,
+        beam_width=beam_width or self.beam_width)
+    return ModelOutputs(ids, tf.sequence_mask(lengths, tf.shape(ids)[1]),
+                        {"scores": scores})
 
   def pad_rows(self):
     """The embedding rows pad positions look up (``backbone.pad_rows``)."""
@@ -86,8 +99,7 @@ class Seq2SeqModel(keras.Model):
 
   def call(self, inputs, training=None):
     del training
-    ids, lengths, scores = self.decode(inputs)
-    return {"tokens": ids, "lengths": lengths, "scores": scores}
+    return self.decode(inputs)
 
   def get_config(self):
     return {"name": self.name,

@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from maskmodels.models.backbone import SequenceBackbone
 from maskmodels.models.heads import PerStepHead, PooledHead
-from maskmodels.registry import register_model
+from maskmodels.outputs import model_outputs
+from maskmodels.registry import ENCODERS, register_model
 
 
 def layer_of(spec):
@@ -34,8 +35,9 @@ class SequenceModel(keras.Model):
       side), or a dict of features with ``"ids"``.
 
   Returns:
-    The head's float32 outputs: ``[batch, outputs]`` (pooled) or
-    ``[batch, time, outputs]`` (per step).
+    The head's ``ModelOutputs`` (``maskmodels.outputs``): float32
+    ``[batch, outputs]`` (pooled), or ``[batch, time, outputs]`` (per
+    step) with their mask.
   """
 
   def __init__(self, backbone, head, **kwargs):
@@ -66,11 +68,14 @@ class SequenceModel(keras.Model):
              word_features_config=None, pad_id=0, head_units=(),
              head_dropout=0.1, dtype=None, name=None, **backbone_settings):
     """A backbone and a per-step head with ``num_tags`` logits per token
-    (``backbone_settings``: ``embedding_dim``, ``token_dropout``). The
-    ``conv_gru`` encoder keeps one step per token (``pool_size=1``) unless
-    ``encoder_config`` says otherwise, as ``--task=tagging`` does."""
-    if encoder == "conv_gru":
-      encoder_config = dict({"pool_size": [1]}, **(encoder_config or {}))
+    (``backbone_settings``: ``embedding_dim``, ``token_dropout``). A
+    named encoder keeps one step per token (its ``defaults_for``: conv_gru
+    does not pool) unless ``encoder_config`` says otherwise, as
+    ``--task=tagging`` does."""
+    if isinstance(encoder, str):
+      defaults = getattr(ENCODERS.get(encoder), "defaults_for", None)
+      encoder_config = dict(defaults(keeps_steps=True) if defaults else {},
+                            **(encoder_config or {}))
     return cls(SequenceBackbone(
         vocab_size, encoder, encoder_config, word_features,
         word_features_config, pad_id, dtype=dtype, **backbone_settings),
@@ -96,8 +101,8 @@ class SequenceModel(keras.Model):
     return self.backbone.pad_rows()
 
   def call(self, inputs, training=None):
-    return self.head(self.backbone(inputs, training=training),
-                     training=training)
+    return model_outputs(self.head(self.backbone(inputs, training=training),
+                                   training=training))
 
   def get_config(self):
     return {"name": self.name,

@@ -1,12 +1,13 @@
 """The task: what the labels are, the model, the loss, the metrics, serving.
 
 A task owns the problem and its step, as in Model Garden: it declares its
-labels (:class:`LabelSpec`: dtype, one per example, per token or a
-sequence of their own length, the pad value that never counts), reads and
+labels (a label spec, ``maskmodels.specs``: one per example, one per step,
+a sequence of its own length, or research code's own shape), reads and
 encodes raw labels, builds its model from the run's model settings, runs
 the train, validation and inference steps, computes the loss and metrics,
-names its best metric and its direction, and turns model outputs into what
-prediction and export return. Research code subclasses a task, registers it with
+names its best metric and its direction, and derives what prediction and
+export return from the model's :class:`~maskmodels.outputs.ModelOutputs`.
+Research code subclasses a task, registers it with
 :func:`maskmodels.register_task` and picks it with ``--task``; its own
 settings are a nested ``Config`` dataclass of
 :func:`~maskmodels.settings.setting` fields (flags, saved in
@@ -14,19 +15,23 @@ settings are a nested ``Config`` dataclass of
 
 Shapes: a batch is ``(features, labels, weights)``. ``features`` are the
 input kind's (token ids ``[batch, time]``; frames ``[batch, time,
-channels]`` with lengths); labels are ``[batch]`` (per example),
-``[batch, time]`` (per step, ``LabelSpec.pad`` at pad steps) or ``[batch,
-references, length]`` (target sequences of their own length); weights
-are float32 ``[batch]``, 0 for the filler rows that complete a batch.
+channels]``; both with ``lengths`` ``[batch]``); labels are as the spec
+batches them (``[batch]``, ``[batch, time]``, ``[batch, references,
+length]``...); weights are float32 ``[batch]``, 0 for the filler rows
+that complete a batch. Every model returns ``ModelOutputs(outputs, mask,
+extras)``; the loss, the metrics and the served outputs read it.
 """
 
 import dataclasses
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from maskmodels.outputs import ModelOutputs, model_outputs  # noqa: F401  (re-exported)
 from maskmodels.settings import Settings
-from maskmodels.specs import DefaultData, LabelSpec  # noqa: F401  (re-exported)
+from maskmodels.specs import (DefaultData, LabelSpec, SequenceLabels,  # noqa: F401  (re-exported)
+                              StepLabels)
 
 
 @dataclasses.dataclass
@@ -35,28 +40,35 @@ class NoSettings(Settings):
 
 
 def per_item(values, weights, per_token):
-  """``(values, weights)`` with one row per loss item, for Keras metrics.
-
-  Per token, ``[batch, time, ...]`` becomes ``[batch * time, ...]``: a Keras
-  metric reduces a ``[batch, time]`` update to one value per row, divided
-  by the row's width, before it weighs rows, so batches of different widths
-  (length buckets, padding) would weigh their tokens differently. Flat,
-  every real token counts once and alike. Per example, nothing changes.
-  """
+  """``(values, weights)`` with one row per loss item, for Keras metrics
+  (per token: ``StepLabels.per_item``; per example, as they are)."""
   if not per_token:
     return values, weights
-  values = tf.reshape(values, tf.concat([[-1], tf.shape(values)[2:]], 0))
-  return values, tf.reshape(weights, [-1])
+  return StepLabels().per_item(values, weights)
 
 
-def model_outputs(outputs):
-  """``(output, members)`` of a model's outputs: an ensemble returns
-  ``{"output": ..., "members": {name: ...}}``, other models their output
-  (a tensor, or a head's dict such as CTC's logits and mask; members is
-  then None)."""
-  if isinstance(outputs, dict) and "members" in outputs:
-    return outputs["output"], outputs["members"]
-  return outputs, None
+def blank_past_lengths(outputs, mask):
+  """Per-step served outputs with every step past its input's real steps
+  blank: "" for strings, -1 for integers (an id no label has), 0 for
+  numbers.
+
+  Args:
+    outputs: ``{name: tensor}``; those of rank 2 or more are per step,
+      ``[batch, time, ...]``.
+    mask: bool ``[batch, time]``, True at real steps.
+  """
+  blanked = {}
+  for name, value in outputs.items():
+    if value.shape.rank is None or value.shape.rank < 2:
+      blanked[name] = value
+      continue
+    real = tf.cast(mask, tf.bool)
+    while real.shape.rank < value.shape.rank:
+      real = real[..., tf.newaxis]
+    blank = ("" if value.dtype == tf.string else
+             -1 if value.dtype.is_integer else 0)
+    blanked[name] = tf.where(real, value, tf.constant(blank, value.dtype))
+  return blanked
 
 
 class Task:
@@ -77,22 +89,41 @@ class Task:
   best_mode = "min"
   # The head the model gets unless --head names another.
   default_head = "pooled"
-  # The input kinds it reads (maskmodels.data.kinds): "text" (raw strings),
-  # "words" (word lists, one token each, so labels align with them),
-  # "frames" (float series with lengths).
+  # The input kinds it reads (their ``like``: "text" raw strings, "words"
+  # word lists, one token each, so labels align with them, "frames" float
+  # series with lengths).
   inputs = ("text", "frames")
   # What --data_format=default reads (None: the task has no embedded data).
   default_data = None
-  # Settings (by name) this task's runs take unless the user sets them,
-  # over the components' own defaults: what the task needs of its model
-  # (a per-token task, an encoder that keeps the time axis).
+  # Whether its model needs one encoder step per input step (a label or a
+  # logit per step): an encoder that pools by default keeps every step
+  # for it (its ``defaults_for``), unless the user says otherwise.
+  keeps_steps = False
+  # Core settings (ExperimentConfig's, by name) this task's runs take
+  # unless the user sets them (the character tokenizer of spelled inputs);
+  # a component's settings are the component's to choose.
   run_defaults = {}
   # Axis labels of the curves' panels, by metric name.
   metric_units = {"loss": "loss"}
+  # How a prediction line shows a served row (``maskmodels.serving.
+  # describe_row``): the output to show, and a score whose largest value
+  # goes beside it. A SavedModel keeps it, so a predict that never imports
+  # the task writes the same lines.
+  display = {"output": "outputs"}
 
   def __init__(self, config=None, label_names=()):
     self.config = config if config is not None else self.Config()
     self.label_names = list(label_names)
+
+  def with_label_names(self, label_names):
+    """This task (its settings) with the run's label vocabulary: a new
+    task, this one unchanged."""
+    return type(self)(self.config, label_names)
+
+  def reads(self, kind):
+    """Whether this task reads inputs of ``kind`` (a registered input
+    kind, by the built-in kind it reads like)."""
+    return kind.like in self.inputs
 
   # ---- labels ---------------------------------------------------------------
 
@@ -103,10 +134,11 @@ class Task:
     return []
 
   def encode_labels(self, raw_labels, source):
-    """Raw labels -> per-example labels of :attr:`labels`'s dtype: a NumPy
-    array ``[n]``, or per token a list of arrays ``[length_i]``. A label
-    that cannot be encoded is an :class:`InputError` naming ``source`` and
-    the example."""
+    """Raw labels -> per-example labels as :attr:`labels` batches them (a
+    NumPy array ``[n]``, or a list of arrays). A label that cannot be
+    encoded is an :class:`InputError` naming the example:
+    ``maskmodels.data.readers.where(source, index)`` gives its file and
+    line."""
     raise NotImplementedError
 
   @property
@@ -135,22 +167,21 @@ class Task:
     export call it (through ``training.builders.model_in_scope``)."""
     from maskmodels.models import assembly  # pylint: disable=import-outside-toplevel
     return assembly.assemble(settings, inputs, self.output_size,
-                             per_token=self.labels.per_token)
+                             per_token=self.labels.per_step)
 
   # ---- loss and metrics ----------------------------------------------------
 
   def loss_weights(self, labels, weights):
-    """The weight of every loss item: ``weights`` ``[batch]`` per example;
-    per token ``[batch, time]``, 0 at pad tokens. Their sum over the global
-    batch divides the summed loss."""
-    if not self.labels.per_token:
-      return weights
-    real = tf.not_equal(labels, tf.cast(self.labels.pad, labels.dtype))
-    return weights[:, tf.newaxis] * tf.cast(real, weights.dtype)
+    """The weight of every loss item (the label spec's ``item_weights``:
+    ``weights`` ``[batch]`` per example; per step ``[batch, time]``, 0 at
+    pad steps). Their sum over the global batch divides the summed
+    loss."""
+    return self.labels.item_weights(labels, weights)
 
   def compute_loss(self, labels, outputs, training):
-    """Loss per item (``[batch]`` or ``[batch, time]``) of one output
-    tensor; pad items may hold anything (their weight is 0)."""
+    """Loss per item (``[batch]`` or ``[batch, time]``) of a model's
+    :class:`ModelOutputs`; pad items may hold anything (their weight is
+    0)."""
     raise NotImplementedError
 
   def build_metrics(self, training):
@@ -167,14 +198,15 @@ class Task:
     Args:
       metrics: the dict :meth:`build_metrics` returned.
       labels: the batch's labels.
-      outputs: the model's output (an ensemble's combined output).
+      outputs: the model's :class:`ModelOutputs` (an ensemble's combined
+        output).
       losses: :meth:`compute_loss` of ``outputs``.
       loss_weights: :meth:`loss_weights` of the batch (0 for filler rows
-        and pad tokens).
+        and pad steps).
     """
     del labels, outputs
-    losses, weights = per_item(losses, loss_weights, self.labels.per_token)
-    metrics["loss"].update_state(losses, sample_weight=weights)
+    metrics["loss"].update_state(*self.labels.per_item(losses,
+                                                       loss_weights))
 
   # ---- steps (called by the trainer, in a replica's context) -----------------
 
@@ -204,20 +236,21 @@ class Task:
     Returns:
       ``(objective, state)``: this replica's share of the global-batch
       loss (a float32 scalar), and the tensors :meth:`update_train_metrics`
-      reads (here ``output`` and ``losses``: the combined output's per-item
-      loss ``"loss"``, and an ensemble member's ``"loss/<name>"``, from
-      which the member learns alone).
+      reads (here ``output``, the model's :class:`ModelOutputs`, and
+      ``losses``: the combined output's per-item loss ``"loss"``, and an
+      ensemble member's ``"loss/<name>"``, from which the member learns
+      alone).
     """
     features, labels, _ = batch
-    output, members = model_outputs(model(features, training=True))
-    losses = {"loss": self.compute_loss(labels, output, True)}
-    for name in (members or {}):
-      losses[f"loss/{name}"] = self.compute_loss(labels, members[name], True)
+    outputs = model_outputs(model(features, training=True))
+    losses = {"loss": self.compute_loss(labels, outputs, True)}
+    for name, member in (outputs.members or {}).items():
+      losses[f"loss/{name}"] = self.compute_loss(labels, member, True)
     learned = [losses[k] for k in losses if k != "loss"] or [losses["loss"]]
     objective = tf.add_n([tf.reduce_sum(tf.cast(loss, tf.float32) *
                                         loss_weights) / total_weight
                           for loss in learned])
-    return objective, {"output": output, "losses": losses}
+    return objective, {"output": outputs, "losses": losses}
 
   def update_train_metrics(self, metrics, batch, loss_weights, state):
     """Updates the training metrics with one step's :meth:`train_step`
@@ -227,41 +260,47 @@ class Task:
                         state["losses"]["loss"], loss_weights)
     for key, losses in state["losses"].items():
       if key != "loss":
-        metrics[key].update_state(*per_item(losses, loss_weights,
-                                            self.labels.per_token))
+        metrics[key].update_state(*self.labels.per_item(losses,
+                                                        loss_weights))
 
   def validation_step(self, model, batch, metrics):
     """Updates the evaluation metrics with one replica's batch (validation,
     the test pass and ``maskmodels-evaluate`` all run this)."""
     features, labels, weights = batch
-    output, _ = model_outputs(model(features, training=False))
+    outputs = model_outputs(model(features, training=False))
     loss_weights = self.loss_weights(labels, weights)
-    self.update_metrics(metrics, labels, output,
-                        self.compute_loss(labels, output, False),
+    self.update_metrics(metrics, labels, outputs,
+                        self.compute_loss(labels, outputs, False),
                         loss_weights)
 
   def inference_step(self, model, features):
-    """Features -> :meth:`postprocess`'s tensors (prediction and export)."""
-    return self.postprocess(model(features, training=False))
+    """Features -> :meth:`served_outputs` (prediction and export: the one
+    serving path)."""
+    return self.served_outputs(model_outputs(model(features,
+                                                   training=False)))
 
   # ---- serving --------------------------------------------------------------
 
-  def postprocess(self, outputs):
-    """Model output -> ``{name: tensor}``, what prediction and export
-    return (each ``[batch, ...]``)."""
-    output, _ = model_outputs(outputs)
-    return {"outputs": tf.cast(output, tf.float32)}
+  def served_outputs(self, outputs):
+    """A model's :class:`ModelOutputs` -> ``{name: tensor}``, what
+    prediction and export return (each ``[batch, ...]``; a per-step
+    output blank past each input's steps, with ``lengths``)."""
+    served = {"outputs": tf.cast(outputs.outputs, tf.float32)}
+    if outputs.mask is not None:
+      served = dict(blank_past_lengths(served, outputs.mask),
+                    lengths=outputs.lengths)
+    return served
 
   def describe(self, inputs, prediction):
     """One line of ``maskmodels-predict`` output for one example.
 
     Args:
       inputs: the example as given (a string, or a list of words).
-      prediction: the example's row of :meth:`postprocess`'s tensors, as
+      prediction: the example's row of :meth:`served_outputs`' tensors, as
         NumPy values.
     """
-    values = " ".join(f"{v:.4f}" for v in prediction["outputs"].ravel())
-    return f"{values}\t{shown(inputs)}"
+    from maskmodels.serving import describe_row  # pylint: disable=import-outside-toplevel
+    return describe_row(inputs, prediction, self.display)
 
   def better(self, value, best):
     """Whether metric ``value`` beats ``best`` in :attr:`best_mode`."""
@@ -278,9 +317,11 @@ def shown(inputs):
   words, or a series' length."""
   if isinstance(inputs, str):
     return inputs
-  if hasattr(inputs, "shape"):
+  if hasattr(inputs, "shape") and np.ndim(inputs) == 2:
     return f"a series of {len(inputs)} frames"
-  return " ".join(inputs)
+  if isinstance(inputs, dict):
+    return " | ".join(shown(v) for v in inputs.values())
+  return " ".join(map(str, inputs))
 
 
 def build_task(name, settings, label_names=()):
@@ -291,3 +332,4 @@ def build_task(name, settings, label_names=()):
     raise ValueError(f"{task_class.__name__}.best_mode must be 'max' or "
                      f"'min', got {task_class.best_mode!r}.")
   return task_class(task_class.Config(**settings), label_names)
+

@@ -4,22 +4,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from maskmodels.data.readers import where
 from maskmodels.errors import InputError
 from maskmodels.registry import register_task
-from maskmodels.tasks.base import (DefaultData, LabelSpec, Task,
-                                   model_outputs, shown)
+from maskmodels.tasks.base import DefaultData, LabelSpec, Task
 
 
 def class_indices(raw_labels, names, source):
   """Raw labels -> int32 indices into ``names``; an unknown label is an
-  :class:`InputError` naming ``source``, the example and the classes."""
+  :class:`InputError` naming ``source``, the example (its line) and the
+  classes."""
   index = {name: i for i, name in enumerate(names)}
   labels = np.empty(len(raw_labels), np.int32)
   for i, label in enumerate(raw_labels):
     label = str(label)
     if label not in index:
-      raise InputError(f"Unknown label {label!r} in {source} (example {i});"
-                       f" expected one of {list(names)}.")
+      raise InputError(f"Unknown label {label!r} in {where(source, i)}; "
+                       f"expected one of {list(names)}.")
     labels[i] = index[label]
   return labels
 
@@ -34,7 +35,7 @@ class ClassificationTask(Task):
   and the name of the likeliest class.
   """
 
-  labels = LabelSpec("int32", per_token=False, pad=0)
+  labels = LabelSpec("int32", pad=0)
   best_metric = "accuracy"
   best_mode = "max"
   default_head = "pooled"
@@ -44,6 +45,7 @@ class ClassificationTask(Task):
       "synthetic movie reviews (neg/pos)")
   metric_units = {"loss": "cross-entropy (nats)",
                   "accuracy": "fraction correct"}
+  display = {"output": "labels", "score": "probabilities"}
 
   def fit_labels(self, raw_labels, source):
     names = sorted({str(label) for label in raw_labels})
@@ -62,7 +64,7 @@ class ClassificationTask(Task):
   def compute_loss(self, labels, outputs, training):
     del training
     return keras.losses.sparse_categorical_crossentropy(
-        labels, tf.cast(outputs, tf.float32), from_logits=True)
+        labels, tf.cast(outputs.outputs, tf.float32), from_logits=True)
 
   def build_metrics(self, training):
     return dict(super().build_metrics(training),
@@ -71,18 +73,12 @@ class ClassificationTask(Task):
 
   def update_metrics(self, metrics, labels, outputs, losses, loss_weights):
     super().update_metrics(metrics, labels, outputs, losses, loss_weights)
-    metrics["accuracy"].update_state(labels, outputs,
+    metrics["accuracy"].update_state(labels, outputs.outputs,
                                      sample_weight=loss_weights)
 
-  def postprocess(self, outputs):
-    output, _ = model_outputs(outputs)
-    probabilities = tf.nn.softmax(tf.cast(output, tf.float32), axis=-1)
+  def served_outputs(self, outputs):
+    probabilities = tf.nn.softmax(tf.cast(outputs.outputs, tf.float32),
+                                  axis=-1)
     label_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
     return {"probabilities": probabilities, "label_ids": label_ids,
             "labels": tf.gather(tf.constant(self.label_names), label_ids)}
-
-  def describe(self, inputs, prediction):
-    label = prediction["labels"]
-    label = label.decode() if isinstance(label, bytes) else str(label)
-    return (f"{label}\t{prediction['probabilities'].max():.4f}\t"
-            f"{shown(inputs)}")

@@ -6,9 +6,10 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from maskmodels.outputs import model_outputs
 from maskmodels.registry import DECODERS, register_task
 from maskmodels.settings import MAX_WIDTH, setting
-from maskmodels.tasks.base import per_item
+from maskmodels.specs import StepLabels
 from maskmodels.tasks.targets import (CMUDICT_SAMPLE, Decoding,
                                       TargetSequenceTask, first_target)
 
@@ -43,8 +44,9 @@ class Seq2SeqTask(TargetSequenceTask):
   averaged over the real target tokens of the global batch (target
   padding never counts). Evaluation, prediction and export: beam search
   in the graph (``--beam_width``, 1 = greedy) of at most
-  ``--max_output_len`` tokens; the error rates against the closest
-  reference.
+  ``--max_output_len`` tokens (the model's one decode path); the error
+  rates against the closest reference. A validation batch is encoded
+  once, for its loss and its decoding.
   """
 
   @dataclasses.dataclass
@@ -61,7 +63,6 @@ class Seq2SeqTask(TargetSequenceTask):
 
   reserved = ("<pad>", "<s>", "</s>")
   default_data = CMUDICT_SAMPLE
-  run_defaults = {"tokenizer": "char", "pool_size": [1]}
   metric_units = dict(TargetSequenceTask.metric_units,
                       loss="cross-entropy per target token (nats)")
 
@@ -95,31 +96,42 @@ class Seq2SeqTask(TargetSequenceTask):
   def compute_loss(self, labels, outputs, training):
     del training
     _, targets_out, _ = decoder_io(labels)
-    return keras.losses.sparse_categorical_crossentropy(
-        targets_out, tf.cast(outputs, tf.float32), from_logits=True)
+    return token_losses(targets_out, outputs)
 
   def update_metrics(self, metrics, labels, outputs, losses, loss_weights):
     del labels, outputs
-    metrics["loss"].update_state(*per_item(losses, loss_weights, True))
+    metrics["loss"].update_state(*StepLabels().per_item(losses,
+                                                        loss_weights))
 
   def train_step(self, model, batch, loss_weights, total_weight):
     features, labels, _ = batch
-    targets_in, _, _ = decoder_io(labels)
+    targets_in, targets_out, _ = decoder_io(labels)
     logits = model.teacher_forced(features, targets_in, training=True)
-    losses = self.compute_loss(labels, logits, True)
+    losses = token_losses(targets_out, logits)
     objective = tf.reduce_sum(losses * loss_weights) / total_weight
     return objective, {"output": logits, "losses": {"loss": losses}}
 
   def validation_step(self, model, batch, metrics):
     features, labels, weights = batch
-    targets_in, _, _ = decoder_io(labels)
-    logits = model.teacher_forced(features, targets_in, training=False)
+    targets_in, targets_out, _ = decoder_io(labels)
+    encoded = model.encode(features, training=False)
+    logits = model.teacher_forced(features, targets_in, training=False,
+                                  encoded=encoded)
     self.update_metrics(metrics, labels, logits,
-                        self.compute_loss(labels, logits, False),
+                        token_losses(targets_out, logits),
                         self.loss_weights(labels, weights))
-    ids, lengths, _ = model.decode(features)
-    self.update_error_rates(metrics, labels, weights, ids, lengths)
+    decoded = model.decode(features, encoded=encoded)
+    self.update_error_rates(metrics, labels, weights, decoded.outputs,
+                            decoded.lengths)
 
-  def decode(self, model, features):
-    ids, lengths, _ = model.decode(features)
-    return ids, lengths
+  def served_outputs(self, outputs):
+    outputs = model_outputs(outputs)
+    return self.strings(outputs.outputs, outputs.lengths)
+
+
+def token_losses(targets_out, outputs):
+  """Cross-entropy of each next token ``[batch, time + 1]`` of the
+  teacher-forced :class:`ModelOutputs`."""
+  return keras.losses.sparse_categorical_crossentropy(
+      targets_out, tf.cast(model_outputs(outputs).outputs, tf.float32),
+      from_logits=True)

@@ -4,12 +4,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from maskmodels.data.readers import where
 from maskmodels.errors import InputError
 from maskmodels.registry import register_task
-from maskmodels.tasks.base import (DefaultData, LabelSpec, Task,
-                                   model_outputs, per_item)
+from maskmodels.tasks.base import (DefaultData, StepLabels, Task,
+                                   blank_past_lengths)
 
 PAD_TAG = -1
+
+
+def check_tag_lists(raw_labels, source):
+  """Raises an InputError naming the example unless every raw label is a
+  list of tags (a string is one label, not one per step)."""
+  for i, tags in enumerate(raw_labels):
+    if not isinstance(tags, (list, tuple)) and not (
+        hasattr(tags, "ndim") and tags.ndim == 1):
+      raise InputError(f"{where(source, i)}: the label {tags!r} is not a "
+                       f"list; expected a list of tags, one per step.")
 
 
 @register_task("tagging")
@@ -27,12 +38,11 @@ class TaggingTask(Task):
   counted. Serving returns one tag per word.
   """
 
-  labels = LabelSpec("int32", per_token=True, pad=PAD_TAG)
+  labels = StepLabels("int32", pad=PAD_TAG)
   best_metric = "token_accuracy"
   best_mode = "max"
   default_head = "per_step"
-  # One encoder step per word: conv_gru pools by 2 unless told.
-  run_defaults = {"pool_size": [1]}
+  keeps_steps = True  # a tag per word
   inputs = ("words", "frames")
   default_data = DefaultData(
       "conllu", {"train": "ewt_sample_train.conllu.gz",
@@ -42,8 +52,10 @@ class TaggingTask(Task):
                   "token_accuracy": "fraction of words tagged right",
                   "sentence_accuracy": "fraction of sentences all right",
                   "tokens": "words"}
+  display = {"output": "tags"}
 
   def fit_labels(self, raw_labels, source):
+    check_tag_lists(raw_labels, source)
     names = sorted({str(tag) for tags in raw_labels for tag in tags})
     if len(names) < 2:
       raise InputError(f"{source} has {len(names)} tag(s) {names}; a tagger "
@@ -51,14 +63,15 @@ class TaggingTask(Task):
     return names
 
   def encode_labels(self, raw_labels, source):
+    check_tag_lists(raw_labels, source)
     index = {name: i for i, name in enumerate(self.label_names)}
     encoded = []
     for i, tags in enumerate(raw_labels):
       try:
         encoded.append(np.array([index[str(t)] for t in tags], np.int32))
       except KeyError as error:
-        raise InputError(f"Unknown tag {error.args[0]!r} in {source} "
-                         f"(example {i}); expected one of "
+        raise InputError(f"Unknown tag {error.args[0]!r} in "
+                         f"{where(source, i)}; expected one of "
                          f"{self.label_names}.") from None
     return encoded
 
@@ -69,7 +82,7 @@ class TaggingTask(Task):
   def compute_loss(self, labels, outputs, training):
     del training
     return keras.losses.sparse_categorical_crossentropy(
-        tf.maximum(labels, 0), tf.cast(outputs, tf.float32),
+        tf.maximum(labels, 0), tf.cast(outputs.outputs, tf.float32),
         from_logits=True)
 
   def build_metrics(self, training):
@@ -82,11 +95,13 @@ class TaggingTask(Task):
 
   def update_metrics(self, metrics, labels, outputs, losses, loss_weights):
     super().update_metrics(metrics, labels, outputs, losses, loss_weights)
+    logits = outputs.outputs
     real = loss_weights > 0
-    predicted = tf.argmax(outputs, axis=-1, output_type=labels.dtype)
-    tags, weights = per_item(tf.maximum(labels, 0), loss_weights, True)
+    predicted = tf.argmax(logits, axis=-1, output_type=labels.dtype)
+    tags, weights = self.labels.per_item(tf.maximum(labels, 0),
+                                         loss_weights)
     metrics["token_accuracy"].update_state(
-        tags, per_item(outputs, loss_weights, True)[0],
+        tags, self.labels.per_item(logits, loss_weights)[0],
         sample_weight=weights)
     wrong = tf.reduce_any(real & tf.not_equal(predicted, labels), axis=1)
     sentences = tf.cast(tf.reduce_any(real, axis=1), tf.float32)
@@ -94,18 +109,11 @@ class TaggingTask(Task):
         1.0 - tf.cast(wrong, tf.float32), sample_weight=sentences)
     metrics["tokens"].update_state(tf.reduce_sum(loss_weights))
 
-  def postprocess(self, outputs):
-    output, _ = model_outputs(outputs)
-    probabilities = tf.nn.softmax(tf.cast(output, tf.float32), axis=-1)
+  def served_outputs(self, outputs):
+    probabilities = tf.nn.softmax(tf.cast(outputs.outputs, tf.float32),
+                                  axis=-1)
     tag_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-    return {"probabilities": probabilities, "tag_ids": tag_ids,
-            "tags": tf.gather(tf.constant(self.label_names), tag_ids)}
-
-  def describe(self, inputs, prediction):
-    steps = int(prediction["lengths"]) if "lengths" in prediction else None
-    tags = [t.decode() if isinstance(t, bytes) else str(t)
-            for t in prediction["tags"][:steps]]
-    if hasattr(inputs, "shape"):  # frames: a tag per frame
-      return " ".join(tags)
-    words = inputs.split() if isinstance(inputs, str) else list(inputs)
-    return " ".join(f"{word}/{tag}" for word, tag in zip(words, tags))
+    served = {"probabilities": probabilities, "tag_ids": tag_ids,
+              "tags": tf.gather(tf.constant(self.label_names), tag_ids)}
+    return dict(blank_past_lengths(served, outputs.mask),
+                lengths=outputs.lengths)

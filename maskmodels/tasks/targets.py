@@ -19,11 +19,11 @@ import tensorflow as tf
 from absl import logging
 
 from maskmodels import sequence_metrics
-from maskmodels.data.readers import Examples
+from maskmodels.data.readers import Examples, where
 from maskmodels.errors import InputError
 from maskmodels.settings import Settings, setting
-from maskmodels.specs import LabelSpec
-from maskmodels.tasks.base import DefaultData, Task, shown
+from maskmodels.specs import SequenceLabels
+from maskmodels.tasks.base import DefaultData, Task
 
 CMUDICT_SAMPLE = DefaultData(
     "cmudict", {"train": "cmudict_sample_train.txt.gz",
@@ -71,18 +71,23 @@ class TargetSequenceTask(Task):
   """Base of tasks whose outputs are token sequences of their own length.
 
   Subclasses set :attr:`reserved` (the ids before the target tokens) and
-  give the model's decoded output in :meth:`decode`.
+  serve the model's decoded output through :meth:`strings`.
   """
 
-  labels = LabelSpec("int32", sequence=True, pad=0)
+  labels = SequenceLabels("int32", pad=0)
   best_metric = "token_error_rate"
   best_mode = "min"
   default_head = "pooled"
   inputs = ("text", "frames")
   reserved = ("<pad>",)
+  # One encoder step per input step (a character), the most room for the
+  # outputs; spelled inputs: one token per character.
+  keeps_steps = True
+  run_defaults = {"tokenizer": "char"}
   metric_units = {"loss": "loss per target",
                   "token_error_rate": "edits per reference token",
                   "sequence_error_rate": "fraction of outputs wrong"}
+  display = {"output": "output"}
 
   def validate(self, config):
     if config.model.members:
@@ -115,7 +120,7 @@ class TargetSequenceTask(Task):
     for i, label in enumerate(raw_labels):
       references = [reference.split() for reference in references_of(label)]
       if not references:
-        raise InputError(f"{source}: example {i} has no target; expected a "
+        raise InputError(f"{where(source, i)} has no target; expected a "
                          f"string of tokens or a list of them.")
       width = max(len(r) for r in references)
       ids = np.zeros([len(references), width], np.int32)
@@ -123,7 +128,7 @@ class TargetSequenceTask(Task):
         for column, token in enumerate(tokens):
           if token not in index:
             raise InputError(
-                f"Unknown target token {token!r} in {source} (example {i}); "
+                f"Unknown target token {token!r} in {where(source, i)}; "
                 f"the training split's tokens are "
                 f"{self.label_names[len(self.reserved):]}.")
           ids[row, column] = index[token]
@@ -131,15 +136,17 @@ class TargetSequenceTask(Task):
     return encoded
 
   def training_examples(self, examples):
-    texts, labels = [], []
-    for text, targets in zip(examples.texts, examples.labels):
+    texts, labels, origins = [], [], []
+    for i, (text, targets) in enumerate(zip(examples.texts, examples.labels)):
       for reference in targets:
         texts.append(text)
         labels.append(reference[np.newaxis])
+        origins.append(examples.origins[i] if examples.origins else None)
     if len(texts) > len(examples):
       logging.info("Training on %d (source, target) pairs of %d sources.",
                    len(texts), len(examples))
-    return Examples(texts, labels, examples.source)
+    return Examples(texts, labels, examples.source,
+                    origins if examples.origins else None)
 
   @property
   def output_size(self):
@@ -166,15 +173,6 @@ class TargetSequenceTask(Task):
 
   # ---- serving --------------------------------------------------------------
 
-  def decode(self, model, features):
-    """``(ids [batch, time], lengths [batch])`` the model writes for
-    ``features`` (target ids, 0 past each length)."""
-    raise NotImplementedError
-
-  def inference_step(self, model, features):
-    ids, lengths = self.decode(model, features)
-    return self.strings(ids, lengths)
-
   def strings(self, ids, lengths):
     """Decoded ids -> ``{"output": strings [batch] (tokens joined by a
     space), "tokens": int32 [batch, time] (0 past each length),
@@ -187,8 +185,3 @@ class TargetSequenceTask(Task):
     text = tf.strings.reduce_join(tf.ragged.map_flat_values(
         tf.gather, names, tokens), axis=-1, separator=" ")
     return {"output": text, "tokens": ids, "lengths": lengths}
-
-  def describe(self, inputs, prediction):
-    output = prediction["output"]
-    output = output.decode() if isinstance(output, bytes) else str(output)
-    return f"{output}\t{shown(inputs)}"

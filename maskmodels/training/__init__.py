@@ -12,6 +12,7 @@ from maskmodels.training.actions import PREEMPTED_EXIT_CODE, TrainingInterrupted
 from maskmodels.training.controller import Controller
 from maskmodels.training.inference import TrainedRun, evaluate, load_trained
 from maskmodels.training.model_dir import ModelDirectory
-from maskmodels.training.runner import (Runner, encode_splits, read_splits,
-                                        train_and_evaluate)
+from maskmodels.training.prepare import (PreparedRun, Splits, prepare,
+                                         read_splits)
+from maskmodels.training.runner import Runner, train_and_evaluate
 from maskmodels.training.trainer import NonFiniteLossError, Trainer

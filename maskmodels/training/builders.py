@@ -1,5 +1,5 @@
-"""Building a run's parts from its ExperimentConfig: task, inputs, model,
-featurizer.
+"""Building a run's parts from its ExperimentConfig: task, input kind,
+model, lengths.
 
 Shared by training, evaluation, prediction and export, so each builds the
 same task, model and features from the same settings.
@@ -7,6 +7,7 @@ same task, model and features from the same settings.
 
 import tensorflow as tf
 
+from maskmodels.errors import InputError
 from maskmodels.registry import INPUT_KINDS
 from maskmodels.tasks import build_task
 
@@ -18,8 +19,12 @@ def task_of(config):
 
 
 def input_kind_of(config):
-  """The run's registered input kind (``config.data.inputs``)."""
-  return INPUT_KINDS.get(config.data.inputs or "text")
+  """The run's registered input kind (``config.data.inputs``, which a run
+  records once it has read its data)."""
+  if config.data.inputs is None:
+    raise InputError("This config names no input kind: a run records it "
+                     "when it reads its data.")
+  return INPUT_KINDS.get(config.data.inputs)
 
 
 def load_inputs(config, directory):
@@ -50,13 +55,15 @@ def model_in_scope(config, task, inputs, strategy=None):
   return model
 
 
-def featurizer_of(kind, config, assets, model):
-  """Raw inputs -> ``model``'s features, for the run's input kind."""
-  return kind.featurizer(config.data, assets, model)
+def training_length(config, kind):
+  """Steps a training example keeps: ``--max_len``, else the input kind's
+  default (None: every step)."""
+  return kind.max_len(config.data)
 
 
-def inference_length(config, task):
-  """Steps kept per example in evaluation, prediction and export: every
-  step of a per-step task (each must get its label), else
-  ``--eval_max_len`` or the training length."""
-  return None if task.labels.per_token else config.data.inference_max_len
+def inference_length(config, task, kind):
+  """Steps kept per example in evaluation, prediction and export:
+  ``--eval_max_len`` or the training length, unless the task's labels need
+  every step (a label per step; None: every step)."""
+  return task.labels.evaluation_length(
+      config.data.eval_max_len or training_length(config, kind))

@@ -23,15 +23,13 @@ from maskmodels import tasks as _builtin_tasks  # noqa: F401
 from maskmodels.data import readers, text
 from maskmodels.errors import DamagedFile, InputError, environment_fault
 from maskmodels.registry import (BACKBONES, ENCODERS, HEADS, MEMBERS, MODELS,
-                                 TASKS, WORD_FEATURES)
+                                 TASKS, WORD_FEATURES, missing_modules,
+                                 research_modules)
 from maskmodels.settings import (Settings, check_value, component_settings,
                                  setting)
 from maskmodels.training import optimization, strategy
 
 EVALUATE_CHECKPOINTS = ("best", "final")
-# Tokens kept of a text unless --max_len says (frames are never cut unless
-# it does).
-DEFAULT_MAX_TOKENS = 256
 # The model directories this version reads: written by the same minor
 # version (0.4.x); older ones hold other variables and settings.
 FORMAT_VERSION = ".".join(__version__.split(".")[:2])
@@ -74,13 +72,16 @@ class DataConfig(Settings):
       None, "Label column of --test_path.", unset="--label_column")
   validation_fraction: float = setting(
       0.1, "Fraction of the training data held out for validation when no "
-      "--validation_path is given.", lower=0.0, upper=1.0)
+      "--validation_path is given.", above=0.0, below=1.0)
   label_names: list[str] = setting(
       [], "The task's label vocabulary (classes or tags in index order), "
       "from the training split.", flag=False, resume=True)
   inputs: str | None = setting(
       None, "The input kind of the training data (text, words, frames).",
       flag=False, resume=True, unset="not read yet")
+  digests: dict = setting(
+      {}, "Checksums of the inputs and labels of each split the run read "
+      "(a resume on other data is refused).", flag=False)
   tokenizer: str = setting("word", "Tokenizer.", choices=text.TOKENIZERS,
                            resume=True)
   vocab_size: int = setting(8000, "Vocabulary size.", lower=3,
@@ -99,7 +100,8 @@ class DataConfig(Settings):
   max_len: int | None = setting(
       None, "Steps (tokens, frames) kept per example in training; a longer "
       "one is cut as --truncation says.", lower=1,
-      unset="256 tokens of a text; every frame of a series, none cut")
+      unset="the input kind's: 256 tokens of a text; every frame of a "
+      "series, none cut")
   eval_max_len: int | None = setting(
       None, "Steps kept per example in evaluation, prediction and export. "
       "A masked model reads any length, so it may see whole texts at test "
@@ -121,19 +123,6 @@ class DataConfig(Settings):
       None, "Size each length bucket's batch to about this many tokens "
       "instead of --batch_size examples.", lower=1,
       unset="--batch_size examples")
-
-  @property
-  def training_max_len(self):
-    """Steps kept per example in training (None: every step)."""
-    if self.max_len is not None:
-      return self.max_len
-    return None if self.inputs == "frames" else DEFAULT_MAX_TOKENS
-
-  @property
-  def inference_max_len(self):
-    """Steps kept per example in evaluation, prediction and export (None:
-    every step)."""
-    return self.eval_max_len or self.training_max_len
 
   def columns(self, text_column=None, label_column=None):
     """``(text, label)`` columns of a file: the given ones, else the run's,
@@ -323,13 +312,35 @@ class ExperimentConfig:
                                         f"{source} [{name}]")
                   for name, group in GROUPS.items()})
 
+  def modules(self):
+    """The modules outside maskmodels that registered a component, task,
+    input kind or data format this config names: what a command that
+    reads the run back must ``--import``."""
+    names = []
+
+    def collect(value):
+      if isinstance(value, str):
+        names.append(value)
+      elif isinstance(value, dict):
+        for item in value.values():
+          collect(item)
+      elif isinstance(value, (list, tuple)):
+        for item in value:
+          collect(item)
+
+    collect(self.to_dict())
+    return research_modules(names)
+
   def save(self, path, assets=None):
-    """Writes the config as JSON (atomically), with the format version and
+    """Writes the config as JSON (atomically), with the format version,
     ``assets``, the checksums of the files beside it (``{name:
-    "sha256:..."}``)."""
+    "sha256:..."}``), and the research modules it names (:meth:`modules`)."""
     values = dict(self.to_dict(), version=FORMAT_VERSION)
     if assets:
       values["assets"] = dict(assets)
+    modules = self.modules()
+    if modules:
+      values["modules"] = modules
     atomic_files.write_json(path, values, indent=2, sort_keys=True)
 
   @classmethod
@@ -374,7 +385,17 @@ class ExperimentConfig:
                        f"{__version__}, whose model directories differ. "
                        f"Retrain in a new --model_dir.")
     assets = values.pop("assets", {})
-    return cls.from_dict(values, source=path), assets
+    modules = values.pop("modules", [])
+    try:
+      return cls.from_dict(values, source=path), assets
+    except InputError as error:
+      missing = missing_modules(modules)
+      if not missing:
+        raise
+      raise type(error)(
+          f"{path} names what research code registers: {error} Its run "
+          f"was trained with the module(s) {', '.join(modules)}; pass "
+          f"--import={','.join(missing)}.") from None
 
   def resume_mismatches(self, saved):
     """``["name: <saved> in the model directory, <now> now", ...]`` for
@@ -418,7 +439,9 @@ def resolve(values, explicit):
       (fields of a registered component's ``Config``).
     explicit: the names the user set; a component setting set for a
       component that is not chosen is an error, never silently dropped.
-      The task's ``run_defaults`` fill the settings the user did not set.
+      The task's ``run_defaults`` (core settings) fill the ones the user
+      did not set, and each chosen component's ``defaults_for`` the task
+      (an encoder that keeps every step for a per-step task) its own.
   """
   leaves, owners = leaf_fields(), component_flag_owners()
   unknown = sorted(set(values) - set(leaves) - set(owners))
@@ -428,6 +451,11 @@ def resolve(values, explicit):
                     if f.name == "task")
   task = TASKS.get(check_value(task_field, values.get("task",
                                                       TrainConfig().task)))
+  stray = sorted(set(task.run_defaults) - set(leaves))
+  if stray:
+    raise ValueError(f"{task.__name__}.run_defaults names {', '.join(stray)}"
+                     f", not core settings: a component's settings are its "
+                     f"own to default (its defaults_for).")
   values = dict({name: value for name, value in task.run_defaults.items()
                  if name not in explicit}, **{
                      name: value for name, value in values.items()
@@ -446,7 +474,11 @@ def resolve(values, explicit):
     flagged = {key: values[key] for key, owned in owners.items()
                if (registry, name) in owned and key in values}
     used.update(key for key in flagged if key in explicit)
-    return component_settings(registry, name, dict(flagged, **given), source)
+    defaults_for = getattr(registry.get(name), "defaults_for", None)
+    defaults = defaults_for(keeps_steps=task.keeps_steps) if (
+        defaults_for) else {}
+    return component_settings(registry, name,
+                              {**defaults, **flagged, **given}, source)
 
   for group, choice, config_name, registry in COMPONENTS:
     chosen, given = (getattr(core[group], choice),

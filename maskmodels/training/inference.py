@@ -8,9 +8,8 @@ from maskmodels import progress, serving
 from maskmodels.data import pipeline
 from maskmodels.errors import InputError
 from maskmodels.training import checkpoints, optimization
-from maskmodels.training.builders import (model_in_scope, featurizer_of,
-                                          inference_length, load_inputs,
-                                          task_of)
+from maskmodels.training.builders import (inference_length, load_inputs,
+                                          model_in_scope, task_of)
 from maskmodels.training.model_dir import ModelDirectory
 from maskmodels.training.trainer import Trainer
 
@@ -50,13 +49,12 @@ class TrainedRun:
     train = self.config.train
     return serving.Server(
         self.task, self.featurizer, self.model,
-        inference_length(self.config, self.task),
+        inference_length(self.config, self.task, self.kind),
         self.config.data.truncation, metadata=dict(
             task=train.task, task_config=train.task_config,
-            label_names=self.task.label_names,
-            builtin_task=serving.builtin_ancestor(self.task),
+            label_names=self.task.label_names, display=self.task.display,
             input_kind=self.kind.name, requires=list(self.requires),
-            load=loader))
+            modules=self.config.modules(), load=loader))
 
 
 def load_trained(model_dir):
@@ -74,14 +72,14 @@ def load_trained(model_dir):
   checkpoints.restore_weights(model, directory.serving_checkpoint(
       config.checkpoint.evaluate_checkpoint))
   return TrainedRun(config, task, kind, assets,
-                    featurizer_of(kind, config, assets, model), model)
+                    kind.featurizer(config, assets), model)
 
 
-def evaluation_pipeline(config, task, batch_size=None):
+def evaluation_pipeline(config, task, kind, batch_size=None):
   """The pipeline settings of evaluation: the run's inference length, no
   shuffling or bucketing, the task's labels."""
   return pipeline.PipelineConfig(
-      max_len=inference_length(config, task) or 10**9,
+      max_len=inference_length(config, task, kind) or 10**9,
       batch_size=batch_size or config.data.batch_size,
       truncation=config.data.truncation, bucket_boundaries=None,
       shuffle=False, labels=task.labels)
@@ -95,14 +93,17 @@ def evaluate(model_dir, examples, verbose=1):
     counted (each exactly once).
   """
   run = load_trained(model_dir)
-  if examples.kind.name != run.kind.name:
-    raise InputError(f"{examples.source} holds {examples.kind.describes}; "
-                     f"the model in {model_dir} reads {run.kind.describes}.")
+  kind = examples.kind
+  if kind is not run.kind:
+    raise InputError(f"{examples.source} holds {kind.describes}; the model "
+                     f"in {model_dir} reads {run.kind.describes}.")
   run.kind.check(run.assets, examples)
-  encoded = examples.with_labels(run.task.encode_labels(examples.labels,
-                                                        examples.source))
+  encoded = examples.with_labels(run.task.encode_labels(
+      examples.labels, examples.labelled_source()))
+  run.task.labels.check(encoded, lambda: run.featurizer.example_lengths(
+      encoded))
   trainer = Trainer(run.task, run.model, None, tf.distribute.get_strategy())
-  settings = evaluation_pipeline(run.config, run.task)
+  settings = evaluation_pipeline(run.config, run.task, run.kind)
   bar = progress.bar(len(examples), "examples", verbose=verbose)
   try:
     return trainer.evaluate(

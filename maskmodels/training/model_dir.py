@@ -153,16 +153,16 @@ class ModelDirectory:
     checksum in ``config.json``.
 
     Raises:
-      FileNotFoundError: the file is missing.
-      DamagedFile: it is not the file the run wrote.
+      DamagedFile: the file is missing, or it is not the file the run
+        wrote (one status for both: the directory is damaged).
     """
     if self._checksums is None:
       self.load_config()
     path = self.file(name)
     if not os.path.isfile(path):
-      raise FileNotFoundError(f"{path} not found: the model directory lost "
-                              f"a file its run wrote; restore it, or retrain "
-                              f"in a new --model_dir.")
+      raise DamagedFile(f"{path} not found: the model directory lost a file "
+                        f"its run wrote; restore it, or retrain in a new "
+                        f"--model_dir.")
     data = _read_bytes(path)
     expected = self._checksums.get(name)
     if expected is None:
@@ -311,6 +311,19 @@ class ModelDirectory:
       return path
 
     return save
+
+  def warn_unreadable_best(self, evaluate_checkpoint="best"):
+    """Says at a run's start, not after training, when the best checkpoint
+    its test pass would load cannot be read: the run then serves the
+    newest readable one (a better validation value writes a new best)."""
+    best = self.best_checkpoint()
+    if best and evaluate_checkpoint == "best":
+      problem = checkpoints.unreadable(best)
+      if problem:
+        logging.warning("%s cannot be read (%s): unless a better validation "
+                        "value replaces it, the test pass and the other "
+                        "commands serve the newest readable checkpoint.",
+                        best, problem)
 
   def latest_checkpoint(self):
     return tf.train.latest_checkpoint(self.path)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import tensorflow as tf
 
@@ -123,3 +124,13 @@ def task_id(strategy):
   """This worker's index in its cluster (0 on a single host)."""
   resolver = cluster_resolver(strategy)
   return (resolver.task_id or 0) if resolver is not None else 0
+
+
+def lost_worker(message):
+  """The task a collective error names as gone (e.g. ``/job:worker/
+  replica:0/task:1``), or None if the error is not about a lost task."""
+  if not re.search(r"crash|unhealthy|heartbeat|unavailable|connect|"
+                   r"restarted|not responding", message, re.I):
+    return None
+  tasks = re.findall(r"/job:\w+/replica:\d+/task:\d+", message)
+  return f"worker {tasks[-1]}" if tasks else "a worker"

@@ -63,15 +63,19 @@ class Trainer:
       off).
     jit_compile: compile the forward and backward pass with XLA (the GRU
       then uses its generic kernel: XLA cannot compile cuDNN's).
+    padding_stats: ``padding_stats(features)`` -> ``(real steps, all
+      steps)`` of a batch (the featurizer's), for the ``padded_fraction``
+      metric; None: not counted.
   """
 
   def __init__(self, task, model, optimizer, strategy, clip_norm=None,
-               jit_compile=False):
+               jit_compile=False, padding_stats=None):
     self.task = task
     self.model = model
     self.optimizer = optimizer
     self.strategy = strategy
     self.clip_norm = clip_norm
+    self.padding_stats = padding_stats
     self.trace_counts = {"train": 0, "eval": 0}
     with strategy.scope():
       self.global_step = tf.Variable(
@@ -81,8 +85,10 @@ class Trainer:
           task.step_metrics(model, training=True),
           grad_norm=keras.metrics.Mean(name="grad_norm"),
           learning_rate=keras.metrics.Mean(name="learning_rate"),
-          padded_fraction=keras.metrics.Mean(name="padded_fraction"),
           examples=keras.metrics.Sum(name="examples"))
+      if padding_stats is not None:
+        self.train_metrics["padded_fraction"] = keras.metrics.Mean(
+            name="padded_fraction")
       self.eval_metrics = dict(task.step_metrics(model, training=False),
                                examples=keras.metrics.Sum(name="examples"))
     if jit_compile:
@@ -140,11 +146,12 @@ class Trainer:
     self.train_metrics["grad_norm"].update_state(
         norm, sample_weight=1.0 / context.num_replicas_in_sync)
     self.train_metrics["examples"].update_state(weights)
-    # Padded steps over all steps, filler rows included.
-    real, total = (tf.cast(n, tf.float32)
-                   for n in pipeline.padding_stats(features))
-    self.train_metrics["padded_fraction"].update_state(
-        1.0 - real / tf.maximum(total, 1.0), sample_weight=total)
+    if self.padding_stats is not None:
+      # Padded steps over all steps, filler rows included.
+      real, total = (tf.cast(n, tf.float32)
+                     for n in self.padding_stats(features))
+      self.train_metrics["padded_fraction"].update_state(
+          1.0 - real / tf.maximum(total, 1.0), sample_weight=total)
 
   def eval_step(self, batch):
     """Updates evaluation metrics with one batch (the task's
