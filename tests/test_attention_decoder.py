@@ -229,3 +229,56 @@ def test_the_decoder_round_trips_its_config():
   assert (again.vocab_size, again.units, again.end_id) == (VOCAB, 6, 2)
   with pytest.raises(ValueError, match="vocab_size must be an int above"):
     AttentionGRUDecoder(2)
+
+
+def test_the_fused_training_path_equals_the_step_by_step_one():
+  """Teacher forcing through the fused GRU over every target step gives
+  the logits and gradients of Keras's RNN loop over the same weights, for
+  targets of every length (padding never counts)."""
+  fused = random_decoder(3)
+  loop = AttentionGRUDecoder(VOCAB, embedding_dim=4, units=6,
+                             recurrence="keras")
+  loop(np.ones((1, 1), np.int32), np.zeros((1, 1, DIM), np.float32),
+       np.ones((1, 1), bool))
+  loop.set_weights(fused.get_weights())
+  memory, mask = testing.pad_batch(sources(), 9, left=True, fill=np.nan)
+  targets_in, real = testing.pad_batch(targets(), 6)
+  results = []
+  for decoder in (fused, loop):
+    with tf.GradientTape() as tape:
+      logits = decoder(tf.constant(targets_in), tf.constant(memory),
+                       tf.constant(mask))
+      weights = tf.sin(tf.reshape(tf.range(tf.size(logits), dtype=tf.float32),
+                                  tf.shape(logits)))
+      loss = tf.reduce_sum(tf.where(real[:, :, None], logits * weights, 0.0))
+    results.append([tf.where(real[:, :, None], logits, 0.0)] +
+                   tape.gradient(loss, decoder.trainable_variables))
+  for name, a, b in zip(["logits"] + [v.path for v in
+                                      fused.trainable_variables], *results):
+    np.testing.assert_allclose(tf.convert_to_tensor(a),
+                               tf.convert_to_tensor(b), atol=1e-5,
+                               err_msg=name)
+
+
+class _Uncached(AttentionGRUDecoder):
+  """Projects the memory at every step, as decoding did before its keys
+  were cached."""
+
+  def _next_logits(self, outputs, source):
+    context, _ = self.attention(outputs, source.memory, source.mask)
+    return self.logits(self.combine(tf.concat(
+        [outputs, tf.cast(context, outputs.dtype)], -1)))
+
+
+@pytest.mark.parametrize("width", [1, 3])
+def test_keys_computed_once_decode_what_keys_every_step_decode(width):
+  decoder = random_decoder(4)
+  uncached = _Uncached(VOCAB, embedding_dim=4, units=6)
+  uncached(np.ones((1, 1), np.int32), np.zeros((1, 1, DIM), np.float32),
+           np.ones((1, 1), bool))
+  uncached.set_weights(decoder.get_weights())
+  memory, mask = testing.pad_batch(sources(), 9, fill=np.nan)
+  got = decoder.beam_decode(memory, mask, 7, beam_width=width)
+  want = uncached.beam_decode(memory, mask, 7, beam_width=width)
+  for a, b in zip(got, want):
+    np.testing.assert_allclose(a, b, atol=1e-5)

@@ -157,3 +157,44 @@ def test_the_kernel_is_chosen_by_the_layer_and_the_gpu_path_keeps_keras(
   assert mm.MaskedGRU(3, recurrent_dropout=0.1)._keras_kernel()
   with pytest.raises(ValueError, match="kernel must be one of"):
     mm.MaskedGRU(3, kernel="cudnn")
+
+
+@pytest.mark.parametrize("xla", [False, True], ids=["packed", "xla"])
+def test_an_initial_state_runs_and_learns_as_keras_s_rnn(xla):
+  """From given initial states (a decoder's, from its source): the same
+  states, and the same gradients to the inputs, the weights and the
+  initial states, as Keras's RNN over right-padded rows."""
+  x, mask = _inputs(6, 9, 5, "right", seed=4)
+  mask = tf.constant(np.arange(9)[None] < np.array([[9], [1], [4], [9], [2],
+                                                    [6]]))  # every row runs
+  initial = tf.constant(np.random.default_rng(5).normal(
+      size=(6, 4)).astype(np.float32))
+  cell = keras.layers.GRUCell(4)
+  rnn = keras.layers.RNN(cell, return_sequences=True)
+  rnn.build((None, None, 5))
+  cell.set_weights([np.random.default_rng(6).normal(scale=0.5, size=w.shape)
+                    for w in cell.get_weights()])
+
+  def run(fused):
+    with tf.GradientTape() as tape:
+      tape.watch([x, initial])
+      if fused:
+        outputs, _ = gru_kernel.gru_sequences(x, mask, [cell], [initial])
+      else:
+        outputs = rnn(x, mask=mask, initial_state=[initial])
+      outputs = tf.where(mask[:, :, None], outputs, 0.0)
+      weights = tf.sin(tf.reshape(tf.range(tf.size(outputs),
+                                           dtype=tf.float32),
+                                  tf.shape(outputs)))
+      loss = tf.reduce_sum(outputs * weights)
+    return [outputs] + tape.gradient(loss, [x, initial] +
+                                     cell.trainable_variables)
+
+  got = (tf.function(lambda: run(True), jit_compile=True) if xla else
+         lambda: run(True))()
+  want = run(False)
+  for name, a, b in zip(["outputs", "d inputs", "d initial", "d kernel",
+                         "d recurrent kernel", "d bias"], got, want):
+    np.testing.assert_allclose(tf.convert_to_tensor(a),
+                               tf.convert_to_tensor(b), atol=1e-5,
+                               err_msg=name)

@@ -79,9 +79,8 @@ from maskmodels import masking
 class MeanContextDecoder(mm.AttentionGRUDecoder):
   """Reads the mean of the real encoder steps instead of attending."""
 
-  def _next_logits(self, outputs, memory, memory_mask):
-    context = masking.masked_mean(tf.convert_to_tensor(memory),
-                                  tf.cast(memory_mask, tf.bool))
+  def _next_logits(self, outputs, source):
+    context = masking.masked_mean(source.values, source.mask)
     context = tf.broadcast_to(context[:, None], tf.concat(
         [tf.shape(outputs)[:2], tf.shape(context)[1:]], 0))
     return self.logits(self.combine(tf.concat(

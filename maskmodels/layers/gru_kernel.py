@@ -115,8 +115,9 @@ def _weight_gradients(previous, d_gates_x, d_candidate_h):
 
 
 def packed_gru_recurrence(gates_x, candidate_x, counts, recurrent_kernel,
-                          recurrent_bias):
-  """Runs a GRU recurrence over packed steps, each row from a zero state.
+                          recurrent_bias, initial=None):
+  """Runs a GRU recurrence over packed steps, each row from its initial
+  state (zeros unless given).
 
   The steps are packed step by step: first every row's step 0, then step 1
   of the rows that have one, and so on; the rows running at step ``t`` are
@@ -132,18 +133,23 @@ def packed_gru_recurrence(gates_x, candidate_x, counts, recurrent_kernel,
     recurrent_kernel: ``[units, 3 * units]`` (``U``, Keras's layout).
     recurrent_bias: ``[units]``, the candidate's recurrent bias ``c_h``
       (inside the reset gate's product).
+    initial: ``[rows, units]``, each row's state before its first step, in
+      the rows' sorted order (the first ``counts[0]`` run); None: zeros.
 
   Returns:
     The state after every step, ``[real steps, units]``, packed the same.
   """
   units = recurrent_bias.shape[0]
+  if initial is None:
+    initial = tf.zeros([tf.reduce_sum(counts[:1]), units], gates_x.dtype)
 
   @tf.custom_gradient
-  def recurrence(gates_x, candidate_x, kernel, bias):
+  def recurrence(gates_x, candidate_x, kernel, bias, initial):
     dtype = gates_x.dtype
     steps = tf.size(counts)
     offsets = tf.cumsum(counts, exclusive=True)
     first_rows = tf.reduce_sum(counts[:1])  # 0 without steps
+    start = initial[:first_rows]
     gates_kernel, candidate_kernel = tf.split(kernel, [2 * units, units],
                                               axis=1)
 
@@ -177,19 +183,18 @@ def packed_gru_recurrence(gates_x, candidate_x, counts, recurrent_kernel,
       return t + 1, state, states.write(t + 1, state)
 
     _, _, states = tf.while_loop(
-        lambda t, *_: t < steps, forward,
-        (0, tf.zeros([first_rows, units], dtype), array()),
+        lambda t, *_: t < steps, forward, (0, start, array()),
         shape_invariants=invariants)
     states = states.concat()
 
     def gradient(d_states):
       # The state each step started from: the same row's state one step
-      # before (0 at step 0), read from behind a block of zeros.
+      # before (its initial state at step 0), read from behind them.
       step_of = tf.repeat(tf.range(steps), counts)
       rows_before = tf.gather(tf.concat([counts[:1], counts], axis=0),
                               step_of)
       previous = tf.gather(
-          tf.concat([tf.zeros([first_rows, units], dtype), states], axis=0),
+          tf.concat([start, states], axis=0),
           tf.range(tf.size(step_of)) + first_rows - rows_before)
       update, gate_factors, candidate_factor, d_candidate = (
           _gradient_factors(gates_x, candidate_x, previous, kernel, bias))
@@ -213,9 +218,10 @@ def packed_gru_recurrence(gates_x, candidate_x, counts, recurrent_kernel,
         carried.set_shape([None, units])
         return t - 1, carried, d_carried.write(t + 1, d_state)
 
-      # No gradient comes from after the last step.
+      # No gradient comes from after the last step; what the loop carries
+      # out of step 0 is the initial states'.
       last_rows = tf.reduce_sum(counts[-1:])
-      _, _, d_carried = tf.while_loop(
+      _, d_start, d_carried = tf.while_loop(
           lambda t, *_: t >= 0, backward,
           (steps - 1, tf.zeros([last_rows, units], dtype), array()),
           shape_invariants=invariants)
@@ -223,16 +229,21 @@ def packed_gru_recurrence(gates_x, candidate_x, counts, recurrent_kernel,
       d_gates_x = gate_factors * tf.tile(d_carried, [1, 2])
       d_kernel, d_bias = _weight_gradients(
           previous, d_gates_x, candidate_factor * d_carried)
-      return d_gates_x, d_candidate * d_carried, d_kernel, d_bias
+      d_initial = tf.pad(d_start, [[0, tf.shape(initial)[0] -
+                                    tf.shape(d_start)[0]], [0, 0]])
+      return (d_gates_x, d_candidate * d_carried, d_kernel, d_bias,
+              d_initial)
 
     return states, gradient
 
-  return recurrence(gates_x, candidate_x, recurrent_kernel, recurrent_bias)
+  return recurrence(gates_x, candidate_x, recurrent_kernel, recurrent_bias,
+                    initial)
 
 
 def gru_recurrence(gates_x, candidate_x, recurrent_kernel, recurrent_bias,
-                   reverse=False):
-  """Runs a GRU recurrence over a padded, time-major batch, from zero.
+                   reverse=False, initial=None):
+  """Runs a GRU recurrence over a padded, time-major batch, from each
+  row's initial state (zeros unless given).
 
   Static shapes throughout, for XLA.
 
@@ -244,20 +255,23 @@ def gru_recurrence(gates_x, candidate_x, recurrent_kernel, recurrent_bias,
     recurrent_kernel: ``[units, 3 * units]`` (``U``, Keras's layout).
     recurrent_bias: ``[units]``, the candidate's recurrent bias ``c_h``.
     reverse: run from the last step to the first.
+    initial: ``[batch, units]``, the state before the first step; None:
+      zeros.
 
   Returns:
     The state after every step, ``[time, batch, units]``, in the time
     order of the inputs.
   """
   units = recurrent_bias.shape[0]
+  if initial is None:
+    initial = tf.zeros([tf.shape(gates_x)[1], units], gates_x.dtype)
 
   @tf.custom_gradient
-  def recurrence(gates_x, candidate_x, kernel, bias):
-    steps, batch = tf.shape(gates_x)[0], tf.shape(gates_x)[1]
+  def recurrence(gates_x, candidate_x, kernel, bias, initial):
+    steps = tf.shape(gates_x)[0]
     dtype = gates_x.dtype
     gates_kernel, candidate_kernel = tf.split(kernel, [2 * units, units],
                                               axis=1)
-    initial = tf.zeros([batch, units], dtype)
     # The loops' first step, and how to reach the next one.
     first, stride = (steps - 1, -1) if reverse else (0, 1)
 
@@ -292,21 +306,23 @@ def gru_recurrence(gates_x, candidate_x, recurrent_kernel, recurrent_bias,
                 d_state * update[t] + tf.matmul(d_recurrent, transposed),
                 d_carried.write(t, d_state))
 
-      _, _, d_carried = tf.while_loop(
+      _, d_initial, d_carried = tf.while_loop(
           lambda t, *_: t < steps if reverse else t >= 0, backward,
-          (steps - 1 - first, initial, array()))
+          (steps - 1 - first, tf.zeros_like(initial), array()))
       d_carried = d_carried.stack()  # [time, batch, u]
       d_gates_x = gate_factors * tf.tile(d_carried, [1, 1, 2])
       d_kernel, d_bias = _weight_gradients(
           previous, d_gates_x, candidate_factor * d_carried)
-      return d_gates_x, d_candidate * d_carried, d_kernel, d_bias
+      return (d_gates_x, d_candidate * d_carried, d_kernel, d_bias,
+              d_initial)
 
     return states, gradient
 
-  return recurrence(gates_x, candidate_x, recurrent_kernel, recurrent_bias)
+  return recurrence(gates_x, candidate_x, recurrent_kernel, recurrent_bias,
+                    initial)
 
 
-def gru_sequences(inputs, mask, cells):
+def gru_sequences(inputs, mask, cells, initial_states=None):
   """A (bi)directional GRU over the real steps of ``inputs``.
 
   Args:
@@ -316,6 +332,9 @@ def gru_sequences(inputs, mask, cells):
     cells: Keras ``GRUCell``s with ``reset_after=True``, forward first (a
       second one reads each row backwards); their variables are used as
       they are, cast to the inputs' dtype.
+    initial_states: one ``[batch, units]`` per cell, each row's state
+      before its first real step (a decoder's, from its source); None:
+      zeros.
 
   Returns:
     ``(outputs, final)``: ``[batch, time, units * directions]``, each real
@@ -325,7 +344,7 @@ def gru_sequences(inputs, mask, cells):
     empty row).
   """
   run = _padded if _tracing_for_xla() else _packed
-  return run(inputs, mask, cells)
+  return run(inputs, mask, cells, initial_states or [None] * len(cells))
 
 
 def _tracing_for_xla():
@@ -352,7 +371,7 @@ def _recurrent_weights(cell, dtype):
           tf.cast(cell.bias[1, 2 * cell.units:], dtype))
 
 
-def _packed(inputs, mask, cells):
+def _packed(inputs, mask, cells, initial_states):
   """:func:`gru_sequences` over packed real steps."""
   batch, time = tf.shape(inputs)[0], tf.shape(inputs)[1]
   lengths = masking.lengths_from_mask(mask)
@@ -385,11 +404,14 @@ def _packed(inputs, mask, cells):
                batch * time)))
   flat = tf.reshape(inputs, [batch * time, tf.shape(inputs)[2]])
   outputs, finals = [], []
-  for cell, place, spot in zip(cells, places, spots):
+  for cell, place, spot, initial in zip(cells, places, spots,
+                                       initial_states):
     states = packed_gru_recurrence(
         *_projections(_moved_rows(flat, place, spot[:-1], zero_row=False),
                       cell, inputs.dtype),
-        counts, *_recurrent_weights(cell, inputs.dtype))
+        counts, *_recurrent_weights(cell, inputs.dtype),
+        initial=None if initial is None else tf.gather(
+            tf.cast(initial, inputs.dtype), order))
     outputs.append(tf.reshape(_moved_rows(states, spot[:-1], place),
                               [batch, time, cell.units]))
     finals.append(_moved_rows(states, last, None))
@@ -422,7 +444,7 @@ def _moved_rows(values, index, adjoint, zero_row=True):
   return moved(values)
 
 
-def _padded(inputs, mask, cells):
+def _padded(inputs, mask, cells, initial_states):
   """:func:`gru_sequences` over the padded batch, right-padded first."""
   inputs, packed_mask, perm = masking.to_right_padded(
       masking.apply_mask(inputs, mask), mask)
@@ -431,18 +453,18 @@ def _padded(inputs, mask, cells):
   # slice forward their input unchanged when the axis is not empty).
   inputs = tf.pad(inputs, [[0, 0], [0, tf.maximum(0, 1 - time)], [0, 0]])
   outputs, final = _padded_steps(
-      inputs, masking.lengths_from_mask(packed_mask), cells)
+      inputs, masking.lengths_from_mask(packed_mask), cells, initial_states)
   outputs = masking.apply_mask(outputs[:, :time], packed_mask)
   return masking.restore_order(outputs, perm), final
 
 
-def _padded_steps(inputs, lengths, cells):
+def _padded_steps(inputs, lengths, cells, initial_states):
   """:func:`_padded` on a time axis of at least one step."""
   dtype = inputs.dtype
   batch, time = tf.shape(inputs)[0], tf.shape(inputs)[1]
   steps = tf.transpose(inputs, [1, 0, 2])  # [time, batch, channels]
   outputs, finals = [], []
-  for direction, cell in enumerate(cells):
+  for direction, (cell, initial) in enumerate(zip(cells, initial_states)):
     gates_x, candidate_x = _projections(steps, cell, dtype)
     if direction:  # pad steps keep the zero state: an update gate of 1
       real = tf.transpose(tf.sequence_mask(lengths, time))  # [time, batch]
@@ -451,7 +473,9 @@ def _padded_steps(inputs, lengths, cells):
                          tf.constant(_KEEP_STATE, dtype))
     states = gru_recurrence(gates_x, candidate_x,
                             *_recurrent_weights(cell, dtype),
-                            reverse=bool(direction))
+                            reverse=bool(direction), initial=None if (
+                                initial is None) else tf.cast(initial,
+                                                              dtype))
     if direction:
       finals.append(states[0])
     else:

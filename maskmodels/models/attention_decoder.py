@@ -4,21 +4,44 @@ The attention is multiplicative (Luong et al. 2015, "general"): a decoder
 output ``q`` scores each encoder step ``m`` as ``q · W m``, and its weights
 are a softmax over the *real* encoder steps only: exactly 0 at pad steps
 (including the steps a strided encoder pads), and a source with no real
-step reads zeros. Global attention without input feeding: the GRU reads
-the previous target tokens, so training with teacher forcing runs every
-target step at once, and decoding steps the same cell.
+step reads zeros. The keys ``W m`` are computed once per source
+(:class:`DecoderSource`), not at every decoding step. Global attention
+without input feeding: the GRU reads the previous target tokens only, so
+training with teacher forcing runs the GRU over every target step at once
+(the fused kernel of ``maskmodels.layers.gru_kernel``, from the decoder's
+first state), then attends and writes logits for all steps in batched
+products; decoding steps the same cell.
 
 Ids: 0 is the target pad; ``start_id`` begins every target the decoder
 reads and ``end_id`` ends every target it writes (the caller's target
 vocabulary reserves the three).
 """
 
+import collections
+
 import keras
 import tensorflow as tf
 
 from maskmodels import masking
 from maskmodels.layers.base import ExplicitMask
+from maskmodels.layers.gru_kernel import gru_sequences
 from maskmodels.registry import DECODERS
+
+RECURRENCES = ("fused", "keras")
+
+
+class DecoderSource(collections.namedtuple(
+    "DecoderSource", ["memory", "mask", "keys", "values"])):
+  """An encoder's steps as a decoder reads them, computed once per source:
+  ``memory`` float ``[batch, time, dim]``, ``mask`` bool ``[batch, time]``,
+  the attention's projected ``keys`` ``[batch, time, units]`` and
+  ``values`` (the memory, pad steps zeroed)."""
+
+  __slots__ = ()
+
+  def repeated(self, times):
+    """Each row ``times`` times (a beam search's rows side by side)."""
+    return DecoderSource(*[tf.repeat(t, times, axis=0) for t in self])
 
 
 @keras.saving.register_keras_serializable(package="maskmodels")
@@ -49,16 +72,26 @@ class MaskedAttention(ExplicitMask, keras.layers.Layer):
                                   dtype=self.dtype_policy, name="key")
 
   def call(self, query, memory, memory_mask):
-    memory = tf.cast(memory, self.compute_dtype)
-    query = tf.cast(query, self.compute_dtype)
+    return self.attend(query, *self.keys(memory, memory_mask))
+
+  def keys(self, memory, memory_mask):
+    """``(keys, values, mask)`` of a memory, computed once per source (a
+    decoder's loop reads them at every step): the projected keys ``[batch,
+    time, units]``, the memory with pad steps zeroed, its bool mask."""
     memory_mask = tf.cast(memory_mask, tf.bool)
-    memory = masking.apply_mask(memory, memory_mask)
-    scores = tf.matmul(query, self.key(memory), transpose_b=True)
+    memory = masking.apply_mask(tf.cast(memory, self.compute_dtype),
+                                memory_mask)
+    return self.key(memory), memory, memory_mask
+
+  def attend(self, query, keys, values, memory_mask):
+    """``(context, weights)`` of ``query`` over :meth:`keys`' output."""
+    query = tf.cast(query, self.compute_dtype)
+    scores = tf.matmul(query, keys, transpose_b=True)
     real = memory_mask[:, tf.newaxis, :]
     lowest = tf.constant(scores.dtype.min, scores.dtype)
     weights = tf.nn.softmax(tf.where(real, scores, lowest), axis=-1)
     weights = tf.where(real, weights, tf.zeros((), weights.dtype))
-    return tf.matmul(weights, memory), weights
+    return tf.matmul(weights, values), weights
 
   def get_config(self):
     return dict(super().get_config(), units=self.units)
@@ -76,6 +109,9 @@ class AttentionGRUDecoder(keras.layers.Layer):
     embedding_dim: width of a target token's embedding.
     units: GRU units (and attention width).
     start_id, end_id: the reserved ids that begin and end a target.
+    recurrence: how teacher forcing runs the GRU over the targets:
+      ``"fused"`` (one fused recurrence over every step) or ``"keras"``
+      (Keras's step-by-step RNN loop); the same weights and outputs.
 
   Call args (teacher forcing):
     targets_in: int ``[batch, time]``: ``start_id`` then the target, 0 past
@@ -89,12 +125,16 @@ class AttentionGRUDecoder(keras.layers.Layer):
   """
 
   def __init__(self, vocab_size, embedding_dim=64, units=128, start_id=1,
-               end_id=2, **kwargs):
+               end_id=2, recurrence="fused", **kwargs):
     super().__init__(**kwargs)
     if not isinstance(vocab_size, int) or vocab_size <= max(start_id,
                                                             end_id):
       raise ValueError(f"vocab_size must be an int above start_id and "
                        f"end_id, got {vocab_size!r}.")
+    if recurrence not in RECURRENCES:
+      raise ValueError(f"recurrence must be one of {RECURRENCES}, got "
+                       f"{recurrence!r}.")
+    self.recurrence_kernel = recurrence
     self.vocab_size, self.embedding_dim, self.units = (vocab_size,
                                                        embedding_dim, units)
     self.start_id, self.end_id = start_id, end_id
@@ -112,14 +152,33 @@ class AttentionGRUDecoder(keras.layers.Layer):
     self.logits = keras.layers.Dense(vocab_size, dtype="float32",
                                      name="logits")
 
+  def build(self, targets_shape=None, *args, **kwargs):
+    """Builds what reads the targets (the embedding and the GRU cell); the
+    layers that read the memory build on the first call, when its width is
+    known."""
+    del targets_shape, args, kwargs
+    self.embedding.build((None, None))
+    self.recurrence.build((None, None, self.embedding_dim))
+    self.built = True
+
   def start_state(self, memory, memory_mask):
     """The GRU's first state ``[batch, units]`` from the masked mean of
     the real encoder steps."""
     return self.initial_state(masking.masked_mean(
         tf.convert_to_tensor(memory), tf.cast(memory_mask, tf.bool)))
 
-  def _next_logits(self, outputs, memory, memory_mask):
-    context, _ = self.attention(outputs, memory, memory_mask)
+  def source(self, memory, memory_mask):
+    """The :class:`DecoderSource` of an encoder's steps (the attention's
+    keys projected once)."""
+    memory = tf.convert_to_tensor(memory)
+    keys, values, mask = self.attention.keys(memory, memory_mask)
+    return DecoderSource(memory, mask, keys, values)
+
+  def _next_logits(self, outputs, source):
+    """Logits ``[batch, steps, vocab]`` of the next tokens from the GRU's
+    ``outputs`` ``[batch, steps, units]`` and the :class:`DecoderSource`."""
+    context, _ = self.attention.attend(outputs, source.keys, source.values,
+                                       source.mask)
     combined = self.combine(tf.concat([outputs, tf.cast(context,
                                                         outputs.dtype)], -1))
     return self.logits(combined)
@@ -127,10 +186,13 @@ class AttentionGRUDecoder(keras.layers.Layer):
   def call(self, targets_in, memory, memory_mask, training=None):
     targets_in = tf.cast(targets_in, tf.int32)
     state = self.start_state(memory, memory_mask)
-    outputs = self.recurrence(self.embedding(targets_in),
-                              mask=tf.not_equal(targets_in, 0),
-                              initial_state=[state], training=training)
-    return self._next_logits(outputs, memory, memory_mask)
+    embedded, real = self.embedding(targets_in), tf.not_equal(targets_in, 0)
+    if self.recurrence_kernel == "fused":
+      outputs, _ = gru_sequences(embedded, real, [self.cell], [state])
+    else:
+      outputs = self.recurrence(embedded, mask=real, initial_state=[state],
+                                training=training)
+    return self._next_logits(outputs, self.source(memory, memory_mask))
 
   def greedy_decode(self, memory, memory_mask, max_len):
     """The likeliest next token at each step, in the graph: a beam search
@@ -148,13 +210,12 @@ class AttentionGRUDecoder(keras.layers.Layer):
                                        beam_width=1)
     return ids, lengths
 
-  def _step(self, previous, state, memory, memory_mask):
+  def _step(self, previous, state, source):
     """One decoding step: ``(log probabilities [rows, vocab], state)``;
     the pad and start ids get -1e9 (never written)."""
     output, states = self.cell(self.embedding(previous), [state])
     state = states[0] if isinstance(states, (list, tuple)) else states
-    logits = self._next_logits(output[:, tf.newaxis], memory,
-                               memory_mask)[:, 0]
+    logits = self._next_logits(output[:, tf.newaxis], source)[:, 0]
     never = tf.one_hot(0, self.vocab_size) + tf.one_hot(self.start_id,
                                                         self.vocab_size)
     logits = tf.where(never > 0, tf.constant(-1e9, logits.dtype), logits)
@@ -179,9 +240,10 @@ class AttentionGRUDecoder(keras.layers.Layer):
     memory = tf.convert_to_tensor(memory)
     memory_mask = tf.cast(memory_mask, tf.bool)
     batch, k, vocab = tf.shape(memory)[0], beam_width, self.vocab_size
-    # Every row's beams side by side: [batch * k, ...].
-    memory_k = tf.repeat(memory, k, axis=0)
-    mask_k = tf.repeat(memory_mask, k, axis=0)
+    # Every row's beams side by side: [batch * k, ...]; the keys are
+    # projected once, before the loop.
+    source = self.source(memory, memory_mask)
+    source_k = source.repeated(k) if k > 1 else source
     state = tf.repeat(self.start_state(memory, memory_mask), k, axis=0)
     previous = tf.fill([batch * k], tf.constant(self.start_id, tf.int32))
     # One live beam at first, so the k beams do not repeat each other.
@@ -193,7 +255,7 @@ class AttentionGRUDecoder(keras.layers.Layer):
     finished_row = tf.where(tf.range(vocab) == 0, 0.0, -1e9)
 
     def step(t, previous, state, scores, done, written):
-      log_probs, state = self._step(previous, state, memory_k, mask_k)
+      log_probs, state = self._step(previous, state, source_k)
       log_probs = tf.where(tf.reshape(done, [-1, 1]), finished_row,
                            tf.cast(log_probs, tf.float32))
       candidates = tf.reshape(scores[:, :, None] +
@@ -222,7 +284,8 @@ class AttentionGRUDecoder(keras.layers.Layer):
   def get_config(self):
     return dict(super().get_config(), vocab_size=self.vocab_size,
                 embedding_dim=self.embedding_dim, units=self.units,
-                start_id=self.start_id, end_id=self.end_id)
+                start_id=self.start_id, end_id=self.end_id,
+                recurrence=self.recurrence_kernel)
 
 
 DECODERS.add("attention_gru", AttentionGRUDecoder)

@@ -126,6 +126,11 @@ class Trainer:
     total_weight = tf.maximum(context.all_reduce(
         tf.distribute.ReduceOp.SUM, tf.reduce_sum(loss_weights)), 1.0)
     grads, state = self._forward_backward(batch, loss_weights, total_weight)
+    # A variable the objective does not read (a research layer's unused
+    # part) has no gradient: it is left out, as Keras's optimizers do.
+    variables = [v for g, v in zip(grads, self.model.trainable_variables)
+                 if g is not None]
+    grads = [g for g in grads if g is not None]
     # Dense: Keras's Adam on IndexedSlices would square each repeated row on
     # its own (and decay only the touched rows' moments), and replicas'
     # slices differ in size, which collective gathers refuse.
@@ -139,8 +144,7 @@ class Trainer:
     optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
     self.train_metrics["learning_rate"].update_state(
         tf.cast(optimizer.learning_rate, tf.float32))
-    self.optimizer.apply_gradients(zip(grads,
-                                       self.model.trainable_variables))
+    self.optimizer.apply_gradients(zip(grads, variables))
     self.task.update_train_metrics(self.train_metrics, batch, loss_weights,
                                    state)
     self.train_metrics["grad_norm"].update_state(
