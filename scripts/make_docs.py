@@ -61,6 +61,22 @@ ACCURACY = {
 }
 
 
+# Published figures on the suite's problems (test accuracy %, the same
+# official split): FCN and ResNet, Fawaz et al. 2019 ("Deep learning for
+# time series classification: a review", mean of 10 runs; JapaneseVowels
+# from their MTS archive copy, every series interpolated to the longest).
+# A problem missing here has no figure looked up yet.
+SUITE_SOURCE = ("FCN and ResNet, Fawaz et al. 2019, mean of 10 runs "
+                "(JapaneseVowels: their interpolated copy)")
+SUITE_PUBLISHED = {
+    "ArrowHead": {"FCN": 84.3, "ResNet": 84.5},
+    "GunPoint": {"FCN": 100.0, "ResNet": 99.1},
+    "ItalyPowerDemand": {"FCN": 96.1, "ResNet": 96.3},
+    "OSULeaf": {"FCN": 97.7, "ResNet": 97.9},
+    "JapaneseVowels": {"FCN": 99.3, "ResNet": 99.2},
+}
+
+
 def read_records(path=RECORDS):
   """Every record of ``path``, in order (none if it does not exist)."""
   if not os.path.exists(path):
@@ -86,8 +102,9 @@ def _cpu(record):
 
 
 def accuracy_rows(records, latest_only):
-  """Table rows of the accuracy benchmarks: one per benchmark, version and
-  settings (the command and its flagfiles' digest), or, if
+  """Table rows of the accuracy benchmarks: one per benchmark, version,
+  settings (the command and its flagfiles' digest) and CPU (wall times
+  differ between CPUs), or, if
   ``latest_only``, the newest version's most recently run settings only.
   A row names the commit of its newest run."""
   groups = collections.defaultdict(list)
@@ -95,7 +112,7 @@ def accuracy_rows(records, latest_only):
     if record["benchmark"] in ACCURACY and record.get("split") == "test":
       command = re.sub(r" '?--seed=\S+", "", record["command"])
       key = (record["benchmark"], record["version"], command,
-             record.get("settings", ""))
+             record.get("settings", ""), _cpu(record))
       groups[key].append((order, record))
   rows = []
   for name, (what, metric, published) in ACCURACY.items():
@@ -143,7 +160,8 @@ def throughput_table(records, benchmark):
   runs = [r for r in records if r["benchmark"] == benchmark]
   if not runs:
     return f"No `{benchmark}` run has been recorded yet."
-  newest = max(runs, key=lambda r: (r["date"], _version_key(r["version"])))
+  newest = max(enumerate(runs), key=lambda pair: (
+      pair[1]["date"], _version_key(pair[1]["version"]), pair[0]))[1]
   rows = [r for r in runs if r.get("run") == newest.get("run")]
   body = markdown_table(
       ["configuration", "metric", "median", "rounds", "ratio"],
@@ -153,6 +171,89 @@ def throughput_table(records, benchmark):
        for r in rows])
   return (f"{body}\n\n`{newest['command']}`; maskmodels {newest['version']}"
           f" ({newest['commit']}), {newest['date']}, on {_cpu(newest)}.")
+
+
+def suite_table(records):
+  """The development suite (``benchmarks/accuracy.py --benchmark=suite``):
+  per problem, the defaults' and the tuned settings' newest version's
+  test accuracy (mean ± sd over seeds), the published figures, and the
+  mean rank of each column over the problems that have every column."""
+  groups = collections.defaultdict(list)
+  for record in records:
+    name = record["benchmark"]
+    if name.startswith("suite_") and record.get("split") == "test":
+      tuned = name.endswith("_tuned")
+      problem = name[len("suite_"):-len("_tuned") if tuned else None]
+      groups[(problem, tuned)].append(record)
+  if not groups:
+    return "No suite run has been recorded yet."
+  problems = sorted({problem for problem, _ in groups})
+  methods = ["defaults", "tuned", "FCN", "ResNet"]
+  rows, ranks = [], collections.defaultdict(list)
+  for problem in problems:
+    cells, means = [problem], {}
+    for tuned in (False, True):
+      group = groups.get((problem, tuned), [])
+      if group:
+        newest = max(_version_key(r["version"]) for r in group)
+        group = [r for r in group if _version_key(r["version"]) == newest]
+        values = [r["value"] for r in group]
+        means["tuned" if tuned else "defaults"] = statistics.mean(values)
+        note = ""
+        if tuned and group[-1].get("search_seconds"):
+          note = (f" ({group[-1].get('search_trials')} trials, "
+                  f"{group[-1]['search_seconds'] / 60:.0f} min)")
+        cells.append(f"{_spread(values, 100)} (n={len(values)}){note}")
+      else:
+        cells.append("")
+    published = SUITE_PUBLISHED.get(problem, {})
+    for name in ("FCN", "ResNet"):
+      if name in published:
+        means[name] = published[name] / 100
+      cells.append(f"{published[name]:.1f}" if name in published else "")
+    cells.append(_cpu(max((r for key, group in groups.items()
+                           if key[0] == problem for r in group),
+                          key=lambda r: r["date"])))
+    rows.append(cells)
+    if len(means) == len(methods):
+      ordered = sorted(means.values(), reverse=True)
+      for method, value in means.items():
+        ranks[method].append(ordered.index(value) + 1)
+  if ranks:
+    rows.append([f"mean rank ({len(ranks['FCN'])} problems with every "
+                 f"column)"] + [f"{statistics.mean(ranks[m]):.2f}"
+                                for m in methods] + [""])
+  return markdown_table(["problem", "defaults, test % (mean ± sd)",
+                         "tuned on validation, test %", "FCN %",
+                         "ResNet %", "CPU (vector extensions)"], rows)
+
+
+def profile_table(records):
+  """``benchmarks/step_profile.py``: the newest run of each command, a
+  row each: ms per step of training as runs train, of the kernels alone,
+  of a call per step, and of the input pipeline alone."""
+  runs = collections.OrderedDict()
+  for record in records:
+    if record["benchmark"] == "step_profile":
+      runs.setdefault(record["command"], {}).setdefault(
+          record["run"], []).append(record)
+  if not runs:
+    return "No `step_profile` run has been recorded yet."
+  rows = []
+  for command, by_run in runs.items():
+    newest = by_run[max(by_run)]
+    value = {r["config"].split(" (")[0]: r["value"] for r in newest}
+    step, compute = value["step"], value["compute"]
+    rows.append([f"`{command.replace('python benchmarks/step_profile.py ', '')}`",
+                 f"{step:.1f}", f"{compute:.1f}",
+                 f"{value['compute, one step per call'] - compute:.1f}",
+                 f"{step - compute:.1f}", f"{value['pipeline']:.1f}",
+                 f"{newest[0]['version']} ({newest[0]['commit']}), "
+                 f"{_cpu(newest[0])}"])
+  return markdown_table(
+      ["flags", "step, ms", "kernels, ms", "dispatch of a call, ms",
+       "pipeline in the loop, ms", "pipeline alone, ms", "version, CPU"],
+      rows)
 
 
 def results_page(records):
@@ -177,7 +278,15 @@ def results_page(records):
       "Reproduce a row: `python benchmarks/accuracy.py --benchmark=NAME "
       "--data_path=DATA --seeds=0,1,2` (the data as `docs/data-formats.md` "
       "says); it appends its records, then `python scripts/make_docs.py` "
-      "rewrites this page and the README's table.", ""])
+      "rewrites this page and the README's table.", "",
+      "## The development suite", "",
+      "UEA/UCR problems nobody tuned a flagfile for, fetched by "
+      "`python benchmarks/fetch_suite.py --data_dir=suite`: each with the "
+      "defaults (no flagfile, no search: `python benchmarks/accuracy.py "
+      "--benchmark=suite --data_path=suite`) and with settings searched on "
+      "validation data by `maskmodels-tune` (the same with `--tuned`). "
+      "Published figures: " + SUITE_SOURCE + ".", "",
+      suite_table(records), ""])
 
 
 def cli_page():
@@ -209,8 +318,8 @@ def replace_block(text, name, content):
 
 
 THROUGHPUT_BLOCKS = ("training_throughput", "gru_kernel",
-                     "tagging_throughput", "input_pipeline", "dropout",
-                     "conv_gradient")
+                     "tagging_throughput", "g2p_throughput",
+                     "input_pipeline", "dropout", "conv_gradient")
 
 
 def generated_files(records=None):
@@ -227,6 +336,8 @@ def generated_files(records=None):
   for name in THROUGHPUT_BLOCKS:
     performance = replace_block(performance, name,
                                 throughput_table(records, name))
+  performance = replace_block(performance, "step_profile",
+                              profile_table(records))
   return {"README.md": readme, "docs/results.md": results_page(records),
           "docs/cli.md": cli_page(), "docs/performance.md": performance}
 

@@ -1,5 +1,6 @@
 """Shared test helpers: tiny runs on synthetic reviews."""
 
+import gzip
 import json
 import os
 import subprocess
@@ -185,3 +186,20 @@ def run_script(script, *args, **kwargs):
   :func:`run_command`)."""
   return run_command([sys.executable, os.path.join(ROOT, "scripts", script),
                       *args], **kwargs)
+
+
+def write_ts(path, series, labels, header_extra=""):
+  """A .ts file of ``series`` as the archive writes it."""
+  lines = ["#made by the tests", "@problemName Tiny", "@timeStamps false",
+           "@missing false", "@univariate false",
+           f"@dimensions {series[0].shape[1]}", "@equalLength false",
+           f"@classLabel true {' '.join(sorted(set(labels)))}"]
+  lines += [header_extra] if header_extra else []
+  lines.append("@data")
+  for frames, label in zip(series, labels):
+    lines.append(":".join(",".join(f"{v:.6g}" for v in frames[:, c])
+                          for c in range(frames.shape[1])) + f":{label}")
+  opener = gzip.open if str(path).endswith(".gz") else open
+  with opener(path, "wt") as f:
+    f.write("\n".join(lines) + "\n")
+  return str(path)

@@ -95,6 +95,7 @@ def test_accuracy_records_every_metric_of_a_run(tmp_path):
              for r in written)
 
 
+@pytest.mark.slow  # maskmodels-tune replaces it (tests/test_tuning.py)
 def test_validation_search_scores_candidates_on_validation_only(tmp_path):
   """The settings search runs each candidate per seed with no test split
   read, and names the candidate of the lowest mean validation loss."""

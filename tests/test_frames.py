@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import env
+from helpers import env, write_ts
 import maskmodels as mm
 from maskmodels import data, export, testing, training
 from maskmodels.errors import InputError
@@ -39,23 +39,6 @@ def synthetic_series(count, seed=0, min_len=4, max_len=40):
     series.append(frames)
     labels.append(label)
   return series, labels
-
-
-def write_ts(path, series, labels, header_extra=""):
-  """A .ts file of ``series`` as the archive writes it."""
-  lines = ["#made by the tests", "@problemName Tiny", "@timeStamps false",
-           "@missing false", "@univariate false",
-           f"@dimensions {series[0].shape[1]}", "@equalLength false",
-           f"@classLabel true {' '.join(sorted(set(labels)))}"]
-  lines += [header_extra] if header_extra else []
-  lines.append("@data")
-  for frames, label in zip(series, labels):
-    lines.append(":".join(",".join(f"{v:.6g}" for v in frames[:, c])
-                          for c in range(frames.shape[1])) + f":{label}")
-  opener = gzip.open if str(path).endswith(".gz") else open
-  with opener(path, "wt") as f:
-    f.write("\n".join(lines) + "\n")
-  return str(path)
 
 
 @pytest.fixture(scope="module")

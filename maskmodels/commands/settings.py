@@ -75,6 +75,35 @@ class ExportSettings(Settings):
                             "folder).", required=True)
 
 
+@dataclasses.dataclass
+class TuneSettings(Settings):
+  """``maskmodels-tune``: where the search lives and how long it runs (the
+  trials' shared settings are the training flags)."""
+  tune_dir: str = setting("", "The tuning directory: the study (SQLite), "
+                          "each trial's runs, best.flags, record.json. A "
+                          "rerun resumes it.", required=True)
+  trials: int = setting(20, "Finished trials (complete or pruned) the "
+                        "study holds at the end.", lower=1, upper=100_000)
+  minutes: float | None = setting(None, "Stop starting trials after this "
+                                  "long.", above=0.0, unset="no limit")
+  space: str = setting("", "The search space: a JSON or YAML file, or "
+                       "inline JSON, of settings to {low, high, log} or "
+                       "{choices} ('': the default space).")
+  folds: int | None = setting(
+      None, "Cross-validation folds of each trial (0: the run's validation "
+      "split).", lower=0, upper=100,
+      unset="5 below 500 training examples without a validation split, "
+      "else 0")
+  prune: bool = setting(True, "Stop trials whose validation figures fall "
+                        "behind the median of earlier trials.")
+  prune_after: int = setting(4, "Finished trials before any is pruned.",
+                             lower=1)
+  seed: int = setting(0, "The sampler's seed.")
+  heartbeat_seconds: int = setting(
+      30, "Seconds between a trial's heartbeats; a trial silent for four "
+      "(its process died) is run again.", lower=1, upper=3600)
+
+
 def check_model_dir(path, flag="model_dir", saved_model=False):
   """Raises a SettingError unless ``path`` is a trained model directory
   (or, with ``saved_model``, an exported SavedModel)."""

@@ -27,6 +27,8 @@ def settings():
 def done_line(summary, model_dir, best_metric="accuracy"):
   """The one-line report printed at the end of a run."""
   parts = [f"{summary['steps']} steps in {summary['wall_seconds']:.0f} s"]
+  if summary.get("stopped_early"):
+    parts[0] += " (stopped early: validation stopped improving)"
   if summary["train_examples_per_second"]:
     parts.append(f"{summary['train_examples_per_second']:.0f} train "
                  f"examples/s")

@@ -19,7 +19,7 @@ from maskmodels.data.readers import (FORMATS, Examples, MissingColumn,
                                      read_aclimdb,
                                      read_conllu, read_delimited,
                                      read_examples, read_jsonl,
-                                     split_validation)
+                                     split_fold, split_validation)
 from maskmodels.data.frame_readers import read_npz, read_ts, series_of
 from maskmodels.data.text import (TOKENIZERS, Tokenizer, WordPieceTokenizer,
                                   WordTokenizer, build_tokenizer,

@@ -140,6 +140,14 @@ class InputKind:
     inputs: its own kind, or what its ``arguments`` turn into it)."""
     return self.holds(inputs)
 
+  def budget(self, steps_per_epoch, examples):
+    """``(steps, why)``: how long a run trains when no flag says
+    (``--train_steps``, ``--epochs``), for a training split of
+    ``examples`` in ``steps_per_epoch`` batches; ``why`` says so in
+    words. Here 3 passes."""
+    del examples
+    return 3 * steps_per_epoch, "3 passes over the training data"
+
   def max_len(self, data):
     """Steps a training example keeps (None: every step): ``--max_len``,
     else :attr:`default_max_len`."""

@@ -560,3 +560,24 @@ def split_validation(examples, fraction, seed=0):
   return (examples.subset(np.sort(order[count:]), examples.source + " [train]"),
           examples.subset(np.sort(order[:count]),
                           examples.source + " [validation]"))
+
+
+def split_fold(examples, folds, fold, seed=0):
+  """Fold ``fold`` of ``folds`` as the validation split of ``examples``,
+  the others as training (k-fold cross-validation, seeded): the folds of
+  one seed are disjoint and together all of ``examples``.
+
+  Returns:
+    ``(train, validation)``.
+  """
+  if not 2 <= folds <= len(examples):
+    raise InputError(f"{folds} folds of {len(examples)} examples: expected "
+                     f"2 to {len(examples)} folds.")
+  if not 0 <= fold < folds:
+    raise InputError(f"fold {fold} of {folds}: expected 0 to {folds - 1}.")
+  order = np.random.default_rng(seed).permutation(len(examples))
+  held = np.array_split(order, folds)[fold]
+  kept = np.setdiff1d(order, held)
+  return (examples.subset(np.sort(kept), examples.source + " [train]"),
+          examples.subset(np.sort(held), examples.source +
+                          f" [fold {fold + 1} of {folds}]"))

@@ -83,6 +83,9 @@ class SequenceBackbone(Configurable, ExplicitMask, keras.layers.Layer):
         0.0, "Rate of zeroing whole token embeddings in training.",
         lower=0.0, upper=0.99, resume=True)
 
+  # What maskmodels-tune searches of it by default.
+  search_space = {"embedding_dim": {"choices": [32, 64, 128]}}
+
   def __init__(self, vocab_size, encoder="conv_gru", encoder_config=None,
                word_features=(), word_features_config=None, pad_id=0,
                **kwargs):

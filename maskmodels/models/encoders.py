@@ -119,6 +119,18 @@ class ConvGRUEncoder(Configurable, Encoder):
     """No pooling for a task that needs every step (a tag per word)."""
     return {"pool_size": [1]} if keeps_steps else {}
 
+  @classmethod
+  def search_space(cls, keeps_steps=False):
+    """What ``maskmodels-tune`` searches of it by default (pooling only
+    where the task does not need every step)."""
+    space = {"conv_filters": {"choices": ["64", "128", "64,64"]},
+             "kernel_size": {"choices": [3, 5, 7]},
+             "gru_units": {"choices": ["32", "64", "128"]},
+             "dropout": {"low": 0.0, "high": 0.4}}
+    if not keeps_steps:
+      space["pool_size"] = {"choices": [1, 2]}
+    return space
+
   def __init__(self, **kwargs):
     super().__init__(**kwargs)
     config = self.settings

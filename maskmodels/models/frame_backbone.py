@@ -67,6 +67,9 @@ class FrameBackbone(Configurable, ExplicitMask, keras.layers.Layer):
         "joining the channels (so its scale is kept); or not at all.",
         choices=STANDARDIZATIONS, resume=True)
 
+  # What maskmodels-tune searches of it by default.
+  search_space = {"standardize": {"choices": ["training", "series"]}}
+
   def __init__(self, channels, channel_mean=None, channel_std=None,
                encoder="conv_gru", encoder_config=None, **kwargs):
     super().__init__(**kwargs)

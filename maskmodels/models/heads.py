@@ -96,6 +96,10 @@ class PooledHead(Head):
     pooling_config: dict = setting({}, "JSON settings of --pooling.",
                                    resume=True)
 
+  # What maskmodels-tune searches of it by default.
+  search_space = {"pooling": {"choices": ["max", "mean", "attention"]},
+                  "head_dropout": {"low": 0.0, "high": 0.5}}
+
   def __init__(self, output_size, **kwargs):
     super().__init__(output_size, **kwargs)
     self.pooling = component(self.settings.pooling,

@@ -167,6 +167,59 @@ class BestCheckpoint:
     return value if math.isfinite(value) else None
 
 
+class EarlyStopping:
+  """Stops training when the validation ``metric`` has not improved by
+  ``min_delta`` in ``patience`` validations: Keras's ``EarlyStopping``
+  (``wait`` counts validations since the last improvement; an
+  improvement beats the reference by more than ``min_delta``, and becomes
+  the reference). The best weights serve as ever (``best/``).
+
+  Args:
+    metric: the evaluation output to follow.
+    mode: ``"max"`` or ``"min"``.
+    patience: validations without improvement before it stops.
+    min_delta: the least change that counts as an improvement.
+    best, wait: float64 and int64 ``tf.Variable`` s of the training
+      checkpoint (the reference value, starting at the worst, and the
+      count), so a resumed run goes on counting where it stopped.
+  """
+
+  def __init__(self, metric, mode, patience, min_delta, best, wait):
+    if mode not in ("max", "min"):
+      raise ValueError(f"mode must be 'max' or 'min', got {mode!r}.")
+    self.metric, self.mode = metric, mode
+    self.patience, self.min_delta = patience, min_delta
+    self.best, self.wait = best, wait
+
+  def improves(self, value):
+    """Whether ``value`` beats the reference by more than ``min_delta``."""
+    best = float(self.best.numpy())
+    if not math.isfinite(value):
+      return False
+    if self.mode == "min":
+      return value < best - self.min_delta
+    return value > best + self.min_delta
+
+  def __call__(self, step, outputs):
+    value = outputs[self.metric]
+    if self.improves(value):
+      self.best.assign(value)
+      self.wait.assign(0)
+    else:
+      self.wait.assign_add(1)
+    outputs["early_stopping_wait"] = int(self.wait.numpy())
+    if self.should_stop():
+      logging.info("Early stopping at step %d: validation %s has not "
+                   "improved by more than %g in %d validations (best %.4f).",
+                   step, self.metric, self.min_delta, self.patience,
+                   float(self.best.numpy()))
+
+  def should_stop(self):
+    """Whether patience has run out (also for a resumed run that had
+    stopped)."""
+    return int(self.wait.numpy()) >= self.patience
+
+
 class ValidationLog:
   """Logs one plain line per evaluation: the step, the task's metrics, and
   whether the best metric improved (after :class:`BestCheckpoint`).

@@ -30,6 +30,7 @@ from maskmodels.settings import (Settings, check_value, component_settings,
 from maskmodels.training import optimization, strategy
 
 EVALUATE_CHECKPOINTS = ("best", "final")
+MONITORS = ("metric", "loss")
 # The model directories this version reads: written by the same minor
 # version (0.4.x); older ones hold other variables and settings.
 FORMAT_VERSION = ".".join(__version__.split(".")[:2])
@@ -73,6 +74,13 @@ class DataConfig(Settings):
   validation_fraction: float = setting(
       0.1, "Fraction of the training data held out for validation when no "
       "--validation_path is given.", above=0.0, below=1.0)
+  validation_folds: int | None = setting(
+      None, "Cross-validation: cut the training data into this many folds "
+      "and validate on --validation_fold (instead of --validation_"
+      "fraction).", lower=2, upper=100, unset="no folds")
+  validation_fold: int = setting(
+      0, "The fold of --validation_folds that validates.", lower=0,
+      upper=99)
   label_names: list[str] = setting(
       [], "The task's label vocabulary (classes or tags in index order), "
       "from the training split.", flag=False, resume=True)
@@ -188,10 +196,28 @@ class TrainConfig(Settings):
                       resume=True)
   task_config: dict = setting({}, "JSON settings of --task; keys override "
                               "its settings flags.", resume=True)
-  epochs: int = setting(3, "Passes over the training data (unless "
-                        "--train_steps).", lower=1)
-  train_steps: int | None = setting(None, "Total train steps.", lower=1,
-                                    unset="--epochs passes")
+  epochs: int | None = setting(
+      None, "Passes over the training data (unless --train_steps); with "
+      "--early_stopping, the most.", lower=1,
+      unset="the input kind's budget, which the run prints")
+  train_steps: int | None = setting(
+      None, "Total train steps; with --early_stopping, the most.", lower=1,
+      unset="--epochs passes")
+  early_stopping: bool = setting(
+      False, "Stop when the --monitor'ed validation figure has not improved "
+      "by --min_delta in --patience validations (Keras's EarlyStopping); "
+      "the best weights serve.", resume=True)
+  patience: int = setting(5, "Validations without improvement before "
+                          "--early_stopping stops.", lower=1)
+  min_delta: float = setting(0.0, "The least change of the monitored "
+                             "figure that counts as an improvement.",
+                             lower=0.0)
+  monitor: str = setting(
+      "metric", "The validation figure that picks the best checkpoint and "
+      "stops early: the task's best metric, or the validation loss.",
+      choices=MONITORS, resume=True)
+  eval_every_steps: int | None = setting(
+      None, "Steps between validations.", lower=1, unset="one epoch")
   learning_rate: float = setting(3e-3, "Peak learning rate.", above=0.0)
   lr_schedule: str = setting("cosine", "Decay after warm-up.",
                              choices=optimization.SCHEDULES)

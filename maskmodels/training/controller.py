@@ -26,10 +26,13 @@ class Controller:
     train_actions, eval_actions: functions ``(step, outputs)``.
     preemption: objects with ``watching()`` (a context manager) and
       ``(step)`` that may save and raise to stop.
+    stop: a function that says, after a loop, to stop before
+      ``total_steps`` (early stopping), or None.
   """
 
   def __init__(self, trainer, checkpointer, evaluate=None, *, steps_per_loop,
-               eval_every, train_actions=(), eval_actions=(), preemption=()):
+               eval_every, train_actions=(), eval_actions=(), preemption=(),
+               stop=None):
     if steps_per_loop < 1 or eval_every < 1:
       raise ValueError(f"steps_per_loop ({steps_per_loop}) and eval_every "
                        f"({eval_every}) must be >= 1.")
@@ -41,13 +44,16 @@ class Controller:
     self.train_actions = list(train_actions)
     self.eval_actions = list(eval_actions)
     self.preemption = list(preemption)
+    self.stop = stop
 
   def run(self, total_steps):
-    """Trains until ``trainer.step == total_steps``; saves at the end."""
+    """Trains until ``trainer.step == total_steps`` (or ``stop()``); saves
+    at the end."""
     with contextlib.ExitStack() as stack:
       for action in self.preemption:
         stack.enter_context(action.watching())
-      while self.trainer.step < total_steps:
+      while self.trainer.step < total_steps and not (
+          self.stop and self.stop()):
         self._loop(total_steps)
     self.checkpointer.save(self.trainer.step, force=True)
 

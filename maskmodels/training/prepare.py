@@ -53,7 +53,8 @@ class PreparedRun:
     train_pipeline, eval_pipeline: how training and evaluation batch
       (``pipeline.PipelineConfig``).
     steps_per_epoch: global batches in one pass over the training split.
-    total_steps: the run's last step.
+    total_steps: the run's last step (with early stopping, the most).
+    budget: why the run trains ``total_steps`` steps, in words.
   """
   config: object
   task: object
@@ -65,6 +66,12 @@ class PreparedRun:
   eval_pipeline: pipeline.PipelineConfig
   steps_per_epoch: int
   total_steps: int
+  budget: str = ""
+
+  @property
+  def eval_every(self):
+    """Steps between validations: ``--eval_every_steps``, else an epoch."""
+    return self.config.train.eval_every_steps or self.steps_per_epoch
 
   def asset_files(self):
     """``{file name: bytes}`` the run writes beside its config."""
@@ -91,7 +98,8 @@ def read_splits(data, seed=0, default_data=None):
 
   Validation comes from ``data.validation_path`` (or a data folder's
   ``data.validation_split``) if given, else it is carved from the training
-  data; the test split from ``data.test_path``, or for a data folder
+  data (a fraction, or one of ``data.validation_folds`` folds); the test
+  split from ``data.test_path``, or for a data folder
   (aclImdb, CoNLL-U files, the embedded data) from ``data.test_split``.
 
   Args:
@@ -132,6 +140,9 @@ def read_splits(data, seed=0, default_data=None):
   elif folder and data.validation_split:
     validation = read(data.data_path, data.validation_split,
                       "validation_split")
+  elif data.validation_folds:
+    train, validation = readers.split_fold(
+        train, data.validation_folds, data.validation_fold, seed)
   else:
     train, validation = readers.split_validation(
         train, data.validation_fraction, seed)
@@ -171,7 +182,10 @@ def _data_described(data):
   for flag in ("data_path", "validation_path", "test_path"):
     if getattr(data, flag):
       parts.append(f"--{flag}={getattr(data, flag)}")
-  if not data.validation_path:
+  if data.validation_folds and not data.validation_path:
+    parts.append(f"validation fold {data.validation_fold} of "
+                 f"{data.validation_folds} with --seed")
+  elif not data.validation_path:
     parts.append(f"validation carved with --seed (fraction "
                  f"{data.validation_fraction:g})")
   return " ".join(parts)
@@ -251,9 +265,21 @@ def _assets(model_dir, config, saved, kind, train):
 # ---- batching -------------------------------------------------------------------
 
 
+def training_budget(train, kind, steps_per_epoch, examples):
+  """``(steps, why)``: ``--train_steps``, else ``--epochs`` passes, else the
+  input kind's budget for the training split's size."""
+  if train.train_steps:
+    return train.train_steps, f"--train_steps={train.train_steps}"
+  if train.epochs:
+    return (train.epochs * steps_per_epoch,
+            f"--epochs={train.epochs} of {steps_per_epoch} steps")
+  steps, why = kind.budget(steps_per_epoch, examples)
+  return steps, f"{why} ({kind.describes}: their default)"
+
+
 def _batching(config, task, kind, featurizer, splits, replicas):
   """``(config, train pipeline, eval pipeline, steps per epoch, total
-  steps)``: length buckets from the training inputs.
+  steps, why)``: length buckets from the training inputs.
 
   A batch never holds more rows than the training split (rounded up to
   the replicas): a larger ``--batch_size`` is cut to it, and the run says
@@ -291,8 +317,8 @@ def _batching(config, task, kind, featurizer, splits, replicas):
                  for split in held_out])
   evaluation = dataclasses.replace(training, max_len=eval_len,
                                    shuffle=False, crop_fraction=1.0)
-  total = train.train_steps or train.epochs * steps_per_epoch
-  return config, training, evaluation, steps_per_epoch, total
+  total, why = training_budget(train, kind, steps_per_epoch, examples)
+  return config, training, evaluation, steps_per_epoch, total, why
 
 
 # ---- the step -------------------------------------------------------------------
@@ -356,8 +382,11 @@ def prepare(config, task, model_dir, replicas=1, static_shapes=False):
   _check_data_resumable(model_dir, config, saved)
   encoded = dataclasses.replace(encoded, train=task.training_examples(
       encoded.train))
-  config, training, evaluation, steps_per_epoch, total = _batching(
+  config, training, evaluation, steps_per_epoch, total, why = _batching(
       config, task, kind, featurizer, encoded, replicas)
+  logging.info("Training for at most %d steps: %s%s.", total, why,
+               ", or until validation stops improving" if (
+                   config.train.early_stopping) else "")
   return PreparedRun(config, task, kind, assets, encoded, featurizer,
-                     training, evaluation, steps_per_epoch, total)
+                     training, evaluation, steps_per_epoch, total, why)
 

@@ -38,6 +38,15 @@ from maskmodels.training.strategy import cluster_resolver, lost_worker
 from maskmodels.training.trainer import Trainer
 
 
+def monitored(task, train):
+  """``(metric, mode)`` that picks the best checkpoint and stops early:
+  the task's best metric, or with ``--monitor=loss`` the validation
+  loss."""
+  if train.monitor == "loss":
+    return "loss", "min"
+  return task.best_metric, task.best_mode
+
+
 def set_up_process(train):
   """Seeds, determinism and the dtype policy of a run's ``TrainConfig``,
   before anything is built."""
@@ -122,17 +131,28 @@ class Runner:
 
   def restore(self, run, trainer):
     """The training checkpoint (model, optimizer, step, best validation
-    metric), restored from the latest readable one if there is one: a
-    checkpoint of another model is refused here, before any write.
+    metric, early stopping's count), restored from the latest readable one
+    if there is one: a checkpoint of another model is refused here, before
+    any write.
 
     Returns:
-      ``(checkpointer, best, restored)``: best is the best-metric variable,
-      restored the checkpoint resumed from (None for a new run).
+      ``(checkpointer, state, restored)``: state holds the variables the
+      actions keep in the checkpoint (``best``, and with early stopping
+      ``stopping_best`` and ``stopping_wait``), restored the checkpoint
+      resumed from (None for a new run).
     """
-    best = tf.Variable(run.task.worst_value, dtype=tf.float64,
-                       trainable=False, name="best_validation_metric")
+    _, mode = monitored(run.task, run.config.train)
+    worst = float("inf") if mode == "min" else float("-inf")
+    state = {"best": tf.Variable(worst, dtype=tf.float64, trainable=False,
+                                 name="best_validation_metric")}
+    if run.config.train.early_stopping:
+      state.update(
+          stopping_best=tf.Variable(worst, dtype=tf.float64, trainable=False,
+                                    name="early_stopping_best"),
+          stopping_wait=tf.Variable(0, dtype=tf.int64, trainable=False,
+                                    name="early_stopping_wait"))
     checkpoint = checkpoints.weights_checkpoint(
-        trainer.model, trainer.optimizer, step=trainer.global_step, best=best)
+        trainer.model, trainer.optimizer, step=trainer.global_step, **state)
     settings = run.config.checkpoint
     checkpointer = self.model_dir.checkpointer(
         checkpoint, trainer.global_step, settings.keep_checkpoints,
@@ -140,7 +160,7 @@ class Runner:
     restored = checkpointer.restore()
     if restored:
       logging.info("Resumed from %s at step %d.", restored, trainer.step)
-    return checkpointer, best, restored
+    return checkpointer, state, restored
 
   # ---- training -----------------------------------------------------------------
 
@@ -155,31 +175,33 @@ class Runner:
       ``(controller, status)``: status holds the Throughput and
       BestCheckpoint actions and the checkpointer, read at the end.
     """
-    checkpointer, best, restored = restored
+    checkpointer, state, restored = restored
     if not restored and hasattr(trainer.model, "adapt"):
       trainer.model.adapt(pipeline.labelled_batches(
           run.splits.train, run.featurizer, run.train_pipeline.max_len,
           run.train_pipeline.truncation, run.task.labels))
-    directory, task = self.model_dir, run.task
+    directory, task, train = self.model_dir, run.task, run.config.train
+    metric, mode = monitored(task, train)
     # best/ holds the serving weights only when they are the best ones.
     save_best = (directory.best_saver(trainer.model) if
                  run.config.checkpoint.evaluate_checkpoint == "best" else
                  lambda step: None)
     status = dict(throughput=actions.Throughput(), best=actions.BestCheckpoint(
-        save_best, task.best_metric, best, task.best_mode),
-                  checkpointer=checkpointer)
+        save_best, metric, state["best"], mode), checkpointer=checkpointer,
+                  stopping=actions.EarlyStopping(
+                      metric, mode, train.patience, train.min_delta,
+                      state["stopping_best"], state["stopping_wait"])
+                  if train.early_stopping else None)
     metrics = list(task.build_metrics(training=False))
     shown = [m for m in metrics if m != "tokens"]
     history = actions.History(
         directory.read_history(trainer.step), directory.write_json,
         directory.file(CURVES_FILE) if directory.chief else None,
-        curves.panels_for(metrics, task.metric_units),
-        (task.best_metric, task.best_mode))
+        curves.panels_for(metrics, task.metric_units), (metric, mode))
     controller = Controller(
         trainer, checkpointer,
         lambda: trainer.evaluate(run.eval_input(run.splits.validation)),
-        steps_per_loop=run.config.train.steps_per_loop,
-        eval_every=run.steps_per_epoch,
+        steps_per_loop=train.steps_per_loop, eval_every=run.eval_every,
         train_actions=[
             status["throughput"],
             actions.NaNGuard(run.config.train.precision != "mixed_float16",
@@ -189,13 +211,14 @@ class Runner:
             actions.Summaries(directory.summary_writer("train")),
             history.record_train],
         eval_actions=[
-            actions.MemoryProbe(trainer.trace_counts),
-            actions.Summaries(directory.summary_writer("eval")),
-            status["best"],
-            actions.ValidationLog(shown, status["best"],
-                                  int(directory.chief)),
-            history.record_eval],
-        preemption=self.build_preemption(checkpointer))
+            actions.MemoryProbe(trainer.trace_counts), status["best"]] + (
+                [status["stopping"]] if status["stopping"] else []) + [
+                    actions.Summaries(directory.summary_writer("eval")),
+                    actions.ValidationLog(shown, status["best"],
+                                          int(directory.chief)),
+                    history.record_eval],
+        preemption=self.build_preemption(checkpointer),
+        stop=status["stopping"] and status["stopping"].should_stop)
     return controller, status
 
   def build_preemption(self, checkpointer):
@@ -230,16 +253,19 @@ class Runner:
   def evaluate(self, run, trainer, status):
     """The serving weights (the best or the final ones), what the model
     fits on the validation split, the test pass; returns the summary."""
-    splits, task = run.splits, run.task
+    splits, stopping = run.splits, status["stopping"]
     summary = {
         "steps": trainer.step,
         "epochs": trainer.step / run.steps_per_epoch,
         "steps_per_epoch": run.steps_per_epoch,
+        "budget": f"at most {run.total_steps} steps: {run.budget}",
         "train_examples": len(splits.train),
         "validation_examples": len(splits.validation),
-        f"best_validation_{task.best_metric}": status["best"].value,
+        f"best_validation_{status['best'].metric}": status["best"].value,
         "train_examples_per_second": status["throughput"].examples_per_second,
     }
+    if stopping is not None:
+      summary["stopped_early"] = stopping.should_stop()
     serving_best = run.config.checkpoint.evaluate_checkpoint == "best"
     best = None
     if serving_best and self.model_dir.best_checkpoint():
