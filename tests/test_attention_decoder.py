@@ -135,8 +135,12 @@ def test_beam_search_finds_what_it_scores_and_ignores_padding():
   ids, lengths, scores = (x.numpy() for x in decoder.beam_decode(
       memory, mask, max_len=5, beam_width=3))
   greedy_ids, greedy_lengths = decoder.greedy_decode(memory, mask, 5)
-  width_one = decoder.beam_decode(memory, mask, max_len=5, beam_width=1)
+  # Greedy (its own loop) is the general beam search one prefix wide.
+  width_one = decoder._beam_search(memory, mask, 5, 1)  # pylint: disable=protected-access
+  greedy = decoder.beam_decode(memory, mask, max_len=5, beam_width=1)
   np.testing.assert_array_equal(width_one[0], greedy_ids)
+  np.testing.assert_array_equal(width_one[1], greedy_lengths)
+  np.testing.assert_allclose(width_one[2], greedy[2], rtol=1e-6)
   for row, s in enumerate(src):
     alone, alone_mask = testing.pad_batch([s], len(s))
     alone_ids, alone_lengths, alone_scores = decoder.beam_decode(
@@ -261,8 +265,9 @@ def test_the_fused_training_path_equals_the_step_by_step_one():
 
 
 class _Uncached(AttentionGRUDecoder):
-  """Projects the memory at every step, as decoding did before its keys
-  were cached."""
+  """Projects the memory at every step and combines an output with its
+  context in one layer call, as decoding did before its keys and the
+  combine layer's context half were projected once per source."""
 
   def _next_logits(self, outputs, source):
     context, _ = self.attention(outputs, source.memory, source.mask)
@@ -282,3 +287,9 @@ def test_keys_computed_once_decode_what_keys_every_step_decode(width):
   want = uncached.beam_decode(memory, mask, 7, beam_width=width)
   for a, b in zip(got, want):
     np.testing.assert_allclose(a, b, atol=1e-5)
+  # Teacher forcing too: the combine layer's context half projected once
+  # gives the logits of combine([output, context]).
+  targets = np.concatenate([np.ones((len(memory), 1), np.int32),
+                            got[0].numpy()[:, :-1]], 1)
+  np.testing.assert_allclose(decoder(targets, memory, mask),
+                             uncached(targets, memory, mask), atol=1e-5)

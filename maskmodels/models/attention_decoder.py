@@ -31,11 +31,14 @@ RECURRENCES = ("fused", "keras")
 
 
 class DecoderSource(collections.namedtuple(
-    "DecoderSource", ["memory", "mask", "keys", "values"])):
+    "DecoderSource", ["memory", "mask", "keys", "values", "combined"])):
   """An encoder's steps as a decoder reads them, computed once per source:
   ``memory`` float ``[batch, time, dim]``, ``mask`` bool ``[batch, time]``,
-  the attention's projected ``keys`` ``[batch, time, units]`` and
-  ``values`` (the memory, pad steps zeroed)."""
+  the attention's projected ``keys`` ``[batch, time, units]``, ``values``
+  (the memory, pad steps zeroed) and ``combined``: the values through the
+  context half of the layer that combines a GRU output with its context
+  ``[batch, time, units]`` (a context's share of it is then its attention
+  weights times these)."""
 
   __slots__ = ()
 
@@ -168,19 +171,30 @@ class AttentionGRUDecoder(keras.layers.Layer):
         tf.convert_to_tensor(memory), tf.cast(memory_mask, tf.bool)))
 
   def source(self, memory, memory_mask):
-    """The :class:`DecoderSource` of an encoder's steps (the attention's
-    keys projected once)."""
+    """The :class:`DecoderSource` of an encoder's steps: the attention's
+    keys and the combine layer's context half projected once."""
     memory = tf.convert_to_tensor(memory)
     keys, values, mask = self.attention.keys(memory, memory_mask)
-    return DecoderSource(memory, mask, keys, values)
+    if not self.combine.built:
+      self.combine.build((None, self.units + memory.shape[-1]))
+    context_kernel = tf.cast(self.combine.kernel[self.units:], values.dtype)
+    combined = tf.einsum("btd,du->btu", values, context_kernel)
+    return DecoderSource(memory, mask, keys, values, combined)
 
   def _next_logits(self, outputs, source):
     """Logits ``[batch, steps, vocab]`` of the next tokens from the GRU's
-    ``outputs`` ``[batch, steps, units]`` and the :class:`DecoderSource`."""
-    context, _ = self.attention.attend(outputs, source.keys, source.values,
+    ``outputs`` ``[batch, steps, units]`` and the :class:`DecoderSource`:
+    ``combine([outputs, context])`` computed as ``outputs`` times the
+    kernel's output half plus the attention weights times
+    ``source.combined`` (the context half, projected once)."""
+    _, weights = self.attention.attend(outputs, source.keys, source.values,
                                        source.mask)
-    combined = self.combine(tf.concat([outputs, tf.cast(context,
-                                                        outputs.dtype)], -1))
+    dtype = self.combine.compute_dtype
+    output_kernel = tf.cast(self.combine.kernel[:self.units], dtype)
+    combined = self.combine.activation(
+        tf.einsum("bsu,uv->bsv", tf.cast(outputs, dtype), output_kernel) +
+        tf.matmul(tf.cast(weights, dtype), tf.cast(source.combined, dtype)) +
+        tf.cast(self.combine.bias, dtype))
     return self.logits(combined)
 
   def call(self, targets_in, memory, memory_mask, training=None):
@@ -210,6 +224,37 @@ class AttentionGRUDecoder(keras.layers.Layer):
                                        beam_width=1)
     return ids, lengths
 
+  def _greedy_search(self, memory, memory_mask, max_len):
+    """:meth:`beam_decode` at width 1 without a beam's bookkeeping (no
+    top-k over beams, no gathers of states and prefixes): the likeliest
+    token at each step, the same outputs and scores."""
+    memory = tf.convert_to_tensor(memory)
+    memory_mask = tf.cast(memory_mask, tf.bool)
+    batch = tf.shape(memory)[0]
+    source = self.source(memory, memory_mask)
+    state = self.start_state(memory, memory_mask)
+
+    def step(t, previous, state, score, done, written):
+      log_probs, state = self._step(previous, state, source)
+      log_probs = tf.cast(log_probs, tf.float32)
+      token = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+      # A finished row continues with the pad id at no cost.
+      score += tf.where(done, 0.0, tf.reduce_max(log_probs, axis=-1))
+      ended = tf.logical_or(done, tf.equal(token, self.end_id))
+      written += tf.where(ended, 0, token)[:, None] * tf.one_hot(
+          t, max_len, dtype=tf.int32)
+      return t + 1, tf.where(done, 0, token), state, score, ended, written
+
+    _, _, _, score, _, written = tf.while_loop(
+        lambda t, previous, state, score, done, written: tf.logical_and(
+            t < max_len, tf.logical_not(tf.reduce_all(done))),
+        step, [tf.constant(0),
+               tf.fill([batch], tf.constant(self.start_id, tf.int32)),
+               state, tf.zeros([batch]), tf.zeros([batch], tf.bool),
+               tf.zeros([batch, max_len], tf.int32)])
+    return (written, tf.reduce_sum(tf.cast(written > 0, tf.int32), axis=1),
+            score)
+
   def _step(self, previous, state, source):
     """One decoding step: ``(log probabilities [rows, vocab], state)``;
     the pad and start ids get -1e9 (never written)."""
@@ -237,6 +282,12 @@ class AttentionGRUDecoder(keras.layers.Layer):
       float32 ``[batch]``: the output's log probability, its end included
       when it ended before ``max_len``.
     """
+    if beam_width == 1:
+      return self._greedy_search(memory, memory_mask, max_len)
+    return self._beam_search(memory, memory_mask, max_len, beam_width)
+
+  def _beam_search(self, memory, memory_mask, max_len, beam_width):
+    """:meth:`beam_decode` at any width (``beam_width`` prefixes a row)."""
     memory = tf.convert_to_tensor(memory)
     memory_mask = tf.cast(memory_mask, tf.bool)
     batch, k, vocab = tf.shape(memory)[0], beam_width, self.vocab_size
