@@ -369,7 +369,8 @@ class Search:
     params = {d.name: dict(zip([_key(c) for c in d.choices], d.choices))[
         best.params[d.name]] if d.choices is not None else best.params[d.name]
               for d in self.dimensions if d.name in best.params}
-    lines = [f for f in base_flags if not f.startswith("--model_dir")]
+    lines = [f"--import={','.join(self.imports)}"] if self.imports else []
+    lines += [f for f in base_flags if not f.startswith("--model_dir")]
     lines += [f"--{k}={show(v)}" for k, v in params.items()]
     atomic_files.write_text(os.path.join(self.tune_dir, "best.flags"),
                             "# Chosen by maskmodels-tune on validation data "

@@ -3,6 +3,7 @@ process; each prints the CPU first and then JSON lines of figures."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -54,11 +55,22 @@ def _run(script, *args, records=""):
                           "--vocab_size=200"]),
     ("exit_delay.py", ["--runs=2", "--", sys.executable, "-c",
                        "print('run {{i}}')"]),
+    ("step_profile.py", ["--steps=2", "--train_steps=4", "--steps_per_loop=2",
+                         "--gru_units=8", "--conv_filters=8"]),
+    ("g2p_throughput.py", ["--data_path={cmudict}", "--train_steps=50",
+                           "--words=20", "--rounds=1", "--batch_size=8"]),
 ])
 def test_benchmark_runs_and_prints_figures(imdb_root, script, args,
                                            tmp_path):
   records = str(tmp_path / "records.jsonl")
-  rows = _run(script, *[a.format(imdb=imdb_root) for a in args],
+  cmudict = tmp_path / "cmudict"  # the embedded sample as a split folder
+  cmudict.mkdir()
+  for split in ("train", "test"):
+    shutil.copy(os.path.join(ROOT, "maskmodels", "data",
+                             f"cmudict_sample_{split}.txt.gz"),
+                cmudict / f"sample_{split}.txt.gz")
+  rows = _run(script, *[a.format(imdb=imdb_root, cmudict=cmudict)
+                        for a in args],
               records=None if script == "exit_delay.py" else records)
   assert rows
   if script != "exit_delay.py":  # every figure is also a record

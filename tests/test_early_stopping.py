@@ -132,7 +132,8 @@ def test_a_resumed_run_goes_on_counting_its_patience(jsonl, stopped, tmp_path,
 
 
 def test_a_run_says_what_it_trains_for_and_why(jsonl, tmp_path):
-  """--train_steps, else --epochs passes, else the input kind's budget."""
+  """--train_steps, else --epochs passes, else the input kind's budget:
+  enough passes for a few dozen series, few for a large corpus."""
   kind = training.builders.input_kind_of(training.ExperimentConfig.create(
       ).replace(inputs="frames"))
   train = training.ExperimentConfig.create().train
@@ -144,6 +145,11 @@ def test_a_run_says_what_it_trains_for_and_why(jsonl, tmp_path):
   steps, why = kind.budget(5, 40)
   assert training_budget(train, kind, 5, 40) == (
       steps, f"{why} (series: their default)")
+  # Series: 100 passes of a 40-series problem, 3 of a 25,000-series one,
+  # about 3,000 steps between.
+  assert steps == 500 and why.startswith("100 passes")
+  assert kind.budget(782, 25000)[0] == 3 * 782
+  assert kind.budget(60, 1900)[0] == 50 * 60
   config = tiny_config(jsonl, train_steps=None, epochs=None)
   run = training.prepare(config, training.builders.task_of(config),
                          training.ModelDirectory(str(tmp_path / "a")))

@@ -199,21 +199,50 @@ def test_an_interrupted_search_resumes_its_trial_where_it_stopped(
   assert (interrupted / "summary.json").exists()
 
 
+RESEARCH = textwrap.dedent('''
+    """tune_research.py: an encoder of its own, with a setting to search."""
+    import dataclasses
+    import maskmodels as mm
+
+    @mm.register_encoder("research_conv")
+    class ResearchConv(mm.Configurable, mm.Encoder):
+      """One masked convolution of a searchable width."""
+
+      @dataclasses.dataclass
+      class Config(mm.Settings):
+        research_width: int = mm.setting(4, "research_conv: channels.",
+                                         lower=1)
+
+      def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = mm.MaskedConv1D(self.settings.research_width, 3,
+                                    dtype=self.dtype_policy)
+
+      def call(self, inputs, mask=None, training=None):
+        return self.conv(inputs, mask=mask)
+    ''')
+
+
 def test_the_tune_command_searches_on_validation_and_writes_best_flags(
     tmp_path):
-  """A real search (one trial, to be quick); its trial never reads the
-  test file (its run records no test split), and training with best.flags
-  reads it once."""
+  """A real search (one trial, to be quick) over a research encoder's
+  setting (``--import``), under the mirrored strategy; its trial never
+  reads the test file (its run records no test split), and training with
+  best.flags reads it once."""
+  (tmp_path / "tune_research.py").write_text(RESEARCH)
   data_path = write_jsonl(tmp_path / "reviews.jsonl", 120, seed=3)
   test_path = write_jsonl(tmp_path / "test.jsonl", 40, seed=4)
   tune_dir = tmp_path / "tune"
   flags = [f"--tune_dir={tune_dir}", "--trials=1", "--folds=0",
-           "--data_format=jsonl", f"--data_path={data_path}",
-           f"--test_path={test_path}", "--train_steps=4",
-           "--steps_per_loop=2", "--warmup_steps=1",
-           '--space={"learning_rate": {"low": 0.001, "high": 0.01}}',
-           *TINY_FLAGS]
-  result = run_script("tune.py", *flags)
+           "--import=tune_research", "--encoder=research_conv",
+           "--strategy=mirrored", "--data_format=jsonl",
+           f"--data_path={data_path}", f"--test_path={test_path}",
+           "--train_steps=4", "--steps_per_loop=2", "--warmup_steps=1",
+           '--space={"learning_rate": {"low": 0.001, "high": 0.01}, '
+           '"research_width": {"choices": [3, 5]}}',
+           *[f for f in TINY_FLAGS
+             if not f.startswith(("--conv_filters", "--gru_units"))]]
+  result = run_script("tune.py", *flags, cwd=str(tmp_path))
   assert result.returncode == 0, result.stderr[-3000:]
   lines = result.stdout.splitlines()
   assert sum(line.startswith("trial 0/1: ") for line in lines) == 1
@@ -222,10 +251,16 @@ def test_the_tune_command_searches_on_validation_and_writes_best_flags(
   for config in tune_dir.glob("trials/*/run/config.json"):
     assert set(json.load(open(config))["data"]["digests"]) == {
         "train", "validation"}  # no test split was read
+  for config in tune_dir.glob("trials/*/run/config.json"):
+    written = json.load(open(config))
+    assert written["model"]["encoder_config"]["research_width"] in (3, 5)
+    assert written["modules"] == ["tune_research"], written["modules"]
   best = (tune_dir / "best.flags").read_text()
   assert f"--test_path={test_path}" in best and "--learning_rate=" in best
+  assert "--research_width=" in best and "--import=tune_research" in best
   trained = run_script("train.py", f"--flagfile={tune_dir / 'best.flags'}",
-                       f"--model_dir={tmp_path / 'final'}")
+                       f"--model_dir={tmp_path / 'final'}",
+                       cwd=str(tmp_path))
   assert trained.returncode == 0, trained.stderr[-3000:]
   summary = json.load(open(tmp_path / "final" / "summary.json"))
   assert summary["test_examples"] == 40

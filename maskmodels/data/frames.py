@@ -175,6 +175,10 @@ class FrameFeaturizer(kinds.Featurizer):
       return tf.RaggedTensor.from_tensor(frames, lengths=lengths)
 
 
+# The most steps a frame run's default budget trains (see FramesKind.budget).
+MOST_STEPS = 3000
+
+
 @register_input_kind("frames")
 class FramesKind(kinds.InputKind):
   """Float series ``[time, channels]``; the mask comes from their lengths.
@@ -189,6 +193,17 @@ class FramesKind(kinds.InputKind):
   requires = ("tensorflow",)
   describes = "series"
   crops = True
+
+  def budget(self, steps_per_epoch, examples):
+    """A series problem often holds a few dozen series, a handful of
+    steps a pass: 100 passes (as the frame flagfiles and the common deep
+    recipes train), fewer when that passes ``MOST_STEPS`` steps, never
+    fewer than 3."""
+    del examples
+    passes = max(3, min(100, MOST_STEPS // max(steps_per_epoch, 1)))
+    return passes * steps_per_epoch, (
+        f"{passes} passes over the training data (100 on a small problem, "
+        f"at most about {MOST_STEPS:,} steps, at least 3 passes)")
 
   def holds(self, inputs):
     return all(isinstance(value, np.ndarray) and value.ndim == 2 and
