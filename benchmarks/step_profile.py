@@ -10,9 +10,9 @@ then, each after a warm-up, in milliseconds per step over ``--steps``:
 
 * ``step``: training as a run trains (its pipeline, ``--steps_per_loop``
   steps per call);
-* ``compute``: the same steps on the pipeline's first 20 batches held in
-  memory and cycled (no pipeline work), ``--steps_per_loop`` steps per
-  call;
+* ``compute``: the same number of steps on the pipeline's first
+  ``--steps`` batches held in memory (no pipeline work),
+  ``--steps_per_loop`` steps per call;
 * ``compute, one step per call``: the same, a call per step;
 * ``pipeline``: the input pipeline alone, batches read and dropped.
 
@@ -49,14 +49,10 @@ flags.DEFINE_integer("steps", 100, "Timed steps per measurement.",
                      lower_bound=1)
 
 
-# Batches the in-memory measurements cycle through.
-HELD = 20
-
-
-def timed(function, steps):
-  """Milliseconds per step of ``function(steps)`` (after a warm-up of
-  ``HELD`` steps: every held batch read once, every shape traced)."""
-  function(HELD)
+def timed(function, steps, warmup):
+  """Milliseconds per step of ``function(steps)`` after ``function(warmup)``
+  (every held batch read once, the calls traced)."""
+  function(warmup)
   start = time.perf_counter()
   function(steps)
   return 1000 * (time.perf_counter() - start) / steps
@@ -76,9 +72,10 @@ def main(argv):
   loop = prepared.config.train.steps_per_loop
   live = runner.Runner(config, tempfile.mkdtemp(), strategy).build_trainer(
       prepared, model)
-  # The first HELD batches of the run's own pipeline (every bucket's
-  # shapes), kept in memory and cycled: the kernels without pipeline work.
-  held_data = prepared.train_input().take(HELD).cache().repeat()
+  # The first --steps batches of the run's own pipeline, kept in memory
+  # and cycled: the kernels without pipeline work, on as many batches as
+  # the pipeline's measurement reads (bucketed lengths vary a lot).
+  held_data = prepared.train_input().take(FLAGS.steps).cache().repeat()
   held = trainer.Trainer(prepared.task, model, live.optimizer, strategy)
   held.set_train_data(lambda context, start: held_data)
 
@@ -95,12 +92,12 @@ def main(argv):
       next(batches)
 
   rows = []
-  for name, function in (
-      (f"step ({loop} per call)", in_loops(live, loop)),
-      (f"compute ({loop} per call)", in_loops(held, loop)),
-      ("compute, one step per call", in_loops(held, 1)),
-      ("pipeline", pipeline_only)):
-    value = round(timed(function, FLAGS.steps), 2)
+  for name, function, warmup in (
+      (f"step ({loop} per call)", in_loops(live, loop), loop),
+      (f"compute ({loop} per call)", in_loops(held, loop), FLAGS.steps),
+      ("compute, one step per call", in_loops(held, 1), loop),
+      ("pipeline", pipeline_only, loop)):
+    value = round(timed(function, FLAGS.steps, warmup), 2)
     rows.append({"config": name, "metric": "ms/step", "value": value})
     print(json.dumps(rows[-1]), flush=True)
   live.close()
