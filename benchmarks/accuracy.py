@@ -63,7 +63,8 @@ BENCHMARKS = {
 # The suite's problems with the defaults: --data_path is the problem's
 # folder (or, for --benchmark=suite, the suite's folder).
 for _problem in fetch_suite.SUITE:
-  BENCHMARKS[f"suite_{_problem}"] = ([], _problem, "test_accuracy")
+  BENCHMARKS[f"suite_{_problem}"] = (["--data_format=ts"], _problem,
+                                      "test_accuracy")
 # More metrics of a run, each recorded as a benchmark of its own.
 ALSO = {"cmudict_seq2seq": {"cmudict_seq2seq_phones": "test_token_error_rate"},
         "cmudict_ctc": {"cmudict_ctc_phones": "test_token_error_rate"}}
@@ -199,6 +200,7 @@ def tune(problem, data_path):
                                           f"suite_{problem}-tune"))
   subprocess.run(["rm", "-rf", tune_dir], check=True)
   command = [sys.executable, "scripts/tune.py", f"--tune_dir={tune_dir}",
+             *BENCHMARKS[f"suite_{problem}"][0],
              f"--data_path={data_path}", f"--minutes={FLAGS.tune_minutes}",
              f"--trials={FLAGS.tune_trials}", *FLAGS.extra]
   print(f"[suite_{problem}_tuned] search: {shlex.join(command[1:])}",

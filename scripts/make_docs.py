@@ -228,6 +228,35 @@ def suite_table(records):
                          "ResNet %", "CPU (vector extensions)"], rows)
 
 
+def comparison_table(records, benchmark):
+  """A benchmark measured on two commits back to back: per configuration,
+  the median over each commit's runs (each run's value a median of its
+  rounds) and their ratio, newest commit over the one before."""
+  runs = [r for r in records if r["benchmark"] == benchmark]
+  commits = list(dict.fromkeys(r["commit"].rstrip("+") for r in runs))
+  if len(commits) < 2:
+    return throughput_table(records, benchmark)
+  old, new = commits[-2:]
+  rows = []
+  for config in dict.fromkeys(r["config"] for r in runs):
+    values = {c: [r["value"] for r in runs if r["config"] == config and
+                  r["commit"].rstrip("+") == c] for c in (old, new)}
+    if not all(values.values()):
+      continue
+    medians = {c: statistics.median(v) for c, v in values.items()}
+    rows.append([config, next(r["metric"] for r in runs
+                              if r["config"] == config)] +
+                [f"{medians[c]:.4g} ({', '.join(f'{v:.4g}' for v in values[c])})"
+                 for c in (old, new)] +
+                [f"{medians[new] / medians[old]:.2f}x"])
+  newest = runs[-1]
+  body = markdown_table(["configuration", "metric", f"{old}: median (runs)",
+                         f"{new}: median (runs)", f"{new} / {old}"], rows)
+  return (f"{body}\n\n`{newest['command']}`, the two commits' runs "
+          f"alternating; maskmodels {newest['version']}, {newest['date']}, "
+          f"on {_cpu(newest)}.")
+
+
 def profile_table(records):
   """``benchmarks/step_profile.py``: the newest run of each command, a
   row each: ms per step of training as runs train, of the kernels alone,
@@ -318,8 +347,8 @@ def replace_block(text, name, content):
 
 
 THROUGHPUT_BLOCKS = ("training_throughput", "gru_kernel",
-                     "tagging_throughput", "g2p_throughput",
-                     "input_pipeline", "dropout", "conv_gradient")
+                     "tagging_throughput", "input_pipeline", "dropout",
+                     "conv_gradient")
 
 
 def generated_files(records=None):
@@ -336,6 +365,8 @@ def generated_files(records=None):
   for name in THROUGHPUT_BLOCKS:
     performance = replace_block(performance, name,
                                 throughput_table(records, name))
+  performance = replace_block(performance, "g2p_throughput",
+                              comparison_table(records, "g2p_throughput"))
   performance = replace_block(performance, "step_profile",
                               profile_table(records))
   return {"README.md": readme, "docs/results.md": results_page(records),

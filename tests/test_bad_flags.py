@@ -55,6 +55,8 @@ def contexts(setting):
           "strings": [
               ["model_dir", "", []],
               ["data_path", "/no/such/data.jsonl", ["--data_format=jsonl"]],
+              # A real file, but the embedded data's format: never ignored.
+              ["data_path", data, []],
               ["validation_path", "/no/such/dev.jsonl", []],
               ["test_path", "/no/such/test.jsonl", []],
               ["train_split", "nosuch", []],

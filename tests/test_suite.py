@@ -92,6 +92,7 @@ def test_the_suite_benchmark_records_each_problem_and_the_page_shows_it(
       ("suite_GunPoint", "test", 0)]
   assert 0.0 <= written[0]["value"] <= 1.0 and written[0]["steps"] == 2 and (
       "<GunPoint>" in written[0]["command"]), written
+  assert written[0]["test_examples"] == 8  # the problem's own test split
   table = make_docs.suite_table(written)
   gunpoint = next(line for line in table.splitlines()
                   if line.startswith("| GunPoint"))

@@ -87,6 +87,16 @@ def check(parsed):
     raise SettingError(f"--data_path is required with --data_format="
                        f"{data.data_format}: the training data's file or "
                        f"folder.")
+  if data.data_format == "default":
+    given = [f"--{flag}={getattr(data, flag)}" for flag in
+             ("data_path", "validation_path", "test_path")
+             if getattr(data, flag)]
+    if given:  # else the run would train on the embedded data instead
+      raise SettingError(
+          f"{given[0]}: --data_format=default reads the embedded data, not "
+          f"a path; expected --data_format naming the data's format (one of "
+          f"{', '.join(n for n, _ in readers.FORMATS.items() if n != 'default')}"
+          f").")
   for flag in ("data_path", "validation_path", "test_path"):
     check_path(getattr(data, flag), flag)
 
