@@ -144,6 +144,19 @@ def run_records(name, summary, fields, recorded=None):
           for benchmark, metric in metrics.items()]
 
 
+def run_fresh(command, out_dir, shown, what):
+  """Runs ``command`` in the checkout after emptying ``out_dir`` (its model
+  or tuning directory), printing ``shown`` first; exits naming ``what`` if
+  it fails. Returns its wall time in seconds."""
+  subprocess.run(["rm", "-rf", out_dir], check=True)
+  print(shown, flush=True)
+  start = time.perf_counter()
+  result = subprocess.run(command, cwd=ROOT)
+  if result.returncode != 0:
+    sys.exit(f"error: {what} failed (exit {result.returncode}).")
+  return time.perf_counter() - start
+
+
 def run_seeds(name, data_path, benchmark_flags=None, settings=None,
               recorded=None, fields=None):
   """Trains benchmark ``name`` once per ``--seeds`` seed, appends each
@@ -158,17 +171,11 @@ def run_seeds(name, data_path, benchmark_flags=None, settings=None,
   for seed in FLAGS.seeds:
     model_dir = os.path.abspath(os.path.join(FLAGS.runs_dir,
                                              f"{recorded}-seed{seed}"))
-    subprocess.run(["rm", "-rf", model_dir], check=True)
     run, shown = command_line(name, int(seed), model_dir, data_path,
                               benchmark_flags)
     started_at = records.commit()
-    print(f"[{recorded} seed {seed}] {shown}", flush=True)
-    start = time.perf_counter()
-    result = subprocess.run(run, cwd=ROOT)
-    wall = time.perf_counter() - start
-    if result.returncode != 0:
-      sys.exit(f"error: the run of seed {seed} failed (exit "
-               f"{result.returncode}).")
+    wall = run_fresh(run, model_dir, f"[{recorded} seed {seed}] {shown}",
+                     f"the run of seed {seed}")
     with open(os.path.join(model_dir, "summary.json")) as f:
       summary = json.load(f)
     validation = next((v for k, v in summary.items()
@@ -194,23 +201,16 @@ def run_seeds(name, data_path, benchmark_flags=None, settings=None,
 
 def tune(problem, data_path):
   """Searches ``problem``'s settings on validation (``scripts/tune.py``,
-  never reading its test split); returns ``(best flags as a list, fields
-  recording the search)``."""
+  never reading its test split); returns ``(best flags as a list, their
+  digest, fields recording the search)``."""
   tune_dir = os.path.abspath(os.path.join(FLAGS.runs_dir,
                                           f"suite_{problem}-tune"))
-  subprocess.run(["rm", "-rf", tune_dir], check=True)
   command = [sys.executable, "scripts/tune.py", f"--tune_dir={tune_dir}",
              *BENCHMARKS[f"suite_{problem}"][0],
              f"--data_path={data_path}", f"--minutes={FLAGS.tune_minutes}",
              f"--trials={FLAGS.tune_trials}", *FLAGS.extra]
-  print(f"[suite_{problem}_tuned] search: {shlex.join(command[1:])}",
-        flush=True)
-  start = time.perf_counter()
-  result = subprocess.run(command, cwd=ROOT)
-  wall = time.perf_counter() - start
-  if result.returncode != 0:
-    sys.exit(f"error: the search of {problem} failed (exit "
-             f"{result.returncode}).")
+  wall = run_fresh(command, tune_dir, f"[suite_{problem}_tuned] search: "
+                   f"{shlex.join(command[1:])}", f"the search of {problem}")
   with open(os.path.join(tune_dir, "record.json")) as f:
     search = json.load(f)
   with open(os.path.join(tune_dir, "best.flags")) as f:

@@ -293,10 +293,14 @@ class Search:
     self.say(trial, trials, params, value, start)
     return value
 
+  def import_flags(self):
+    """``--import`` of the research modules, if any (every trial's run and
+    ``best.flags`` need them)."""
+    return [f"--import={','.join(self.imports)}"] if self.imports else []
+
   def flags(self, params, model_dir, fold):
     """The training command line of a trial's run."""
-    flags = [f"--import={','.join(self.imports)}"] if self.imports else []
-    flags += self.base_flags + [f"--{k}={show(v)}" for k, v in params.items()]
+    flags = self.import_flags() + self.base_flags + [f"--{k}={show(v)}" for k, v in params.items()]
     flags += [f"--model_dir={model_dir}", "--test_path=", "--test_split="]
     if self.folds:
       flags += [f"--validation_folds={self.folds}",
@@ -369,7 +373,7 @@ class Search:
     params = {d.name: dict(zip([_key(c) for c in d.choices], d.choices))[
         best.params[d.name]] if d.choices is not None else best.params[d.name]
               for d in self.dimensions if d.name in best.params}
-    lines = [f"--import={','.join(self.imports)}"] if self.imports else []
+    lines = self.import_flags()
     lines += [f for f in base_flags if not f.startswith("--model_dir")]
     lines += [f"--{k}={show(v)}" for k, v in params.items()]
     atomic_files.write_text(os.path.join(self.tune_dir, "best.flags"),

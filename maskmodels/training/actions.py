@@ -135,6 +135,12 @@ class MemoryProbe:
     memory.reset_peak()
 
 
+def beats(value, best, mode, min_delta=0.0):
+  """Whether ``value`` improves on ``best`` by more than ``min_delta``:
+  lower with ``mode="min"``, higher with ``"max"``."""
+  return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
 class BestCheckpoint:
   """Saves the model when the evaluation ``metric`` improves.
 
@@ -155,8 +161,8 @@ class BestCheckpoint:
     self.step = None
 
   def __call__(self, step, outputs):
-    value, best = outputs[self.metric], float(self.best.numpy())
-    if value < best if self.mode == "min" else value > best:
+    value = outputs[self.metric]
+    if beats(value, float(self.best.numpy()), self.mode):
       self.best.assign(value)
       self.step = step
       self.save(step)
@@ -193,12 +199,8 @@ class EarlyStopping:
 
   def improves(self, value):
     """Whether ``value`` beats the reference by more than ``min_delta``."""
-    best = float(self.best.numpy())
-    if not math.isfinite(value):
-      return False
-    if self.mode == "min":
-      return value < best - self.min_delta
-    return value > best + self.min_delta
+    return math.isfinite(value) and beats(
+        value, float(self.best.numpy()), self.mode, self.min_delta)
 
   def __call__(self, step, outputs):
     value = outputs[self.metric]
